@@ -1,0 +1,2 @@
+//! Benchmarks of the hot path (placeholder).
+fn main() {}

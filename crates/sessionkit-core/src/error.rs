@@ -1,0 +1,166 @@
+//! Errors in two layers: [`CoreError`] says exactly what went wrong (for logs and tests);
+//! [`SessionError`] says what the app should do about it (for every platform's API).
+//!
+//! Every binding exposes [`SessionError`]'s variants one to one. Messages never contain a
+//! token, code, verifier or callback URL: the detailed errors are built so they cannot.
+
+use std::time::Duration;
+
+use crate::oidc::authorize::CallbackError;
+use crate::oidc::client::ConfigError;
+use crate::oidc::discovery::DiscoveryError;
+use crate::oidc::id_token::IdTokenError;
+use crate::oidc::token::{MalformedToken, TokenError};
+use crate::policy::PolicyError;
+use crate::random::RandomError;
+use crate::session::{EndReason, RecordError};
+
+/// Everything that can go wrong in the core, in detail.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// A configuration value breaks a rule.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The session policy is inconsistent.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The provider's discovery document was refused.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The authorization callback was refused.
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    /// The token endpoint refused the request.
+    #[error(transparent)]
+    TokenRefused(#[from] TokenError),
+    /// The token endpoint's answer was unusable.
+    #[error(transparent)]
+    TokenMalformed(#[from] MalformedToken),
+    /// The token endpoint was busy or failing (429/5xx) or unreachable.
+    #[error("the provider is temporarily unavailable{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Transient {
+        /// The HTTP status, if a response came back.
+        status: Option<u16>,
+        /// How long the provider asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The ID token was refused.
+    #[error(transparent)]
+    IdToken(#[from] IdTokenError),
+    /// The login response had no ID token although `openid` was requested.
+    #[error("the provider returned no ID token")]
+    MissingIdToken,
+    /// The stored record could not be used.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The OS random source failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// There is no usable session.
+    #[error("no session: {0:?}")]
+    NoSession(EndReason),
+    /// The store is locked or unreachable (reported by the driver).
+    #[error("the secure store is unavailable")]
+    StorageUnavailable,
+}
+
+/// What the app should do, with a message fit for a log line (no secrets).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Sign the user in again: the session is over or never began.
+    #[error("sign-in required: {message}")]
+    ReauthenticationRequired {
+        /// What happened.
+        message: String,
+    },
+    /// Try again later: the provider or network failed transiently; the session is kept.
+    #[error("temporarily unavailable, try again later: {message}")]
+    RetryLater {
+        /// What happened.
+        message: String,
+        /// The provider's requested wait, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The secure store is locked or unavailable; nothing was lost. Retry after unlocking.
+    #[error("secure storage unavailable: {message}")]
+    StorageUnavailable {
+        /// What happened.
+        message: String,
+    },
+    /// The configuration or the provider's setup is wrong; a developer must fix it.
+    #[error("misconfigured: {message}")]
+    Misconfigured {
+        /// What happened.
+        message: String,
+    },
+    /// Input (a callback URL, a response) was invalid or possibly forged; it was ignored.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl From<CoreError> for SessionError {
+    fn from(error: CoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            CoreError::Config(_) | CoreError::Policy(_) | CoreError::Discovery(_) | CoreError::Random(_) => {
+                Self::Misconfigured { message }
+            }
+            CoreError::TokenRefused(TokenError { code, .. }) => {
+                use crate::oidc::token::TokenErrorCode as C;
+                match code {
+                    C::InvalidClient | C::UnauthorizedClient | C::UnsupportedGrantType | C::InvalidScope => {
+                        Self::Misconfigured { message }
+                    }
+                    _ => Self::ReauthenticationRequired { message },
+                }
+            }
+            CoreError::Transient { retry_after, .. } => Self::RetryLater { message, retry_after },
+            CoreError::TokenMalformed(_) => Self::RetryLater { message, retry_after: None },
+            CoreError::Callback(_) | CoreError::IdToken(_) | CoreError::MissingIdToken => {
+                Self::InvalidInput { message }
+            }
+            CoreError::Record(_) | CoreError::NoSession(_) => Self::ReauthenticationRequired { message },
+            CoreError::StorageUnavailable => Self::StorageUnavailable { message },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::token::TokenErrorCode;
+
+    #[test]
+    fn each_detail_maps_to_an_action() {
+        let grant = CoreError::TokenRefused(TokenError { code: TokenErrorCode::InvalidGrant, description: None });
+        assert!(matches!(SessionError::from(grant), SessionError::ReauthenticationRequired { .. }));
+        let client = CoreError::TokenRefused(TokenError { code: TokenErrorCode::InvalidClient, description: None });
+        assert!(matches!(SessionError::from(client), SessionError::Misconfigured { .. }));
+        let busy = CoreError::Transient { status: Some(503), retry_after: Some(Duration::from_secs(3)) };
+        assert_eq!(
+            SessionError::from(busy),
+            SessionError::RetryLater {
+                message: "the provider is temporarily unavailable (HTTP 503)".into(),
+                retry_after: Some(Duration::from_secs(3))
+            }
+        );
+        assert!(matches!(SessionError::from(CoreError::StorageUnavailable), SessionError::StorageUnavailable { .. }));
+        assert!(matches!(
+            SessionError::from(CoreError::Callback(CallbackError::StateMismatch)),
+            SessionError::InvalidInput { .. }
+        ));
+        assert!(matches!(
+            SessionError::from(CoreError::Discovery(DiscoveryError::NoPkceS256)),
+            SessionError::Misconfigured { .. }
+        ));
+        assert!(matches!(
+            SessionError::from(CoreError::NoSession(EndReason::IdleTimeout)),
+            SessionError::ReauthenticationRequired { .. }
+        ));
+    }
+}

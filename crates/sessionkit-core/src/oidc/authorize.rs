@@ -1,0 +1,345 @@
+//! The authorization code flow with PKCE: the URL the user opens and the callback it ends in.
+//!
+//! [`PendingAuthorization::begin`] draws a fresh PKCE verifier, `state` and `nonce` from the
+//! CSPRNG and returns the authorization URL. Keep the pending value (in memory only) until
+//! the provider redirects back, then call [`PendingAuthorization::accept_callback`]: it checks
+//! the redirect target, `state` (constant time), `iss` (RFC 9207) and error responses, and
+//! hands back the code. The pending value is single-use: once a callback carrying its `state`
+//! has been accepted or has reported an error, it refuses every later callback.
+//! [`PendingAuthorization::token_request`] builds the code exchange.
+//!
+//! What can go wrong: callbacks are attacker-controlled input; every failure is a typed
+//! [`CallbackError`] and none of them echoes the callback URL (it may hold a code).
+
+use url::Url;
+
+use super::client::ClientConfig;
+use super::discovery::ProviderMetadata;
+use crate::http::HttpRequest;
+use crate::pkce::{CHALLENGE_METHOD, Pkce};
+use crate::random::{RandomError, random_identifier};
+use crate::{Secret, UnixTime};
+
+/// The longest callback URL accepted.
+pub const MAX_CALLBACK_BYTES: usize = 8 * 1024;
+
+/// Optional parameters of an authorization request.
+#[derive(Clone, Debug, Default)]
+pub struct AuthorizeOptions {
+    /// `prompt` (e.g. `login`, `consent`); `consent` is what providers require before they
+    /// issue a refresh token for `offline_access`.
+    pub prompt: Option<String>,
+    /// `login_hint`, a user name or email to prefill.
+    pub login_hint: Option<String>,
+    /// `max_age` in seconds: force re-authentication older than this (step-up).
+    pub max_age: Option<u64>,
+    /// `acr_values`, requested authentication context classes.
+    pub acr_values: Option<String>,
+}
+
+/// A login in progress: the secrets that tie the callback and the tokens to this request.
+#[derive(Debug)]
+pub struct PendingAuthorization {
+    state: Secret,
+    nonce: Secret,
+    pkce: Pkce,
+    redirect_uri: Url,
+    issuer: String,
+    client_id: String,
+    token_endpoint: Url,
+    iss_required: bool,
+    started_at: UnixTime,
+    consumed: bool,
+}
+
+/// The authorization code from an accepted callback.
+#[derive(Debug)]
+pub struct AuthorizationCode(Secret);
+
+/// Why a callback was refused. Nothing here contains the callback's code or URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// Not a URL, too long, or a parameter repeated.
+    #[error("the callback URL is malformed")]
+    Malformed,
+    /// The URL is not the redirect URI this login used.
+    #[error("the callback does not go to this login's redirect URI")]
+    WrongRedirect,
+    /// `state` missing or different: not the response to this request (CSRF defence).
+    #[error("the callback's state does not match this login")]
+    StateMismatch,
+    /// This login already received its callback.
+    #[error("this login has already been completed or abandoned; start a new one")]
+    AlreadyUsed,
+    /// `iss` differs from the issuer, or is missing though the provider promised it (RFC 9207).
+    #[error("the callback's issuer does not match the configured provider")]
+    IssuerMismatch,
+    /// The provider answered with an error (e.g. `access_denied`).
+    #[error("the provider refused the sign-in: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Provider {
+        /// The OAuth error code.
+        code: String,
+        /// The provider's description, truncated and limited to printable ASCII.
+        description: Option<String>,
+    },
+    /// A success response without a code.
+    #[error("the callback has no authorization code")]
+    MissingCode,
+}
+
+impl PendingAuthorization {
+    /// Starts a login: fresh PKCE, `state` and `nonce`; returns the URL to open and the pending login.
+    pub fn begin(
+        client: &ClientConfig,
+        metadata: &ProviderMetadata,
+        options: &AuthorizeOptions,
+        now: UnixTime,
+    ) -> Result<(Url, Self), RandomError> {
+        let pending = Self {
+            state: random_identifier()?,
+            nonce: random_identifier()?,
+            pkce: Pkce::generate()?,
+            redirect_uri: client.redirect_uri.url().clone(),
+            issuer: metadata.issuer.clone(),
+            client_id: client.client_id.clone(),
+            token_endpoint: metadata.token_endpoint.clone(),
+            iss_required: metadata.iss_parameter_supported,
+            started_at: now,
+            consumed: false,
+        };
+        let mut url = metadata.authorization_endpoint.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &client.client_id)
+                .append_pair("redirect_uri", client.redirect_uri.as_str())
+                .append_pair("scope", &client.scope_param())
+                // state and nonce are single-use values whose job is to travel in this URL.
+                .append_pair("state", pending.state.expose())
+                .append_pair("nonce", pending.nonce.expose())
+                .append_pair("code_challenge", pending.pkce.challenge())
+                .append_pair("code_challenge_method", CHALLENGE_METHOD);
+            if let Some(prompt) = &options.prompt {
+                query.append_pair("prompt", prompt);
+            }
+            if let Some(hint) = &options.login_hint {
+                query.append_pair("login_hint", hint);
+            }
+            if let Some(max_age) = options.max_age {
+                query.append_pair("max_age", &max_age.to_string());
+            }
+            if let Some(acr) = &options.acr_values {
+                query.append_pair("acr_values", acr);
+            }
+        }
+        Ok((url, pending))
+    }
+
+    /// When this login started (to expire abandoned logins).
+    pub fn started_at(&self) -> UnixTime {
+        self.started_at
+    }
+
+    /// The nonce the ID token must carry.
+    pub fn nonce(&self) -> &Secret {
+        &self.nonce
+    }
+
+    /// Checks a callback URL and returns its code. See the module guide for the rules.
+    pub fn accept_callback(&mut self, callback: &str) -> Result<AuthorizationCode, CallbackError> {
+        if callback.len() > MAX_CALLBACK_BYTES {
+            return Err(CallbackError::Malformed);
+        }
+        let url = Url::parse(callback).map_err(|_| CallbackError::Malformed)?;
+        if url.scheme() != self.redirect_uri.scheme()
+            || url.host() != self.redirect_uri.host()
+            || url.port_or_known_default() != self.redirect_uri.port_or_known_default()
+            || url.path() != self.redirect_uri.path()
+        {
+            return Err(CallbackError::WrongRedirect);
+        }
+        let params = CallbackParams::parse(&url)?;
+        if self.consumed {
+            return Err(CallbackError::AlreadyUsed);
+        }
+        match params.state.as_deref() {
+            Some(state) if self.state.constant_time_eq(state) => {}
+            _ => return Err(CallbackError::StateMismatch),
+        }
+        // From here on the response is this login's own: whatever it says, the login is over.
+        self.consumed = true;
+        match params.iss.as_deref() {
+            Some(iss) if iss != self.issuer => return Err(CallbackError::IssuerMismatch),
+            None if self.iss_required => return Err(CallbackError::IssuerMismatch),
+            _ => {}
+        }
+        if let Some(code) = params.error {
+            return Err(CallbackError::Provider { code: printable(&code, 64), description: params.error_description });
+        }
+        params.code.map(AuthorizationCode).ok_or(CallbackError::MissingCode)
+    }
+
+    /// The token request that exchanges `code` (with the PKCE verifier).
+    pub fn token_request(&self, code: &AuthorizationCode) -> HttpRequest {
+        HttpRequest::post_form(
+            self.token_endpoint.clone(),
+            &[
+                ("grant_type", "authorization_code"),
+                // The code and verifier are sent exactly once, to the token endpoint.
+                ("code", code.0.expose()),
+                ("redirect_uri", self.redirect_uri.as_str()),
+                ("client_id", &self.client_id),
+                ("code_verifier", self.pkce.verifier().expose()),
+            ],
+        )
+    }
+}
+
+struct CallbackParams {
+    state: Option<String>,
+    code: Option<Secret>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl CallbackParams {
+    fn parse(url: &Url) -> Result<Self, CallbackError> {
+        let mut params = Self { state: None, code: None, iss: None, error: None, error_description: None };
+        for (name, value) in url.query_pairs() {
+            let slot_taken = match name.as_ref() {
+                "state" => params.state.replace(value.into_owned()).is_some(),
+                "code" => params.code.replace(Secret::new(value.into_owned())).is_some(),
+                "iss" => params.iss.replace(value.into_owned()).is_some(),
+                "error" => params.error.replace(value.into_owned()).is_some(),
+                "error_description" => params.error_description.replace(printable(&value, 200)).is_some(),
+                _ => false,
+            };
+            // RFC 6749 section 3.1: parameters must not be included more than once.
+            if slot_taken {
+                return Err(CallbackError::Malformed);
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// Provider-supplied text for messages: printable ASCII only, at most `max` characters.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::client::{Issuer, RedirectUri};
+    use crate::oidc::discovery::tests::{ISSUER, metadata};
+
+    fn client() -> ClientConfig {
+        ClientConfig::new(
+            Issuer::parse(ISSUER).expect("issuer"),
+            "app",
+            RedirectUri::parse("http://127.0.0.1:4711/cb").expect("redirect"),
+            &["offline_access"],
+        )
+        .expect("config")
+    }
+
+    fn begin() -> (Url, PendingAuthorization) {
+        PendingAuthorization::begin(&client(), &metadata(), &AuthorizeOptions::default(), UnixTime::EPOCH)
+            .expect("random")
+    }
+
+    fn param(url: &Url, name: &str) -> String {
+        url.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
+    }
+
+    fn callback(pending: &PendingAuthorization, extra: &str) -> String {
+        format!("http://127.0.0.1:4711/cb?state={}&iss={}{extra}", pending.state.expose(), "https%3A%2F%2Fidp.example")
+    }
+
+    #[test]
+    fn url_carries_pkce_state_nonce() {
+        let (url, pending) = begin();
+        assert_eq!(param(&url, "response_type"), "code");
+        assert_eq!(param(&url, "code_challenge_method"), "S256");
+        assert_eq!(param(&url, "code_challenge"), pending.pkce.challenge());
+        assert_eq!(param(&url, "scope"), "openid offline_access");
+        assert!(pending.state.constant_time_eq(&param(&url, "state")));
+        assert!(pending.nonce.constant_time_eq(&param(&url, "nonce")));
+        let (other, _) = begin();
+        assert_ne!(param(&url, "state"), param(&other, "state"));
+        assert_ne!(param(&url, "nonce"), param(&other, "nonce"));
+    }
+
+    #[test]
+    fn good_callback_gives_code_once() {
+        let (_, mut pending) = begin();
+        let cb = callback(&pending, "&code=the-code");
+        let code = pending.accept_callback(&cb).expect("accepted");
+        assert!(code.0.constant_time_eq("the-code"));
+        assert_eq!(pending.accept_callback(&cb).err(), Some(CallbackError::AlreadyUsed));
+        let body = pending.token_request(&code).body.expect("body");
+        assert!(body.expose().contains("grant_type=authorization_code"));
+        assert!(body.expose().contains(&format!("code_verifier={}", pending.pkce.verifier().expose())));
+    }
+
+    #[test]
+    fn wrong_state_does_not_burn_the_login() {
+        let (_, mut pending) = begin();
+        let forged = "http://127.0.0.1:4711/cb?state=forged&code=x&iss=https%3A%2F%2Fidp.example";
+        assert_eq!(pending.accept_callback(forged).err(), Some(CallbackError::StateMismatch));
+        assert_eq!(
+            pending.accept_callback("http://127.0.0.1:4711/cb?code=x").err(),
+            Some(CallbackError::StateMismatch)
+        );
+        let cb = callback(&pending, "&code=real");
+        assert!(pending.accept_callback(&cb).is_ok());
+    }
+
+    #[test]
+    fn iss_is_checked() {
+        let (_, mut pending) = begin();
+        let cb =
+            format!("http://127.0.0.1:4711/cb?state={}&code=x&iss=https%3A%2F%2Fevil.example", pending.state.expose());
+        assert_eq!(pending.accept_callback(&cb).err(), Some(CallbackError::IssuerMismatch));
+        let (_, mut pending) = begin();
+        let missing = format!("http://127.0.0.1:4711/cb?state={}&code=x", pending.state.expose());
+        assert_eq!(pending.accept_callback(&missing).err(), Some(CallbackError::IssuerMismatch));
+    }
+
+    #[test]
+    fn provider_errors_and_malformed_callbacks() {
+        let (_, mut pending) = begin();
+        let cb = callback(&pending, "&error=access_denied&error_description=User%20said%20no%0A%1b[31m");
+        assert_eq!(
+            pending.accept_callback(&cb).err(),
+            Some(CallbackError::Provider {
+                code: "access_denied".into(),
+                description: Some("User said no[31m".into())
+            })
+        );
+        let (_, mut pending) = begin();
+        assert_eq!(pending.accept_callback("::::").err(), Some(CallbackError::Malformed));
+        assert_eq!(
+            pending.accept_callback("http://127.0.0.1:9999/cb?code=x").err(),
+            Some(CallbackError::WrongRedirect)
+        );
+        let dup = callback(&pending, "&code=a&code=b");
+        assert_eq!(pending.accept_callback(&dup).err(), Some(CallbackError::Malformed));
+        let no_code = callback(&pending, "");
+        assert_eq!(pending.accept_callback(&no_code).err(), Some(CallbackError::MissingCode));
+        let huge = format!("http://127.0.0.1:4711/cb?x={}", "a".repeat(MAX_CALLBACK_BYTES));
+        assert_eq!(pending.accept_callback(&huge).err(), Some(CallbackError::Malformed));
+    }
+
+    #[test]
+    fn errors_never_echo_the_code() {
+        let (_, mut pending) = begin();
+        let cb = "http://127.0.0.1:4711/cb?state=nope&code=SECRET-CODE";
+        let err = pending.accept_callback(cb).expect_err("refused");
+        assert!(!format!("{err} {err:?} {pending:?}").contains("SECRET-CODE"));
+    }
+}

@@ -1,0 +1,18 @@
+//! OAuth 2.0 and OpenID Connect messages, built and checked without I/O.
+//!
+//! - [`client`]: the configuration (issuer, client id, redirect URI, scopes) and its rules.
+//! - [`discovery`]: provider metadata, validated against the configured issuer.
+//! - [`authorize`]: the authorization URL (PKCE, `state`, `nonce`) and the callback.
+//! - [`token`]: token endpoint requests and strict, size-bounded response parsing.
+//! - [`id_token`]: ID token signature (through [`id_token::SignatureVerifier`]) and claims.
+//! - [`logout`]: the RP-initiated logout URL.
+//!
+//! The session state machine ([`crate::Session`]) uses all of these; apps and drivers use
+//! them directly only for flows the session does not own (discovery, the callback).
+
+pub mod authorize;
+pub mod client;
+pub mod discovery;
+pub mod id_token;
+pub mod logout;
+pub mod token;

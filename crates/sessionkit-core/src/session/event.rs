@@ -1,0 +1,170 @@
+//! What the session tells the app ([`SessionEvent`]) and asks the driver to do ([`Action`]).
+//!
+//! Events are for people and monitoring: they carry the session's random id (never a token),
+//! the subject, reasons and times, and look the same on every platform. Actions are for the
+//! driver: persist this record, wipe the store, send this refresh or revocation. The driver
+//! performs actions in the order they are polled; a `Persist` of rotated tokens comes before
+//! anything that hands the new access token out.
+
+use std::time::Duration;
+
+use crate::http::HttpRequest;
+use crate::oidc::token::revocation_request;
+use crate::{Secret, UnixTime};
+
+use url::Url;
+
+/// Why the session is not (or no longer) usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// Nobody has signed in (or the store held no session).
+    NotSignedIn,
+    /// The user signed out.
+    SignedOut,
+    /// No activity for the idle timeout.
+    IdleTimeout,
+    /// The absolute lifetime since sign-in was reached.
+    AbsoluteLifetime,
+    /// The provider refused the refresh token (`invalid_grant` or another refusal).
+    RefreshRejected,
+    /// The session was ended elsewhere (another process or tab signed out).
+    Revoked,
+    /// The access token expired and there is no refresh token.
+    AccessTokenExpired,
+    /// A security anomaly ended the session (see [`Anomaly`]).
+    Anomaly,
+}
+
+/// Which limit an "expiring soon" warning is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryReason {
+    /// The idle timeout: any activity postpones it.
+    Idle,
+    /// The absolute lifetime: only a new sign-in helps.
+    Absolute,
+}
+
+/// Something that suggests tampering, theft or a broken clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Anomaly {
+    /// A refreshed ID token named a different user.
+    SubjectChanged,
+    /// A refreshed ID token or a stored record named a different issuer.
+    IssuerChanged,
+    /// A refreshed ID token failed validation (signature, audience, times).
+    InvalidIdToken,
+    /// The wall clock was set back by this much; limits keep counting from the later time.
+    ClockJumpedBack {
+        /// How far back.
+        by: Duration,
+    },
+}
+
+/// What kind of storage trouble the driver reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageProblem {
+    /// The store is locked or unreachable; the session continues in memory.
+    Unavailable,
+    /// The stored record could not be read (corrupt or from a newer version); it was left as is.
+    Unreadable,
+}
+
+/// One thing that happened to the session, in the same shape on every platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A new session started (a sign-in completed).
+    LoggedIn {
+        /// The session's random id.
+        session_id: String,
+        /// The user.
+        subject: String,
+    },
+    /// A session was restored from the store at start-up.
+    Restored {
+        /// The session's random id.
+        session_id: String,
+        /// The user.
+        subject: String,
+    },
+    /// New tokens were obtained with the refresh token.
+    Refreshed {
+        /// The session's random id.
+        session_id: String,
+        /// Whether the provider rotated the refresh token.
+        rotated: bool,
+        /// When the new access token expires.
+        access_expires_at: UnixTime,
+    },
+    /// The session will end soon unless the user acts (idle) or signs in again (absolute).
+    ExpiringSoon {
+        /// The session's random id.
+        session_id: String,
+        /// Which limit.
+        reason: ExpiryReason,
+        /// How long is left.
+        time_left: Duration,
+    },
+    /// The session ended without the user signing out.
+    Expired {
+        /// The session's random id.
+        session_id: String,
+        /// Why.
+        reason: EndReason,
+    },
+    /// The user signed out.
+    LoggedOut {
+        /// The session's random id.
+        session_id: String,
+    },
+    /// Something looks wrong; see [`Anomaly`].
+    AnomalySuspected {
+        /// The session's random id, when there is a session.
+        session_id: Option<String>,
+        /// What.
+        anomaly: Anomaly,
+    },
+    /// The store failed; see [`StorageProblem`].
+    StorageProblem {
+        /// The session's random id, when there is a session.
+        session_id: Option<String>,
+        /// What.
+        problem: StorageProblem,
+    },
+}
+
+/// A token to revoke at the provider (RFC 7009). It can be stored by the driver so that a
+/// failed revocation is retried after a restart.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    /// The revocation endpoint.
+    pub endpoint: Url,
+    /// The client id.
+    pub client_id: String,
+    /// The refresh token to revoke.
+    pub refresh_token: Secret,
+}
+
+impl Revocation {
+    /// The request to send.
+    pub fn request(&self) -> HttpRequest {
+        revocation_request(&self.endpoint, &self.client_id, &self.refresh_token)
+    }
+}
+
+/// Work for the driver, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action {
+    /// Write this record (JSON, secret) to the store, replacing the previous one.
+    Persist(Secret),
+    /// Delete the stored record.
+    Wipe,
+    /// Send this refresh request and feed the answer to `handle_refresh_response`.
+    Refresh(HttpRequest),
+    /// Revoke this token; on failure, keep it and retry later (it is no longer in the session).
+    Revoke(Revocation),
+}

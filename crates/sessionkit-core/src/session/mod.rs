@@ -1,0 +1,874 @@
+//! The session state machine: one signed-in user's tokens and the rules that govern them.
+//!
+//! [`Session`] follows the quinn-proto style. Inputs are `handle_*` calls (and
+//! [`Session::record_activity`], [`Session::request_refresh`], [`Session::logout`]), each
+//! taking the current time as a [`Now`]. Outputs are polled: [`Session::poll_action`] yields
+//! work for the driver ([`Action`]: persist, wipe, refresh, revoke), [`Session::poll_event`]
+//! yields [`SessionEvent`]s for the app, and [`Session::poll_timeout`] says when to call
+//! [`Session::handle_timeout`] next. The question apps ask most, "what is the access token
+//! now?", is [`Session::access_token`]: a read-only check that allocates nothing.
+//!
+//! The rules, all here and nowhere else:
+//! - A token is handed out only before the idle and absolute limits; past either, the answer
+//!   is [`TokenState::Dead`] even if no timer has fired yet.
+//! - A refresh is due `refresh_lead` before expiry (at most half the token's lifetime, so short
+//!   tokens do not refresh in a loop). Refresh never moves the absolute limit.
+//! - A transient refresh failure (network, 429, 5xx, an unreadable answer) keeps the session
+//!   and backs off exponentially (1 s doubling to 60 s, or longer if `Retry-After` says so, up
+//!   to 10 minutes); a still-valid access token stays usable meanwhile. A refusal
+//!   (`invalid_grant` and other OAuth errors) ends the session without retrying.
+//! - A refreshed ID token must keep `iss` and `sub`; otherwise the session ends as an anomaly.
+//! - Every sign-in is a fresh session: new random id, new start time, the old refresh token
+//!   revoked. Logout wipes first, then revokes, then offers the end-session URL.
+//! - The wall clock may not stretch a session: a clock set back is reported and ignored.
+//!
+//! What can go wrong: the driver must feed back every `Refresh` it was given (a response or
+//! [`Session::handle_refresh_failure`]); until then no other refresh starts.
+
+mod event;
+mod record;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+pub use event::{Action, Anomaly, EndReason, ExpiryReason, Revocation, SessionEvent, StorageProblem};
+pub use record::{CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES, RecordError, SessionRecord};
+
+use crate::error::CoreError;
+use crate::http::HttpResponse;
+use crate::oidc::authorize::{AuthorizeOptions, PendingAuthorization};
+use crate::oidc::client::ClientConfig;
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::id_token::{
+    IdTokenCheck, IdTokenClaims, IdTokenError, SignatureError, SignatureVerifier, validate_id_token,
+};
+use crate::oidc::logout::EndSessionRequest;
+use crate::oidc::token::{TokenOutcome, TokenResponse, refresh_request};
+use crate::random::random_identifier;
+use crate::time::{ClockGuard, duration_millis};
+use crate::{Now, Secret, SessionPolicy, UnixTime};
+
+/// Lifetime assumed for an access token whose response had no `expires_in`.
+pub const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// First retry delay after a transient refresh failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest computed retry delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// Longest `Retry-After` honoured.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(10 * 60);
+/// Delay before retrying a failed write to the store.
+pub const PERSIST_RETRY: Duration = Duration::from_secs(10);
+/// Largest server clock offset believed (a `Date` header further off is ignored).
+const MAX_SERVER_OFFSET: Duration = Duration::from_secs(24 * 3600);
+
+/// The answer to "what is the access token now?".
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenState<'a> {
+    /// Use this token.
+    Fresh(&'a Secret),
+    /// Refresh first (see [`Session::request_refresh`]), then ask again.
+    Renewable,
+    /// There is no usable session, for this reason.
+    Dead(EndReason),
+}
+
+/// What [`Session::request_refresh`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshStart {
+    /// A `Refresh` action was queued.
+    Started,
+    /// A refresh is already under way; wait for it.
+    InFlight,
+    /// The last attempt failed transiently; the next is allowed at this time.
+    BackingOff {
+        /// When a refresh may start again.
+        until: UnixTime,
+    },
+    /// No refresh is possible.
+    Impossible(EndReason),
+}
+
+/// Whether the signature verifier's keys were just fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// Keys from the cache: an unknown `kid` leaves the session unchanged so the driver can
+    /// refetch the JWKS (rate-limited) and call again.
+    Cached,
+    /// Keys fetched for this call: an unknown `kid` is final.
+    JustFetched,
+}
+
+/// What [`Session::handle_store_changed`] concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreChange {
+    /// The stored tokens were newer and are now in use; skip any pending refresh.
+    Adopted,
+    /// Nothing newer in the store.
+    Unchanged,
+    /// The store is empty: the session was ended elsewhere.
+    Ended,
+}
+
+/// A snapshot of the session for display (`status` commands, debug screens). No secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// The session's random id.
+    pub session_id: String,
+    /// The user.
+    pub subject: String,
+    /// Sign-in time.
+    pub started_at: UnixTime,
+    /// When the absolute lifetime ends.
+    pub absolute_deadline: UnixTime,
+    /// When the idle timeout ends, if no activity comes first.
+    pub idle_deadline: UnixTime,
+    /// When the access token expires.
+    pub access_expires_at: UnixTime,
+    /// When a refresh is due.
+    pub refresh_due_at: UnixTime,
+    /// Whether there is a refresh token.
+    pub has_refresh_token: bool,
+}
+
+#[derive(Debug)]
+enum RefreshState {
+    Idle,
+    InFlight,
+    Backoff { until: UnixTime, failures: u32 },
+}
+
+#[derive(Debug)]
+struct Tokens {
+    access_token: Secret,
+    token_type: String,
+    issued_at: UnixTime,
+    expires_at: UnixTime,
+    refresh_due_at: UnixTime,
+    refresh_token: Option<Secret>,
+    id_token: Option<Secret>,
+    scope: Option<String>,
+}
+
+/// When a token issued at `issued_at` and expiring at `expires_at` is due for refresh: `lead`
+/// before expiry, but never earlier than halfway through its life.
+fn refresh_due(issued_at: UnixTime, expires_at: UnixTime, lead: Duration) -> UnixTime {
+    let lifetime = expires_at.saturating_duration_since(issued_at);
+    expires_at.saturating_sub(lead.min(lifetime / 2))
+}
+
+impl Tokens {
+    fn new(response: TokenResponse, issued_at: UnixTime, lead: Duration) -> Self {
+        let expires_at = issued_at.saturating_add(response.expires_in.unwrap_or(DEFAULT_ACCESS_LIFETIME));
+        Self {
+            access_token: response.access_token,
+            token_type: response.token_type,
+            issued_at,
+            expires_at,
+            refresh_due_at: refresh_due(issued_at, expires_at, lead),
+            refresh_token: response.refresh_token,
+            id_token: response.id_token,
+            scope: response.scope,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Active {
+    session_id: String,
+    subject: String,
+    tokens: Tokens,
+    started_at: UnixTime,
+    absolute_deadline: UnixTime,
+    last_activity_at: UnixTime,
+    activity_persisted_at: UnixTime,
+    refresh: RefreshState,
+    warned_idle: bool,
+    warned_absolute: bool,
+    persist_retry_at: Option<UnixTime>,
+}
+
+impl Active {
+    fn idle_deadline(&self, policy: &SessionPolicy) -> UnixTime {
+        self.last_activity_at.saturating_add(policy.idle_timeout())
+    }
+
+    /// The limit that has ended the session at `t`, if any (absolute first: it is final).
+    fn limit_reached(&self, t: UnixTime, policy: &SessionPolicy) -> Option<EndReason> {
+        if t >= self.absolute_deadline {
+            Some(EndReason::AbsoluteLifetime)
+        } else if t >= self.idle_deadline(policy) {
+            Some(EndReason::IdleTimeout)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Ended(EndReason),
+    Active(Box<Active>),
+}
+
+/// One session's state machine. See the module guide.
+#[derive(Debug)]
+pub struct Session {
+    client: ClientConfig,
+    metadata: ProviderMetadata,
+    policy: SessionPolicy,
+    clock: ClockGuard,
+    server_offset_ms: i64,
+    state: State,
+    events: VecDeque<SessionEvent>,
+    actions: VecDeque<Action>,
+}
+
+impl Session {
+    /// A signed-out session for this client and provider.
+    pub fn new(client: ClientConfig, metadata: ProviderMetadata, policy: SessionPolicy) -> Self {
+        Self {
+            client,
+            metadata,
+            policy,
+            clock: ClockGuard::starting_at(UnixTime::EPOCH),
+            server_offset_ms: 0,
+            state: State::Ended(EndReason::NotSignedIn),
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// The client configuration.
+    pub fn client(&self) -> &ClientConfig {
+        &self.client
+    }
+
+    /// The provider's metadata.
+    pub fn metadata(&self) -> &ProviderMetadata {
+        &self.metadata
+    }
+
+    // ----- queries -------------------------------------------------------------------
+
+    /// "What is the access token now?" Read-only, allocation-free; see [`TokenState`].
+    pub fn access_token(&self, now: Now) -> TokenState<'_> {
+        let active = match &self.state {
+            State::Ended(reason) => return TokenState::Dead(*reason),
+            State::Active(active) => active,
+        };
+        let t = self.clock.effective(now);
+        if let Some(reason) = active.limit_reached(t, &self.policy) {
+            return TokenState::Dead(reason);
+        }
+        let tokens = &active.tokens;
+        if t < tokens.refresh_due_at {
+            return TokenState::Fresh(&tokens.access_token);
+        }
+        let still_valid = t < tokens.expires_at;
+        match (&tokens.refresh_token, &active.refresh) {
+            (None, _) if still_valid => TokenState::Fresh(&tokens.access_token),
+            (None, _) => TokenState::Dead(EndReason::AccessTokenExpired),
+            // While backing off after a transient failure, a token that still works is used.
+            (Some(_), RefreshState::Backoff { .. }) if still_valid => TokenState::Fresh(&tokens.access_token),
+            (Some(_), _) => TokenState::Renewable,
+        }
+    }
+
+    /// The token type to put in the `Authorization` header (`Bearer` or `DPoP`).
+    pub fn token_type(&self) -> Option<&str> {
+        match &self.state {
+            State::Active(active) => Some(&active.tokens.token_type),
+            State::Ended(_) => None,
+        }
+    }
+
+    /// The session's times and identity, or `None` when signed out.
+    pub fn status(&self) -> Option<SessionStatus> {
+        let State::Active(a) = &self.state else { return None };
+        Some(SessionStatus {
+            session_id: a.session_id.clone(),
+            subject: a.subject.clone(),
+            started_at: a.started_at,
+            absolute_deadline: a.absolute_deadline,
+            idle_deadline: a.idle_deadline(&self.policy),
+            access_expires_at: a.tokens.expires_at,
+            refresh_due_at: a.tokens.refresh_due_at,
+            has_refresh_token: a.tokens.refresh_token.is_some(),
+        })
+    }
+
+    /// Why there is no session, or `None` while one is active.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        match self.state {
+            State::Ended(reason) => Some(reason),
+            State::Active(_) => None,
+        }
+    }
+
+    /// Server clock minus local clock, in milliseconds, from the latest `Date` header.
+    pub fn server_offset_ms(&self) -> i64 {
+        self.server_offset_ms
+    }
+
+    // ----- outputs -------------------------------------------------------------------
+
+    /// The next piece of work for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event for the app.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next run, in session time.
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        let State::Active(a) = &self.state else { return None };
+        let idle_deadline = a.idle_deadline(&self.policy);
+        let lead = self.policy.warning_lead();
+        let mut next = a.absolute_deadline.min(idle_deadline);
+        let mut consider = |t: Option<UnixTime>| {
+            if let Some(t) = t {
+                next = next.min(t);
+            }
+        };
+        consider((!a.warned_absolute).then(|| a.absolute_deadline.saturating_sub(lead)));
+        consider((!a.warned_idle && idle_deadline < a.absolute_deadline).then(|| idle_deadline.saturating_sub(lead)));
+        consider(match (&a.tokens.refresh_token, &a.refresh) {
+            (None, _) => Some(a.tokens.expires_at),
+            (Some(_), RefreshState::Idle) => Some(a.tokens.refresh_due_at),
+            (Some(_), RefreshState::Backoff { until, .. }) => Some((*until).max(a.tokens.refresh_due_at)),
+            (Some(_), RefreshState::InFlight) => None,
+        });
+        consider(a.persist_retry_at);
+        Some(next)
+    }
+
+    /// How long the driver should sleep before calling [`handle_timeout`](Self::handle_timeout).
+    pub fn time_until_timeout(&self, now: Now) -> Option<Duration> {
+        self.poll_timeout().map(|deadline| deadline.saturating_duration_since(self.clock.effective(now)))
+    }
+
+    // ----- inputs --------------------------------------------------------------------
+
+    /// Starts a sign-in: the URL to open and the pending login to keep until the callback.
+    /// The current session, if any, stays until the new one is complete.
+    pub fn begin_login(
+        &self,
+        options: &AuthorizeOptions,
+        now: Now,
+    ) -> Result<(url::Url, PendingAuthorization), CoreError> {
+        Ok(PendingAuthorization::begin(&self.client, &self.metadata, options, self.clock.effective(now))?)
+    }
+
+    /// Feeds the token endpoint's answer to the code exchange. On success a fresh session
+    /// replaces any previous one (whose refresh token is revoked). On failure nothing changes.
+    pub fn handle_login_response(
+        &mut self,
+        pending: &PendingAuthorization,
+        response: &HttpResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        now: Now,
+    ) -> Result<(), CoreError> {
+        let t = self.observe(now);
+        self.update_server_offset(response, t);
+        let tokens = match TokenOutcome::classify(response, t) {
+            TokenOutcome::Tokens(tokens) => tokens,
+            TokenOutcome::Refused(error) => return Err(error.into()),
+            TokenOutcome::Transient { status, retry_after } => {
+                return Err(CoreError::Transient { status: Some(status), retry_after });
+            }
+            TokenOutcome::Malformed(error) => return Err(error.into()),
+        };
+        let Some(id_token) = &tokens.id_token else {
+            self.revoke_unused(tokens.refresh_token);
+            return Err(CoreError::MissingIdToken);
+        };
+        let check = IdTokenCheck {
+            issuer: &self.metadata.issuer,
+            client_id: &self.client.client_id,
+            nonce: Some(pending.nonce()),
+            subject: None,
+            server_now: t.offset_by_millis(self.server_offset_ms),
+            leeway: self.policy.clock_leeway(),
+        };
+        let claims = match validate_id_token(id_token, &check, verifier) {
+            Ok(claims) => claims,
+            Err(IdTokenError::Signature(SignatureError::UnknownKey)) if keys == Keys::Cached => {
+                return Err(IdTokenError::Signature(SignatureError::UnknownKey).into());
+            }
+            Err(error) => {
+                self.revoke_unused(tokens.refresh_token);
+                return Err(error.into());
+            }
+        };
+        let session_id = random_identifier()?.expose().to_owned();
+        if let State::Active(old) = std::mem::replace(&mut self.state, State::Ended(EndReason::SignedOut)) {
+            self.queue_revocation(old.tokens.refresh_token);
+        }
+        self.start(session_id, claims, tokens, t);
+        Ok(())
+    }
+
+    /// Restores a session from the store's record at start-up. A record past its limits is
+    /// ended at once (wiped and revoked); an unreadable one is left in the store untouched.
+    pub fn restore(&mut self, record: &[u8], now: Now) -> Result<(), CoreError> {
+        let record = match SessionRecord::decode(record) {
+            Ok(record) => record,
+            Err(error) => {
+                self.events
+                    .push_back(SessionEvent::StorageProblem { session_id: None, problem: StorageProblem::Unreadable });
+                return Err(error.into());
+            }
+        };
+        if record.issuer != self.metadata.issuer || record.client_id != self.client.client_id {
+            return Err(RecordError::DifferentClient.into());
+        }
+        self.clock = ClockGuard::starting_at(record.last_seen_at);
+        self.server_offset_ms = record.server_offset_ms;
+        let (session_id, subject) = (record.session_id.clone(), record.subject.clone());
+        self.state = State::Active(Box::new(self.active_from_record(record)));
+        let t = self.observe(now);
+        if !self.end_if_limit_reached(t) {
+            self.events.push_back(SessionEvent::Restored { session_id, subject });
+        }
+        Ok(())
+    }
+
+    /// Counts user activity: the idle timeout restarts from `now` (unless it already passed).
+    pub fn record_activity(&mut self, now: Now) {
+        let t = self.observe(now);
+        if self.end_if_limit_reached(t) {
+            return;
+        }
+        let persist_every = (self.policy.idle_timeout() / 4).min(Duration::from_secs(60));
+        let State::Active(a) = &mut self.state else { return };
+        a.last_activity_at = a.last_activity_at.max(t);
+        a.warned_idle = false;
+        if t.saturating_duration_since(a.activity_persisted_at) >= persist_every {
+            a.activity_persisted_at = t;
+            self.queue_persist();
+        }
+    }
+
+    /// Asks for a refresh now (a caller got [`TokenState::Renewable`]).
+    pub fn request_refresh(&mut self, now: Now) -> RefreshStart {
+        let t = self.observe(now);
+        if self.end_if_limit_reached(t) || self.end_if_expired_without_refresh(t) {
+            return RefreshStart::Impossible(self.end_reason().unwrap_or(EndReason::NotSignedIn));
+        }
+        let State::Active(a) = &mut self.state else {
+            return RefreshStart::Impossible(self.end_reason().unwrap_or(EndReason::NotSignedIn));
+        };
+        let Some(refresh_token) = &a.tokens.refresh_token else {
+            return RefreshStart::Impossible(EndReason::AccessTokenExpired);
+        };
+        match a.refresh {
+            RefreshState::InFlight => RefreshStart::InFlight,
+            RefreshState::Backoff { until, .. } if t < until => RefreshStart::BackingOff { until },
+            _ => {
+                let request = refresh_request(&self.metadata.token_endpoint, &self.client.client_id, refresh_token);
+                a.refresh = RefreshState::InFlight;
+                self.actions.push_back(Action::Refresh(request));
+                RefreshStart::Started
+            }
+        }
+    }
+
+    /// Feeds the token endpoint's answer to the refresh the driver was asked to send.
+    /// `now` is when the request was sent: the access token's lifetime counts from then.
+    pub fn handle_refresh_response(
+        &mut self,
+        response: &HttpResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        sent_at: Now,
+    ) -> Result<(), CoreError> {
+        let t = self.observe(sent_at);
+        let outcome = TokenOutcome::classify(response, t);
+        let in_flight = matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight));
+        if !in_flight {
+            // The session ended (or another context took over) while the request was out:
+            // a token it brought is revoked, never used.
+            if let TokenOutcome::Tokens(tokens) = outcome {
+                self.revoke_unused(tokens.refresh_token);
+            }
+            return Err(CoreError::NoSession(self.end_reason().unwrap_or(EndReason::Revoked)));
+        }
+        self.update_server_offset(response, t);
+        match outcome {
+            TokenOutcome::Tokens(tokens) => self.apply_refresh(tokens, verifier, keys, t),
+            TokenOutcome::Refused(error) => {
+                self.end(EndReason::RefreshRejected, false);
+                Err(error.into())
+            }
+            TokenOutcome::Transient { status, retry_after } => {
+                self.back_off(t, retry_after);
+                Err(CoreError::Transient { status: Some(status), retry_after })
+            }
+            TokenOutcome::Malformed(error) => {
+                self.back_off(t, None);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The refresh request failed without an answer (network error, timeout): back off.
+    pub fn handle_refresh_failure(&mut self, now: Now) -> CoreError {
+        let t = self.observe(now);
+        if matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight)) {
+            self.back_off(t, None);
+        }
+        CoreError::Transient { status: None, retry_after: None }
+    }
+
+    /// Runs the timers: limits, warnings, scheduled refreshes and persistence retries.
+    pub fn handle_timeout(&mut self, now: Now) {
+        let t = self.observe(now);
+        if self.end_if_limit_reached(t) || self.end_if_expired_without_refresh(t) {
+            return;
+        }
+        let policy = self.policy;
+        let State::Active(a) = &mut self.state else { return };
+        let absolute_left = a.absolute_deadline.saturating_duration_since(t);
+        if !a.warned_absolute && absolute_left <= policy.warning_lead() {
+            a.warned_absolute = true;
+            self.events.push_back(SessionEvent::ExpiringSoon {
+                session_id: a.session_id.clone(),
+                reason: ExpiryReason::Absolute,
+                time_left: absolute_left,
+            });
+        }
+        let idle_deadline = a.idle_deadline(&policy);
+        let idle_left = idle_deadline.saturating_duration_since(t);
+        if !a.warned_idle && idle_deadline < a.absolute_deadline && idle_left <= policy.warning_lead() {
+            a.warned_idle = true;
+            self.events.push_back(SessionEvent::ExpiringSoon {
+                session_id: a.session_id.clone(),
+                reason: ExpiryReason::Idle,
+                time_left: idle_left,
+            });
+        }
+        if a.persist_retry_at.is_some_and(|at| at <= t) {
+            a.persist_retry_at = None;
+            self.queue_persist();
+        }
+        let State::Active(a) = &self.state else { return };
+        let refresh_ready = match a.refresh {
+            RefreshState::Idle => true,
+            RefreshState::Backoff { until, .. } => until <= t,
+            RefreshState::InFlight => false,
+        };
+        if a.tokens.refresh_token.is_some() && refresh_ready && t >= a.tokens.refresh_due_at {
+            self.request_refresh(now);
+        }
+    }
+
+    /// The driver could not write the store: the session continues in memory, the write is
+    /// retried after [`PERSIST_RETRY`], and the app hears of it.
+    pub fn handle_persist_failed(&mut self, now: Now) {
+        let t = self.observe(now);
+        let session_id = self.session_id();
+        if let State::Active(a) = &mut self.state {
+            a.persist_retry_at = Some(t.saturating_add(PERSIST_RETRY));
+        }
+        self.events.push_back(SessionEvent::StorageProblem { session_id, problem: StorageProblem::Unavailable });
+    }
+
+    /// Another process or tab changed the shared store; `record` is what it holds now.
+    /// Newer tokens for this session are adopted (no refresh of our own: the old refresh
+    /// token was rotated away), another sign-in replaces this one, and an empty store ends it.
+    pub fn handle_store_changed(&mut self, record: Option<&[u8]>, now: Now) -> Result<StoreChange, CoreError> {
+        let t = self.observe(now);
+        let Some(bytes) = record else {
+            if matches!(self.state, State::Active(_)) {
+                self.end(EndReason::Revoked, false);
+                self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
+                return Ok(StoreChange::Ended);
+            }
+            return Ok(StoreChange::Unchanged);
+        };
+        let record = SessionRecord::decode(bytes)?;
+        if record.issuer != self.metadata.issuer || record.client_id != self.client.client_id {
+            return Err(RecordError::DifferentClient.into());
+        }
+        let change = match &mut self.state {
+            State::Active(a) if a.session_id == record.session_id => {
+                a.last_activity_at = a.last_activity_at.max(record.last_activity_at);
+                if record.access_token_issued_at <= a.tokens.issued_at {
+                    return Ok(StoreChange::Unchanged);
+                }
+                let adopted = self.active_from_record(record);
+                let State::Active(a) = &mut self.state else { return Ok(StoreChange::Unchanged) };
+                a.tokens = adopted.tokens;
+                a.refresh = RefreshState::Idle;
+                self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
+                StoreChange::Adopted
+            }
+            _ => {
+                let (session_id, subject) = (record.session_id.clone(), record.subject.clone());
+                self.state = State::Active(Box::new(self.active_from_record(record)));
+                self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
+                self.events.push_back(SessionEvent::Restored { session_id, subject });
+                StoreChange::Adopted
+            }
+        };
+        self.end_if_limit_reached(t);
+        Ok(change)
+    }
+
+    /// Signs out: wipe first (memory and store), then revoke the refresh token, then return
+    /// the end-session URL for the app to open (when the provider has one). Idempotent.
+    pub fn logout(&mut self, now: Now) -> Result<Option<EndSessionRequest>, CoreError> {
+        self.observe(now);
+        let State::Active(a) = std::mem::replace(&mut self.state, State::Ended(EndReason::SignedOut)) else {
+            self.actions.push_back(Action::Wipe);
+            return Ok(None);
+        };
+        self.actions.retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_)));
+        self.actions.push_back(Action::Wipe);
+        let Active { session_id, tokens, .. } = *a;
+        self.queue_revocation(tokens.refresh_token);
+        self.events.push_back(SessionEvent::LoggedOut { session_id });
+        let Some(endpoint) = &self.metadata.end_session_endpoint else { return Ok(None) };
+        Ok(Some(EndSessionRequest::new(
+            endpoint,
+            &self.client.client_id,
+            tokens.id_token.as_ref(),
+            self.client.post_logout_redirect_uri.as_ref(),
+        )?))
+    }
+
+    // ----- internals -----------------------------------------------------------------
+
+    fn session_id(&self) -> Option<String> {
+        match &self.state {
+            State::Active(a) => Some(a.session_id.clone()),
+            State::Ended(_) => None,
+        }
+    }
+
+    /// Advances the clock guard and reports a wall clock set back.
+    fn observe(&mut self, now: Now) -> UnixTime {
+        let (t, jump) = self.clock.observe(now);
+        if let Some(jump) = jump {
+            self.events.push_back(SessionEvent::AnomalySuspected {
+                session_id: self.session_id(),
+                anomaly: Anomaly::ClockJumpedBack { by: jump.by },
+            });
+        }
+        t
+    }
+
+    fn update_server_offset(&mut self, response: &HttpResponse, t: UnixTime) {
+        let Some(server) = response.server_date() else { return };
+        let ahead = i128::from(server.as_millis()) - i128::from(t.as_millis());
+        if ahead.unsigned_abs() <= u128::from(duration_millis(MAX_SERVER_OFFSET)) {
+            self.server_offset_ms = i64::try_from(ahead).unwrap_or(0);
+        }
+    }
+
+    fn start(&mut self, session_id: String, claims: IdTokenClaims, tokens: TokenResponse, t: UnixTime) {
+        let tokens = Tokens::new(tokens, t, self.policy.refresh_lead());
+        self.events.push_back(SessionEvent::LoggedIn { session_id: session_id.clone(), subject: claims.sub.clone() });
+        self.state = State::Active(Box::new(Active {
+            session_id,
+            subject: claims.sub,
+            tokens,
+            started_at: t,
+            absolute_deadline: t.saturating_add(self.policy.absolute_lifetime()),
+            last_activity_at: t,
+            activity_persisted_at: t,
+            refresh: RefreshState::Idle,
+            warned_idle: false,
+            warned_absolute: false,
+            persist_retry_at: None,
+        }));
+        self.queue_persist();
+    }
+
+    fn apply_refresh(
+        &mut self,
+        response: TokenResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        t: UnixTime,
+    ) -> Result<(), CoreError> {
+        let State::Active(a) = &self.state else { return Err(CoreError::NoSession(EndReason::Revoked)) };
+        if let Some(id_token) = &response.id_token {
+            let check = IdTokenCheck {
+                issuer: &self.metadata.issuer,
+                client_id: &self.client.client_id,
+                nonce: None,
+                subject: Some(&a.subject),
+                server_now: t.offset_by_millis(self.server_offset_ms),
+                leeway: self.policy.clock_leeway(),
+            };
+            match validate_id_token(id_token, &check, verifier) {
+                Ok(_) => {}
+                Err(IdTokenError::Signature(SignatureError::UnknownKey)) if keys == Keys::Cached => {
+                    return Err(IdTokenError::Signature(SignatureError::UnknownKey).into());
+                }
+                Err(error) => {
+                    let anomaly = match error {
+                        IdTokenError::SubjectChanged => Anomaly::SubjectChanged,
+                        IdTokenError::Issuer => Anomaly::IssuerChanged,
+                        _ => Anomaly::InvalidIdToken,
+                    };
+                    self.events
+                        .push_back(SessionEvent::AnomalySuspected { session_id: Some(a.session_id.clone()), anomaly });
+                    // The new refresh token (or, without rotation, the current one) is revoked.
+                    let State::Active(a) = &mut self.state else { return Err(error.into()) };
+                    if response.refresh_token.is_some() {
+                        a.tokens.refresh_token = response.refresh_token;
+                    }
+                    self.end(EndReason::Anomaly, true);
+                    return Err(error.into());
+                }
+            }
+        }
+        let lead = self.policy.refresh_lead();
+        let State::Active(a) = &mut self.state else { return Err(CoreError::NoSession(EndReason::Revoked)) };
+        let rotated = response.refresh_token.is_some();
+        let previous_refresh = a.tokens.refresh_token.take();
+        let previous_id = a.tokens.id_token.take();
+        let mut tokens = Tokens::new(response, t, lead);
+        tokens.refresh_token = tokens.refresh_token.take().or(previous_refresh);
+        tokens.id_token = tokens.id_token.take().or(previous_id);
+        tokens.scope = tokens.scope.take().or(a.tokens.scope.take());
+        a.tokens = tokens;
+        a.refresh = RefreshState::Idle;
+        let event = SessionEvent::Refreshed {
+            session_id: a.session_id.clone(),
+            rotated,
+            access_expires_at: a.tokens.expires_at,
+        };
+        // Persist before the event: the driver writes the rotated token before handing it out.
+        self.queue_persist();
+        self.events.push_back(event);
+        Ok(())
+    }
+
+    fn back_off(&mut self, t: UnixTime, retry_after: Option<Duration>) {
+        let State::Active(a) = &mut self.state else { return };
+        let failures = match a.refresh {
+            RefreshState::Backoff { failures, .. } => failures.saturating_add(1),
+            _ => 1,
+        };
+        let exponential = BACKOFF_BASE.saturating_mul(1u32 << (failures - 1).min(16)).min(BACKOFF_CAP);
+        let delay = exponential.max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP));
+        a.refresh = RefreshState::Backoff { until: t.saturating_add(delay), failures };
+    }
+
+    /// Ends the session if the idle or absolute limit has passed; true if it did (or had).
+    fn end_if_limit_reached(&mut self, t: UnixTime) -> bool {
+        match &self.state {
+            State::Ended(_) => true,
+            State::Active(a) => match a.limit_reached(t, &self.policy) {
+                Some(reason) => {
+                    self.end(reason, true);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn end_if_expired_without_refresh(&mut self, t: UnixTime) -> bool {
+        let expired =
+            matches!(&self.state, State::Active(a) if a.tokens.refresh_token.is_none() && t >= a.tokens.expires_at);
+        if expired {
+            self.end(EndReason::AccessTokenExpired, false);
+        }
+        expired
+    }
+
+    /// Ends an active session: wipe, optionally revoke, tell the app.
+    fn end(&mut self, reason: EndReason, revoke: bool) {
+        let State::Active(a) = std::mem::replace(&mut self.state, State::Ended(reason)) else { return };
+        self.actions.retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_)));
+        if reason != EndReason::Revoked {
+            self.actions.push_back(Action::Wipe);
+        }
+        let Active { session_id, tokens, .. } = *a;
+        if revoke {
+            self.queue_revocation(tokens.refresh_token);
+        }
+        self.events.push_back(SessionEvent::Expired { session_id, reason });
+    }
+
+    fn queue_revocation(&mut self, refresh_token: Option<Secret>) {
+        if let (Some(refresh_token), Some(endpoint)) = (refresh_token, &self.metadata.revocation_endpoint) {
+            self.actions.push_back(Action::Revoke(Revocation {
+                endpoint: endpoint.clone(),
+                client_id: self.client.client_id.clone(),
+                refresh_token,
+            }));
+        }
+    }
+
+    /// A refresh token that arrived but will never be used is revoked.
+    fn revoke_unused(&mut self, refresh_token: Option<Secret>) {
+        self.queue_revocation(refresh_token);
+    }
+
+    fn queue_persist(&mut self) {
+        let State::Active(a) = &self.state else { return };
+        let record = SessionRecord {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            session_id: a.session_id.clone(),
+            issuer: self.metadata.issuer.clone(),
+            client_id: self.client.client_id.clone(),
+            subject: a.subject.clone(),
+            access_token: a.tokens.access_token.clone(),
+            token_type: a.tokens.token_type.clone(),
+            access_token_issued_at: a.tokens.issued_at,
+            access_token_expires_at: a.tokens.expires_at,
+            refresh_token: a.tokens.refresh_token.clone(),
+            id_token: a.tokens.id_token.clone(),
+            scope: a.tokens.scope.clone(),
+            started_at: a.started_at,
+            last_activity_at: a.last_activity_at,
+            last_seen_at: self.clock.high_water(),
+            server_offset_ms: self.server_offset_ms,
+        };
+        // Only the latest record matters: drop an unwritten older one.
+        self.actions.retain(|action| !matches!(action, Action::Persist(_)));
+        self.actions.push_back(Action::Persist(record.encode()));
+    }
+
+    fn active_from_record(&self, record: SessionRecord) -> Active {
+        let refresh_due_at =
+            refresh_due(record.access_token_issued_at, record.access_token_expires_at, self.policy.refresh_lead());
+        Active {
+            session_id: record.session_id,
+            subject: record.subject,
+            tokens: Tokens {
+                access_token: record.access_token,
+                token_type: record.token_type,
+                issued_at: record.access_token_issued_at,
+                expires_at: record.access_token_expires_at,
+                refresh_due_at,
+                refresh_token: record.refresh_token,
+                id_token: record.id_token,
+                scope: record.scope,
+            },
+            started_at: record.started_at,
+            // The absolute limit is recomputed from the start time: a record cannot carry a later one.
+            absolute_deadline: record.started_at.saturating_add(self.policy.absolute_lifetime()),
+            last_activity_at: record.last_activity_at,
+            activity_persisted_at: record.last_activity_at,
+            refresh: RefreshState::Idle,
+            warned_idle: false,
+            warned_absolute: false,
+            persist_retry_at: None,
+        }
+    }
+}

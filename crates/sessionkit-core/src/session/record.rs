@@ -1,0 +1,96 @@
+//! The persisted session record: what survives a restart, versioned.
+//!
+//! The record is JSON with a `schema_version`. [`SessionRecord::decode`] reads every version
+//! this build knows (today: 1) and refuses newer ones with
+//! [`RecordError::UnsupportedVersion`], so an older app never overwrites what a newer one
+//! wrote. `tests/fixtures/session-record-v1.json` is a frozen version-1 record that the test
+//! suite must always read; never edit it, add a new fixture for a new version instead.
+//!
+//! The encoded record holds tokens and is returned as a [`Secret`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Secret, UnixTime};
+
+/// The schema version this build writes.
+pub const CURRENT_SCHEMA_VERSION: u32 = 1;
+/// The largest record accepted.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// Why a stored record could not be used. The stored bytes are left untouched.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Written by a newer SessionKit.
+    #[error("the stored session has schema version {0}, newer than this app understands")]
+    UnsupportedVersion(u32),
+    /// Not a session record (or damaged).
+    #[error("the stored session record is corrupt: {0}")]
+    Corrupt(&'static str),
+    /// Written for another issuer or client id.
+    #[error("the stored session belongs to a different provider or client")]
+    DifferentClient,
+}
+
+/// Version 1 of the persisted session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Always [`CURRENT_SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// The session's random id (events and logs use this, never a token).
+    pub session_id: String,
+    /// The issuer the tokens came from.
+    pub issuer: String,
+    /// The client id they were issued to.
+    pub client_id: String,
+    /// The user.
+    pub subject: String,
+    /// The access token.
+    pub access_token: Secret,
+    /// `Bearer` or `DPoP`.
+    pub token_type: String,
+    /// When the token request that produced the access token was sent (local time).
+    pub access_token_issued_at: UnixTime,
+    /// When the access token expires (local time).
+    pub access_token_expires_at: UnixTime,
+    /// The refresh token, if any.
+    pub refresh_token: Option<Secret>,
+    /// The latest ID token (for `id_token_hint`).
+    pub id_token: Option<Secret>,
+    /// Granted scopes, if the provider said.
+    pub scope: Option<String>,
+    /// Sign-in time: the absolute lifetime counts from here.
+    pub started_at: UnixTime,
+    /// Last recorded activity: the idle timeout counts from here.
+    pub last_activity_at: UnixTime,
+    /// The latest time this session saw (clock-jump detection across restarts).
+    pub last_seen_at: UnixTime,
+    /// Server clock minus local clock, in milliseconds, from the last `Date` header.
+    pub server_offset_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    schema_version: u32,
+}
+
+impl SessionRecord {
+    /// Encodes the record as JSON.
+    pub fn encode(&self) -> Secret {
+        // Serializing plain strings, numbers and options cannot fail.
+        Secret::new(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// Decodes any known version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(RecordError::Corrupt("larger than 64 KiB"));
+        }
+        let probe: VersionProbe =
+            serde_json::from_slice(bytes).map_err(|_| RecordError::Corrupt("no schema_version"))?;
+        match probe.schema_version {
+            1 => serde_json::from_slice(bytes).map_err(|_| RecordError::Corrupt("fields missing or of the wrong type")),
+            other => Err(RecordError::UnsupportedVersion(other)),
+        }
+    }
+}
