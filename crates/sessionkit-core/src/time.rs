@@ -118,17 +118,23 @@ impl ClockGuard {
         self.high_water
     }
 
-    /// The effective time for a read-only query: never before the high-water mark.
+    /// The earliest time `now` can be: the high-water mark plus the monotonic time since.
+    fn expected(&self, now: Now) -> UnixTime {
+        match self.last_monotonic {
+            Some(last) if now.monotonic >= last => self.high_water.saturating_add(now.monotonic - last),
+            _ => self.high_water,
+        }
+    }
+
+    /// The effective time for a read-only query (the hot path): the wall clock, but never
+    /// earlier than the monotonic clock allows.
     pub(crate) fn effective(&self, now: Now) -> UnixTime {
-        now.wall.max(self.high_water)
+        now.wall.max(self.expected(now))
     }
 
     /// Takes a clock reading, advances the high-water mark and reports a backwards jump.
     pub(crate) fn observe(&mut self, now: Now) -> (UnixTime, Option<BackwardJump>) {
-        let expected = match self.last_monotonic {
-            Some(last) if now.monotonic >= last => self.high_water.saturating_add(now.monotonic - last),
-            _ => self.high_water,
-        };
+        let expected = self.expected(now);
         self.last_monotonic = Some(now.monotonic);
         let jump = (now.wall.saturating_add(CLOCK_JUMP_TOLERANCE) < expected)
             .then(|| BackwardJump { by: expected.saturating_duration_since(now.wall) });
@@ -169,6 +175,8 @@ mod tests {
         assert_eq!(effective, UnixTime::from_secs(10_010));
         assert_eq!(jump, Some(BackwardJump { by: Duration::from_secs(1010) }));
         assert_eq!(guard.effective(at(9_000, 20)), UnixTime::from_secs(10_010));
+        // Read-only queries follow the monotonic clock too, before any further observation.
+        assert_eq!(guard.effective(at(9_000, 80)), UnixTime::from_secs(10_070));
     }
 
     #[test]

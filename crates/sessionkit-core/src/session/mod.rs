@@ -133,8 +133,13 @@ pub struct SessionStatus {
 #[derive(Debug)]
 enum RefreshState {
     Idle,
-    InFlight,
-    Backoff { until: UnixTime, failures: u32 },
+    /// A `Refresh` action was queued at `sent_at`; the new token's lifetime counts from then.
+    InFlight {
+        sent_at: UnixTime,
+    },
+    Backoff {
+        until: UnixTime,
+    },
 }
 
 #[derive(Debug)]
@@ -182,6 +187,8 @@ struct Active {
     last_activity_at: UnixTime,
     activity_persisted_at: UnixTime,
     refresh: RefreshState,
+    /// Consecutive transient refresh failures (for the backoff); reset by a success.
+    refresh_failures: u32,
     warned_idle: bool,
     warned_absolute: bool,
     persist_retry_at: Option<UnixTime>,
@@ -343,8 +350,8 @@ impl Session {
         consider(match (&a.tokens.refresh_token, &a.refresh) {
             (None, _) => Some(a.tokens.expires_at),
             (Some(_), RefreshState::Idle) => Some(a.tokens.refresh_due_at),
-            (Some(_), RefreshState::Backoff { until, .. }) => Some((*until).max(a.tokens.refresh_due_at)),
-            (Some(_), RefreshState::InFlight) => None,
+            (Some(_), RefreshState::Backoff { until }) => Some((*until).max(a.tokens.refresh_due_at)),
+            (Some(_), RefreshState::InFlight { .. }) => None,
         });
         consider(a.persist_retry_at);
         Some(next)
@@ -471,11 +478,11 @@ impl Session {
             return RefreshStart::Impossible(EndReason::AccessTokenExpired);
         };
         match a.refresh {
-            RefreshState::InFlight => RefreshStart::InFlight,
-            RefreshState::Backoff { until, .. } if t < until => RefreshStart::BackingOff { until },
+            RefreshState::InFlight { .. } => RefreshStart::InFlight,
+            RefreshState::Backoff { until } if t < until => RefreshStart::BackingOff { until },
             _ => {
                 let request = refresh_request(&self.metadata.token_endpoint, &self.client.client_id, refresh_token);
-                a.refresh = RefreshState::InFlight;
+                a.refresh = RefreshState::InFlight { sent_at: t };
                 self.actions.push_back(Action::Refresh(request));
                 RefreshStart::Started
             }
@@ -483,28 +490,34 @@ impl Session {
     }
 
     /// Feeds the token endpoint's answer to the refresh the driver was asked to send.
-    /// `now` is when the request was sent: the access token's lifetime counts from then.
+    /// The new access token's lifetime counts from when the `Refresh` action was queued.
     pub fn handle_refresh_response(
         &mut self,
         response: &HttpResponse,
         verifier: &dyn SignatureVerifier,
         keys: Keys,
-        sent_at: Now,
+        now: Now,
     ) -> Result<(), CoreError> {
-        let t = self.observe(sent_at);
+        let t = self.observe(now);
         let outcome = TokenOutcome::classify(response, t);
-        let in_flight = matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight));
-        if !in_flight {
+        let sent_at = match &self.state {
+            State::Active(a) => match a.refresh {
+                RefreshState::InFlight { sent_at } => Some(sent_at),
+                _ => None,
+            },
+            State::Ended(_) => None,
+        };
+        let Some(sent_at) = sent_at else {
             // The session ended (or another context took over) while the request was out:
             // a token it brought is revoked, never used.
             if let TokenOutcome::Tokens(tokens) = outcome {
                 self.revoke_unused(tokens.refresh_token);
             }
             return Err(CoreError::NoSession(self.end_reason().unwrap_or(EndReason::Revoked)));
-        }
+        };
         self.update_server_offset(response, t);
         match outcome {
-            TokenOutcome::Tokens(tokens) => self.apply_refresh(tokens, verifier, keys, t),
+            TokenOutcome::Tokens(tokens) => self.apply_refresh(tokens, verifier, keys, sent_at, t),
             TokenOutcome::Refused(error) => {
                 self.end(EndReason::RefreshRejected, false);
                 Err(error.into())
@@ -523,7 +536,7 @@ impl Session {
     /// The refresh request failed without an answer (network error, timeout): back off.
     pub fn handle_refresh_failure(&mut self, now: Now) -> CoreError {
         let t = self.observe(now);
-        if matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight)) {
+        if matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight { .. })) {
             self.back_off(t, None);
         }
         CoreError::Transient { status: None, retry_after: None }
@@ -563,8 +576,8 @@ impl Session {
         let State::Active(a) = &self.state else { return };
         let refresh_ready = match a.refresh {
             RefreshState::Idle => true,
-            RefreshState::Backoff { until, .. } => until <= t,
-            RefreshState::InFlight => false,
+            RefreshState::Backoff { until } => until <= t,
+            RefreshState::InFlight { .. } => false,
         };
         if a.tokens.refresh_token.is_some() && refresh_ready && t >= a.tokens.refresh_due_at {
             self.request_refresh(now);
@@ -687,6 +700,7 @@ impl Session {
             last_activity_at: t,
             activity_persisted_at: t,
             refresh: RefreshState::Idle,
+            refresh_failures: 0,
             warned_idle: false,
             warned_absolute: false,
             persist_retry_at: None,
@@ -699,6 +713,7 @@ impl Session {
         response: TokenResponse,
         verifier: &dyn SignatureVerifier,
         keys: Keys,
+        sent_at: UnixTime,
         t: UnixTime,
     ) -> Result<(), CoreError> {
         let State::Active(a) = &self.state else { return Err(CoreError::NoSession(EndReason::Revoked)) };
@@ -739,12 +754,13 @@ impl Session {
         let rotated = response.refresh_token.is_some();
         let previous_refresh = a.tokens.refresh_token.take();
         let previous_id = a.tokens.id_token.take();
-        let mut tokens = Tokens::new(response, t, lead);
+        let mut tokens = Tokens::new(response, sent_at, lead);
         tokens.refresh_token = tokens.refresh_token.take().or(previous_refresh);
         tokens.id_token = tokens.id_token.take().or(previous_id);
         tokens.scope = tokens.scope.take().or(a.tokens.scope.take());
         a.tokens = tokens;
         a.refresh = RefreshState::Idle;
+        a.refresh_failures = 0;
         let event = SessionEvent::Refreshed {
             session_id: a.session_id.clone(),
             rotated,
@@ -758,13 +774,10 @@ impl Session {
 
     fn back_off(&mut self, t: UnixTime, retry_after: Option<Duration>) {
         let State::Active(a) = &mut self.state else { return };
-        let failures = match a.refresh {
-            RefreshState::Backoff { failures, .. } => failures.saturating_add(1),
-            _ => 1,
-        };
-        let exponential = BACKOFF_BASE.saturating_mul(1u32 << (failures - 1).min(16)).min(BACKOFF_CAP);
+        a.refresh_failures = a.refresh_failures.saturating_add(1);
+        let exponential = BACKOFF_BASE.saturating_mul(1u32 << (a.refresh_failures - 1).min(16)).min(BACKOFF_CAP);
         let delay = exponential.max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP));
-        a.refresh = RefreshState::Backoff { until: t.saturating_add(delay), failures };
+        a.refresh = RefreshState::Backoff { until: t.saturating_add(delay) };
     }
 
     /// Ends the session if the idle or absolute limit has passed; true if it did (or had).
@@ -866,6 +879,7 @@ impl Session {
             last_activity_at: record.last_activity_at,
             activity_persisted_at: record.last_activity_at,
             refresh: RefreshState::Idle,
+            refresh_failures: 0,
             warned_idle: false,
             warned_absolute: false,
             persist_retry_at: None,

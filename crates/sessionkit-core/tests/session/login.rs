@@ -1,0 +1,145 @@
+use std::time::Duration;
+
+use sessionkit_core::http::HttpResponse;
+use sessionkit_core::oidc::authorize::AuthorizeOptions;
+use sessionkit_core::oidc::id_token::IdTokenError;
+use sessionkit_core::{Action, CoreError, EndReason, Keys, SessionEvent, SessionRecord, TokenState};
+
+use crate::harness::*;
+
+#[test]
+fn login_starts_a_session_persists_it_and_says_so() {
+    let mut h = Harness::signed_out(policy());
+    assert_eq!(h.session.access_token(h.clock.now()), TokenState::Dead(EndReason::NotSignedIn));
+    h.login("alice", "at1", Some("rt1"), 300).unwrap();
+    assert_eq!(h.token().as_deref(), Some("at1"));
+
+    let actions = h.actions();
+    let records = persisted(&actions);
+    assert_eq!(records.len(), 1, "{actions:?}");
+    let record = SessionRecord::decode(records[0].expose().as_bytes()).unwrap();
+    assert_eq!(record.subject, "alice");
+    assert_eq!(record.schema_version, 1);
+    assert!(record.refresh_token.unwrap().constant_time_eq("rt1"));
+    assert_eq!(record.started_at, h.clock.wall());
+
+    let events = h.events();
+    let [SessionEvent::LoggedIn { session_id, subject }] = events.as_slice() else { panic!("{events:?}") };
+    assert_eq!(subject, "alice");
+    assert_eq!(session_id.len(), 43, "a random 256-bit id, not derived from a token");
+    assert_eq!(session_id, &record.session_id);
+}
+
+#[test]
+fn a_wrong_nonce_is_refused_and_its_refresh_token_revoked() {
+    let mut h = Harness::signed_out(policy());
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let forged = id_token("alice", Some("someone-elses-nonce"), h.clock.wall());
+    let response = token_body("at", Some("rt"), Some(&forged), 300);
+    let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now());
+    assert_eq!(err, Err(CoreError::IdToken(IdTokenError::Nonce)));
+    assert_eq!(h.session.access_token(h.clock.now()), TokenState::Dead(EndReason::NotSignedIn));
+    let actions = h.actions();
+    assert!(matches!(actions.as_slice(), [Action::Revoke(r)] if r.refresh_token.constant_time_eq("rt")), "{actions:?}");
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn a_login_response_without_id_token_is_refused() {
+    let mut h = Harness::signed_out(policy());
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let response = token_body("at", None, None, 300);
+    let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now());
+    assert_eq!(err, Err(CoreError::MissingIdToken));
+}
+
+#[test]
+fn login_failures_keep_the_current_session() {
+    let mut h = Harness::signed_in(policy());
+    h.drain();
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let busy = HttpResponse::new(503, Vec::new()).with_header("retry-after", "5");
+    let err = h.session.handle_login_response(&pending, &busy, &TestVerifier, Keys::Cached, h.clock.now());
+    assert_eq!(err, Err(CoreError::Transient { status: Some(503), retry_after: Some(Duration::from_secs(5)) }));
+    let refused = error_body(400, "invalid_grant");
+    assert!(h.session.handle_login_response(&pending, &refused, &TestVerifier, Keys::Cached, h.clock.now()).is_err());
+    assert_eq!(h.token().as_deref(), Some("at1"));
+    assert!(h.actions().is_empty(), "nothing wiped or revoked");
+}
+
+#[test]
+fn every_login_is_a_fresh_session_and_revokes_the_old_refresh_token() {
+    let mut h = Harness::signed_in(policy());
+    let first = h.session.status().unwrap();
+    h.drain();
+    h.clock.advance(Duration::from_secs(30));
+    h.login("bob", "at2", Some("rt2"), 300).unwrap();
+    let second = h.session.status().unwrap();
+    assert_ne!(first.session_id, second.session_id);
+    assert_eq!(second.subject, "bob");
+    assert_eq!(second.started_at, h.clock.wall());
+    let actions = h.actions();
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Revoke(r) if r.refresh_token.constant_time_eq("rt1"))),
+        "{actions:?}"
+    );
+    assert_eq!(h.token().as_deref(), Some("at2"));
+}
+
+#[test]
+fn each_login_draws_new_state_nonce_and_pkce() {
+    let h = Harness::signed_out(policy());
+    let (a, _) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (b, _) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    for name in ["state", "nonce", "code_challenge"] {
+        let get = |u: &url::Url| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        assert!(get(&a).is_some());
+        assert_ne!(get(&a), get(&b), "{name}");
+    }
+}
+
+/// A client clock 10 minutes off either way: the `Date` header's offset keeps ID token
+/// validation right.
+#[test]
+fn clock_skew_of_ten_minutes_is_absorbed_by_the_server_offset() {
+    for skew_secs in [600i64, -600] {
+        let mut h = Harness::signed_out(policy());
+        let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+        let server_now = h.clock.wall().offset_by_millis(skew_secs * 1000);
+        let id = id_token("alice", Some(pending.nonce().expose()), server_now);
+        let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(server_now.as_secs()));
+        let response = token_body("at", Some("rt"), Some(&id), 300).with_header("Date", &date);
+        h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now()).unwrap();
+        assert_eq!(h.session.server_offset_ms(), skew_secs * 1000);
+
+        // A token from a server 10 minutes ahead is refused without the Date header: the
+        // offset is what made it pass. (10 minutes behind is within the iat window anyway.)
+        if skew_secs < 0 {
+            continue;
+        }
+        let mut h2 = Harness::signed_out(policy());
+        let (_, pending) = h2.session.begin_login(&AuthorizeOptions::default(), h2.clock.now()).unwrap();
+        let id = id_token("alice", Some(pending.nonce().expose()), server_now);
+        let response = token_body("at", Some("rt"), Some(&id), 300);
+        let err = h2.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h2.clock.now());
+        assert_eq!(err, Err(CoreError::IdToken(IdTokenError::IssuedAt)));
+    }
+}
+
+#[test]
+fn an_unknown_key_with_cached_keys_asks_for_a_refetch_without_side_effects() {
+    let mut h = Harness::signed_out(policy());
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let claims = serde_json::json!({
+        "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "nonce": pending.nonce().expose(),
+        "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600,
+    });
+    let token = jwt(serde_json::json!({"alg": "RS256", "kid": "rotated"}), claims, b"good");
+    let response = token_body("at", Some("rt"), Some(&token), 300);
+    let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now());
+    assert!(matches!(err, Err(CoreError::IdToken(IdTokenError::Signature(_)))));
+    assert!(h.actions().is_empty(), "no revocation yet: the driver will retry with fresh keys");
+    let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::JustFetched, h.clock.now());
+    assert!(err.is_err());
+    assert!(matches!(h.actions().as_slice(), [Action::Revoke(_)]));
+}
