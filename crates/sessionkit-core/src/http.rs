@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use url::Url;
+use crate::url::Url;
 use zeroize::Zeroizing;
 
 use crate::{Secret, UnixTime};
@@ -47,7 +47,7 @@ impl HttpRequest {
 
     /// A form `POST` asking for JSON.
     pub fn post_form(url: Url, pairs: &[(&str, &str)]) -> Self {
-        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+        let mut serializer = form_urlencoded::Serializer::new(String::new());
         for (name, value) in pairs {
             serializer.append_pair(name, value);
         }

@@ -43,6 +43,7 @@ pub mod random;
 pub mod secret;
 pub mod session;
 pub mod time;
+pub mod url;
 
 pub use error::{CoreError, SessionError};
 pub use policy::{PolicyError, SessionPolicy, SessionPolicyBuilder};

@@ -11,7 +11,7 @@
 //! What can go wrong: callbacks are attacker-controlled input; every failure is a typed
 //! [`CallbackError`] and none of them echoes the callback URL (it may hold a code).
 
-use url::Url;
+use crate::url::Url;
 
 use super::client::ClientConfig;
 use super::discovery::ProviderMetadata;
@@ -108,32 +108,27 @@ impl PendingAuthorization {
             started_at: now,
             consumed: false,
         };
-        let mut url = metadata.authorization_endpoint.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &client.client_id)
-                .append_pair("redirect_uri", client.redirect_uri.as_str())
-                .append_pair("scope", &client.scope_param())
-                // state and nonce are single-use values whose job is to travel in this URL.
-                .append_pair("state", pending.state.expose())
-                .append_pair("nonce", pending.nonce.expose())
-                .append_pair("code_challenge", pending.pkce.challenge())
-                .append_pair("code_challenge_method", CHALLENGE_METHOD);
-            if let Some(prompt) = &options.prompt {
-                query.append_pair("prompt", prompt);
-            }
-            if let Some(hint) = &options.login_hint {
-                query.append_pair("login_hint", hint);
-            }
-            if let Some(max_age) = options.max_age {
-                query.append_pair("max_age", &max_age.to_string());
-            }
-            if let Some(acr) = &options.acr_values {
-                query.append_pair("acr_values", acr);
-            }
-        }
+        let scope = client.scope_param();
+        let max_age = options.max_age.map(|seconds| seconds.to_string());
+        let mut pairs = vec![
+            ("response_type", "code"),
+            ("client_id", client.client_id.as_str()),
+            ("redirect_uri", client.redirect_uri.as_str()),
+            ("scope", scope.as_str()),
+            // state and nonce are single-use values whose job is to travel in this URL.
+            ("state", pending.state.expose()),
+            ("nonce", pending.nonce.expose()),
+            ("code_challenge", pending.pkce.challenge()),
+            ("code_challenge_method", CHALLENGE_METHOD),
+        ];
+        let optional = [
+            ("prompt", options.prompt.as_deref()),
+            ("login_hint", options.login_hint.as_deref()),
+            ("max_age", max_age.as_deref()),
+            ("acr_values", options.acr_values.as_deref()),
+        ];
+        pairs.extend(optional.into_iter().filter_map(|(name, value)| Some((name, value?))));
+        let url = metadata.authorization_endpoint.with_query_pairs(&pairs);
         Ok((url, pending))
     }
 

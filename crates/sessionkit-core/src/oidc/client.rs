@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use url::{Host, Url};
+use crate::url::{Host, Url, UrlError};
 
 /// The longest issuer or redirect URI accepted.
 const MAX_URL_LEN: usize = 2048;
@@ -52,14 +52,17 @@ impl Issuer {
         if text.len() > MAX_URL_LEN {
             return Err(ConfigError::NotAUrl { what });
         }
-        let url = Url::parse(text).map_err(|_| ConfigError::NotAUrl { what })?;
+        let url = Url::parse(text).map_err(|error| match error {
+            UrlError::UserInfo => ConfigError::IssuerHasExtras,
+            _ => ConfigError::NotAUrl { what },
+        })?;
         if url.scheme() != "https" {
             return Err(ConfigError::NotHttps { what });
         }
         if url.host().is_none() {
             return Err(ConfigError::NotAUrl { what });
         }
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        if url.query().is_some() || url.fragment().is_some() {
             return Err(ConfigError::IssuerHasExtras);
         }
         Ok(Self { text: text.to_owned(), url })
@@ -72,10 +75,7 @@ impl Issuer {
 
     /// `<issuer>/.well-known/openid-configuration` (OpenID Connect Discovery 1.0, section 4).
     pub fn discovery_url(&self) -> Url {
-        let mut url = self.url.clone();
-        let path = format!("{}/.well-known/openid-configuration", url.path().trim_end_matches('/'));
-        url.set_path(&path);
-        url
+        self.url.with_path_suffix("/.well-known/openid-configuration")
     }
 }
 

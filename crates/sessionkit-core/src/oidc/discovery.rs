@@ -5,8 +5,8 @@
 //! the configured one (a mix-up or a misconfiguration), any non-`https` endpoint, a provider
 //! that lists PKCE methods without `S256`, and bodies over [`MAX_DISCOVERY_BYTES`].
 
+use crate::url::Url;
 use serde::Deserialize;
-use url::Url;
 
 use super::client::Issuer;
 use crate::http::HttpResponse;

@@ -5,7 +5,7 @@
 //! a fresh `state` on the provider's `end_session_endpoint`. The URL holds the ID token, so it
 //! is a [`Secret`]: hand it to the browser, never to a log.
 
-use url::Url;
+use crate::url::Url;
 
 use super::client::RedirectUri;
 use crate::Secret;
@@ -29,19 +29,17 @@ impl EndSessionRequest {
         post_logout_redirect_uri: Option<&RedirectUri>,
     ) -> Result<Self, RandomError> {
         let state = random_identifier()?;
-        let mut url = endpoint.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(hint) = id_token_hint {
-                // The provider needs the ID token to know which session to end.
-                query.append_pair("id_token_hint", hint.expose());
-            }
-            query.append_pair("client_id", client_id);
-            if let Some(uri) = post_logout_redirect_uri {
-                query.append_pair("post_logout_redirect_uri", uri.as_str());
-            }
-            query.append_pair("state", state.expose());
+        let mut pairs = Vec::with_capacity(4);
+        if let Some(hint) = id_token_hint {
+            // The provider needs the ID token to know which session to end.
+            pairs.push(("id_token_hint", hint.expose()));
         }
+        pairs.push(("client_id", client_id));
+        if let Some(uri) = post_logout_redirect_uri {
+            pairs.push(("post_logout_redirect_uri", uri.as_str()));
+        }
+        pairs.push(("state", state.expose()));
+        let url = endpoint.with_query_pairs(&pairs);
         Ok(Self { url: Secret::new(url.into()), state })
     }
 }

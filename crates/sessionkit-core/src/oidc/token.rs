@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use crate::url::Url;
 use serde::Deserialize;
-use url::Url;
 
 use super::authorize::printable;
 use crate::http::{HttpRequest, HttpResponse};

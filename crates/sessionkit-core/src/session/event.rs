@@ -12,7 +12,7 @@ use crate::http::HttpRequest;
 use crate::oidc::token::revocation_request;
 use crate::{Secret, UnixTime};
 
-use url::Url;
+use crate::url::Url;
 
 /// Why the session is not (or no longer) usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -370,7 +370,7 @@ impl Session {
         &self,
         options: &AuthorizeOptions,
         now: Now,
-    ) -> Result<(url::Url, PendingAuthorization), CoreError> {
+    ) -> Result<(crate::url::Url, PendingAuthorization), CoreError> {
         Ok(PendingAuthorization::begin(&self.client, &self.metadata, options, self.clock.effective(now))?)
     }
 

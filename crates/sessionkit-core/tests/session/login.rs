@@ -92,7 +92,7 @@ fn each_login_draws_new_state_nonce_and_pkce() {
     let (a, _) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
     let (b, _) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
     for name in ["state", "nonce", "code_challenge"] {
-        let get = |u: &url::Url| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        let get = |u: &sessionkit_core::url::Url| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         assert!(get(&a).is_some());
         assert_ne!(get(&a), get(&b), "{name}");
     }

@@ -17,7 +17,7 @@ fn logout_wipes_first_then_revokes_then_offers_end_session() {
     assert_eq!(request.body.unwrap().expose(), "token=rt1&token_type_hint=refresh_token&client_id=app");
 
     assert_eq!(h.events(), vec![SessionEvent::LoggedOut { session_id }]);
-    let url = url::Url::parse(end.url.expose()).unwrap();
+    let url = sessionkit_core::url::Url::parse(end.url.expose()).unwrap();
     let get = |n: &str| url.query_pairs().find(|(k, _)| k == n).map(|(_, v)| v.into_owned());
     assert!(url.as_str().starts_with("https://idp.example/session/end?"));
     assert!(get("id_token_hint").is_some());
