@@ -211,6 +211,14 @@ impl Active {
     }
 }
 
+/// Why [`Session::check_id_token`] did not accept a token.
+enum IdTokenFailure {
+    /// Unknown `kid` with cached keys: nothing changes until the driver retries with fresh keys.
+    RefetchKeys(IdTokenError),
+    /// A final refusal.
+    Refused(IdTokenError),
+}
+
 #[derive(Debug)]
 enum State {
     Ended(EndReason),
@@ -395,24 +403,14 @@ impl Session {
             TokenOutcome::Malformed(error) => return Err(error.into()),
         };
         let Some(id_token) = &tokens.id_token else {
-            self.revoke_unused(tokens.refresh_token);
+            self.queue_revocation(tokens.refresh_token);
             return Err(CoreError::MissingIdToken);
         };
-        let check = IdTokenCheck {
-            issuer: &self.metadata.issuer,
-            client_id: &self.client.client_id,
-            nonce: Some(pending.nonce()),
-            subject: None,
-            server_now: t.offset_by_millis(self.server_offset_ms),
-            leeway: self.policy.clock_leeway(),
-        };
-        let claims = match validate_id_token(id_token, &check, verifier) {
+        let claims = match self.check_id_token(id_token, Some(pending.nonce()), None, t, verifier, keys) {
             Ok(claims) => claims,
-            Err(IdTokenError::Signature(SignatureError::UnknownKey)) if keys == Keys::Cached => {
-                return Err(IdTokenError::Signature(SignatureError::UnknownKey).into());
-            }
-            Err(error) => {
-                self.revoke_unused(tokens.refresh_token);
+            Err(IdTokenFailure::RefetchKeys(error)) => return Err(error.into()),
+            Err(IdTokenFailure::Refused(error)) => {
+                self.queue_revocation(tokens.refresh_token);
                 return Err(error.into());
             }
         };
@@ -511,7 +509,7 @@ impl Session {
             // The session ended (or another context took over) while the request was out:
             // a token it brought is revoked, never used.
             if let TokenOutcome::Tokens(tokens) = outcome {
-                self.revoke_unused(tokens.refresh_token);
+                self.queue_revocation(tokens.refresh_token);
             }
             return Err(CoreError::NoSession(self.end_reason().unwrap_or(EndReason::Revoked)));
         };
@@ -718,20 +716,10 @@ impl Session {
     ) -> Result<(), CoreError> {
         let State::Active(a) = &self.state else { return Err(CoreError::NoSession(EndReason::Revoked)) };
         if let Some(id_token) = &response.id_token {
-            let check = IdTokenCheck {
-                issuer: &self.metadata.issuer,
-                client_id: &self.client.client_id,
-                nonce: None,
-                subject: Some(&a.subject),
-                server_now: t.offset_by_millis(self.server_offset_ms),
-                leeway: self.policy.clock_leeway(),
-            };
-            match validate_id_token(id_token, &check, verifier) {
+            match self.check_id_token(id_token, None, Some(&a.subject), t, verifier, keys) {
                 Ok(_) => {}
-                Err(IdTokenError::Signature(SignatureError::UnknownKey)) if keys == Keys::Cached => {
-                    return Err(IdTokenError::Signature(SignatureError::UnknownKey).into());
-                }
-                Err(error) => {
+                Err(IdTokenFailure::RefetchKeys(error)) => return Err(error.into()),
+                Err(IdTokenFailure::Refused(error)) => {
                     let anomaly = match error {
                         IdTokenError::SubjectChanged => Anomaly::SubjectChanged,
                         IdTokenError::Issuer => Anomaly::IssuerChanged,
@@ -770,6 +758,33 @@ impl Session {
         self.queue_persist();
         self.events.push_back(event);
         Ok(())
+    }
+
+    /// Validates an ID token against this session's issuer, client and server clock. An unknown
+    /// `kid` with cached keys is not a verdict yet: the driver refetches the JWKS and asks again.
+    fn check_id_token(
+        &self,
+        id_token: &Secret,
+        nonce: Option<&Secret>,
+        subject: Option<&str>,
+        t: UnixTime,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+    ) -> Result<IdTokenClaims, IdTokenFailure> {
+        let check = IdTokenCheck {
+            issuer: &self.metadata.issuer,
+            client_id: &self.client.client_id,
+            nonce,
+            subject,
+            server_now: t.offset_by_millis(self.server_offset_ms),
+            leeway: self.policy.clock_leeway(),
+        };
+        validate_id_token(id_token, &check, verifier).map_err(|error| match error {
+            IdTokenError::Signature(SignatureError::UnknownKey) if keys == Keys::Cached => {
+                IdTokenFailure::RefetchKeys(error)
+            }
+            error => IdTokenFailure::Refused(error),
+        })
     }
 
     fn back_off(&mut self, t: UnixTime, retry_after: Option<Duration>) {
@@ -817,6 +832,7 @@ impl Session {
         self.events.push_back(SessionEvent::Expired { session_id, reason });
     }
 
+    /// Revokes a refresh token the session is done with, or one that arrived but will never be used.
     fn queue_revocation(&mut self, refresh_token: Option<Secret>) {
         if let (Some(refresh_token), Some(endpoint)) = (refresh_token, &self.metadata.revocation_endpoint) {
             self.actions.push_back(Action::Revoke(Revocation {
@@ -825,11 +841,6 @@ impl Session {
                 refresh_token,
             }));
         }
-    }
-
-    /// A refresh token that arrived but will never be used is revoked.
-    fn revoke_unused(&mut self, refresh_token: Option<Secret>) {
-        self.queue_revocation(refresh_token);
     }
 
     fn queue_persist(&mut self) {
