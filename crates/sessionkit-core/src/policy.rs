@@ -18,6 +18,7 @@ pub struct SessionPolicy {
     refresh_lead: Duration,
     clock_leeway: Duration,
     warning_lead: Duration,
+    background_refresh: bool,
 }
 
 /// Why a policy was refused.
@@ -68,6 +69,7 @@ impl SessionPolicy {
         refresh_lead: Duration::from_secs(60),
         clock_leeway: Duration::from_secs(60),
         warning_lead: Duration::from_secs(2 * 60),
+        background_refresh: true,
     };
 
     /// The session ends after this long without recorded activity.
@@ -94,6 +96,12 @@ impl SessionPolicy {
     /// How long before the idle or absolute limit an "expiring soon" event is emitted.
     pub fn warning_lead(&self) -> Duration {
         self.warning_lead
+    }
+
+    /// Whether the timer refreshes ahead of expiry (default) or only callers of
+    /// `access_token` trigger refreshes (lazy refresh, as AppAuth does).
+    pub fn background_refresh(&self) -> bool {
+        self.background_refresh
     }
 }
 
@@ -138,6 +146,12 @@ impl SessionPolicyBuilder {
     /// See [`SessionPolicy::warning_lead`].
     pub fn warning_lead(mut self, value: Duration) -> Self {
         self.policy.warning_lead = value;
+        self
+    }
+
+    /// See [`SessionPolicy::background_refresh`].
+    pub fn background_refresh(mut self, value: bool) -> Self {
+        self.policy.background_refresh = value;
         self
     }
 

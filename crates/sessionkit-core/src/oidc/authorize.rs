@@ -13,7 +13,7 @@
 
 use crate::url::Url;
 
-use super::client::ClientConfig;
+use super::client::{ClientConfig, RedirectUri};
 use super::discovery::ProviderMetadata;
 use crate::http::HttpRequest;
 use crate::pkce::{CHALLENGE_METHOD, Pkce};
@@ -35,6 +35,9 @@ pub struct AuthorizeOptions {
     pub max_age: Option<u64>,
     /// `acr_values`, requested authentication context classes.
     pub acr_values: Option<String>,
+    /// A redirect URI for this login only, instead of the configured one: a loopback listener's
+    /// `http://127.0.0.1:<ephemeral port>/...` (RFC 8252 7.3).
+    pub redirect_uri: Option<RedirectUri>,
 }
 
 /// A login in progress: the secrets that tie the callback and the tokens to this request.
@@ -96,11 +99,12 @@ impl PendingAuthorization {
         options: &AuthorizeOptions,
         now: UnixTime,
     ) -> Result<(Url, Self), RandomError> {
+        let redirect_uri = options.redirect_uri.as_ref().unwrap_or(&client.redirect_uri);
         let pending = Self {
             state: random_identifier()?,
             nonce: random_identifier()?,
             pkce: Pkce::generate()?,
-            redirect_uri: client.redirect_uri.url().clone(),
+            redirect_uri: redirect_uri.url().clone(),
             issuer: metadata.issuer.clone(),
             client_id: client.client_id.clone(),
             token_endpoint: metadata.token_endpoint.clone(),
@@ -113,7 +117,7 @@ impl PendingAuthorization {
         let mut pairs = vec![
             ("response_type", "code"),
             ("client_id", client.client_id.as_str()),
-            ("redirect_uri", client.redirect_uri.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
             ("scope", scope.as_str()),
             // state and nonce are single-use values whose job is to travel in this URL.
             ("state", pending.state.expose()),
@@ -291,6 +295,22 @@ mod tests {
             Some(CallbackError::StateMismatch)
         );
         let cb = callback(&pending, "&code=real");
+        assert!(pending.accept_callback(&cb).is_ok());
+    }
+
+    #[test]
+    fn a_per_login_redirect_uri_replaces_the_configured_one() {
+        let options = AuthorizeOptions {
+            redirect_uri: Some(RedirectUri::parse("http://127.0.0.1:5555/cb").expect("redirect")),
+            ..AuthorizeOptions::default()
+        };
+        let (url, mut pending) =
+            PendingAuthorization::begin(&client(), &metadata(), &options, UnixTime::EPOCH).expect("random");
+        assert_eq!(param(&url, "redirect_uri"), "http://127.0.0.1:5555/cb");
+        let cb =
+            format!("http://127.0.0.1:4711/cb?state={}&code=x&iss=https%3A%2F%2Fidp.example", pending.state.expose());
+        assert_eq!(pending.accept_callback(&cb).err(), Some(CallbackError::WrongRedirect));
+        let cb = cb.replace("4711", "5555");
         assert!(pending.accept_callback(&cb).is_ok());
     }
 

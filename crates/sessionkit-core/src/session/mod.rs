@@ -355,8 +355,10 @@ impl Session {
         };
         consider((!a.warned_absolute).then(|| a.absolute_deadline.saturating_sub(lead)));
         consider((!a.warned_idle && idle_deadline < a.absolute_deadline).then(|| idle_deadline.saturating_sub(lead)));
+        let background = self.policy.background_refresh();
         consider(match (&a.tokens.refresh_token, &a.refresh) {
             (None, _) => Some(a.tokens.expires_at),
+            (Some(_), _) if !background => None,
             (Some(_), RefreshState::Idle) => Some(a.tokens.refresh_due_at),
             (Some(_), RefreshState::Backoff { until }) => Some((*until).max(a.tokens.refresh_due_at)),
             (Some(_), RefreshState::InFlight { .. }) => None,
@@ -577,7 +579,11 @@ impl Session {
             RefreshState::Backoff { until } => until <= t,
             RefreshState::InFlight { .. } => false,
         };
-        if a.tokens.refresh_token.is_some() && refresh_ready && t >= a.tokens.refresh_due_at {
+        if policy.background_refresh()
+            && a.tokens.refresh_token.is_some()
+            && refresh_ready
+            && t >= a.tokens.refresh_due_at
+        {
             self.request_refresh(now);
         }
     }
@@ -599,7 +605,9 @@ impl Session {
     pub fn handle_store_changed(&mut self, record: Option<&[u8]>, now: Now) -> Result<StoreChange, CoreError> {
         let t = self.observe(now);
         let Some(bytes) = record else {
-            if matches!(self.state, State::Active(_)) {
+            // An empty store ends the session only if our record had been written: after a
+            // failed write, the store's emptiness says nothing about other contexts.
+            if matches!(&self.state, State::Active(a) if a.persist_retry_at.is_none()) {
                 self.end(EndReason::Revoked, false);
                 self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
                 return Ok(StoreChange::Ended);

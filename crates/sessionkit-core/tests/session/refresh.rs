@@ -51,6 +51,18 @@ fn the_timer_refreshes_ahead_of_expiry() {
 }
 
 #[test]
+fn without_background_refresh_only_callers_refresh() {
+    let policy = sessionkit_core::SessionPolicy::builder().background_refresh(false).build().unwrap();
+    let mut h = Harness::signed_in(policy);
+    h.drain();
+    let events = h.run_until(h.clock.wall().saturating_add(250 * SEC));
+    assert!(events.is_empty(), "{events:?}");
+    assert!(h.actions().is_empty(), "the timer queued no refresh");
+    assert_eq!(h.session.access_token(h.clock.now()), TokenState::Renewable);
+    assert_eq!(h.session.request_refresh(h.clock.now()), RefreshStart::Started);
+}
+
+#[test]
 fn short_tokens_refresh_at_half_life_not_in_a_loop() {
     let mut h = Harness::signed_out(policy());
     h.login("alice", "at1", Some("rt1"), 10).unwrap();

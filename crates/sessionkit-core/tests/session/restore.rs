@@ -133,6 +133,15 @@ fn an_empty_store_means_signed_out_elsewhere() {
 }
 
 #[test]
+fn an_empty_store_after_a_failed_write_is_not_a_logout() {
+    let mut h = Harness::signed_in(policy());
+    h.drain();
+    h.session.handle_persist_failed(h.clock.now());
+    assert_eq!(h.session.handle_store_changed(None, h.clock.now()).unwrap(), StoreChange::Unchanged);
+    assert_eq!(h.token().as_deref(), Some("at1"));
+}
+
+#[test]
 fn a_sign_in_elsewhere_is_adopted() {
     let (record, clock) = stored();
     let mut h = Harness { session: fresh_session(), clock };

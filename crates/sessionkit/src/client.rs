@@ -1,0 +1,479 @@
+//! [`SessionClient`]: the async driver of one session.
+//!
+//! It does what the core decides: sends its requests, keeps its records in the
+//! [`SecureStore`](crate::store::SecureStore), runs its timer, and tells the app what happened
+//! through [`SessionClient::subscribe`]. It decides nothing about sessions itself.
+//!
+//! - Sign-in: [`SessionClient::login_with_browser`] (loopback redirect on 127.0.0.1 with an
+//!   ephemeral port, RFC 8252), or the two steps [`SessionClient::begin_login`] /
+//!   [`SessionClient::complete_login`] for apps that receive the redirect themselves.
+//! - [`SessionClient::access_token`]: a fresh token from memory (no store access), or exactly one
+//!   refresh however many callers ask at once (single-flight), whose result they all share.
+//! - A background task refreshes ahead of expiry and enforces idle and absolute limits.
+//! - [`SessionClient::logout`]: local wipe, then revocation (retried durably if the endpoint
+//!   fails), then the end-session URL for the app to open.
+//!
+//! Create it inside a tokio runtime: it spawns its timer task there. The task ends when the
+//! last clone of the client is dropped.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sessionkit_core::http::{HttpRequest, HttpResponse};
+use sessionkit_core::oidc::authorize::{AuthorizeOptions, PendingAuthorization};
+use sessionkit_core::oidc::discovery::ProviderMetadata;
+use sessionkit_core::oidc::id_token::{IdTokenError, SignatureError};
+use sessionkit_core::oidc::logout::EndSessionRequest;
+use sessionkit_core::url::Url;
+use sessionkit_core::{
+    Action, CoreError, Keys, RefreshStart, Revocation, Secret, Session, SessionEvent, SessionStatus, StoreChange,
+    TokenState,
+};
+use tokio::sync::{Notify, broadcast};
+use tracing::Instrument as _;
+
+use crate::clock;
+use crate::config::SessionConfig;
+use crate::error::{self, Error};
+use crate::http::Transport;
+use crate::jwks::Jwks;
+use crate::revocation::RevocationQueue;
+use crate::store::SecureStore;
+
+/// How many events a slow subscriber may fall behind before it misses some.
+const EVENT_BUFFER: usize = 256;
+/// Longest sleep of the timer task when nothing is scheduled.
+const IDLE_TIMER: Duration = Duration::from_secs(3600);
+
+/// A sign-in started by [`SessionClient::begin_login`]: open [`LoginRequest::url`] in the
+/// system browser, then pass the redirect to [`SessionClient::complete_login`].
+#[derive(Debug)]
+pub struct LoginRequest {
+    url: Url,
+    pending: PendingAuthorization,
+}
+
+impl LoginRequest {
+    /// The authorization URL to open (it carries only public values: PKCE challenge, state, nonce).
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+}
+
+pub(crate) struct Inner {
+    session: Mutex<Session>,
+    transport: Transport,
+    jwks: Jwks,
+    store: Arc<dyn SecureStore>,
+    store_key: String,
+    revocations: RevocationQueue,
+    /// Held by whoever is refreshing: callers queue here, and the first refreshes for all.
+    refresh_gate: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<SessionEvent>,
+    wake: Arc<Notify>,
+    store_description: String,
+    lock_path: std::path::PathBuf,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Lets the timer task notice the client is gone.
+        self.wake.notify_one();
+    }
+}
+
+/// One user's session with one provider. Cheap to clone; clones share the session.
+#[derive(Clone)]
+pub struct SessionClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SessionClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionClient").field("status", &self.status()).finish_non_exhaustive()
+    }
+}
+
+impl SessionClient {
+    /// Discovers the provider, fetches its keys, restores a stored session if there is one,
+    /// and starts the timer. A store that cannot be read is an error; nothing is wiped.
+    pub async fn new(config: SessionConfig) -> Result<Self, Error> {
+        let transport = Transport::new(config.http.clone()).map_err(error::transport)?;
+        let discovery = HttpRequest::get_json(config.client.issuer.discovery_url());
+        let response = transport.send_idempotent(&discovery).await.map_err(error::transport)?;
+        let metadata = ProviderMetadata::from_response(&config.client.issuer, &response).map_err(CoreError::from)?;
+        let jwks = Jwks::new(metadata.jwks_uri.clone());
+        jwks.fetch(&transport).await.map_err(|e| error::jwks(&e))?;
+        let store_key = config.store_key();
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let inner = Arc::new(Inner {
+            revocations: RevocationQueue::new(format!("{store_key}|revocations")),
+            session: Mutex::new(Session::new(config.client.clone(), metadata, config.policy)),
+            transport,
+            jwks,
+            store_description: config.store.describe(),
+            lock_path: crate::lock::lock_path(&config.lock_dir.clone().unwrap_or_else(std::env::temp_dir), &store_key),
+            store: config.store,
+            store_key,
+            refresh_gate: tokio::sync::Mutex::new(()),
+            events,
+            wake: Arc::new(Notify::new()),
+        });
+        let client = Self { inner };
+        client.restore().await?;
+        client.spawn_timer();
+        client.inner.revocations.retry_pending(&client.inner).await;
+        client.inner.wake.notify_one();
+        Ok(client)
+    }
+
+    /// Events: logged in, refreshed, expiring soon, expired, logged out, anomalies, storage
+    /// problems. Each subscriber gets every event from the moment it subscribes.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The session's identity and times, or `None` when signed out. No secrets.
+    pub fn status(&self) -> Option<SessionStatus> {
+        self.inner.session().status()
+    }
+
+    /// Why there is no session, or `None` while one is active.
+    pub fn end_reason(&self) -> Option<sessionkit_core::EndReason> {
+        self.inner.session().end_reason()
+    }
+
+    /// Where the session is kept, for status displays.
+    pub fn store_description(&self) -> &str {
+        &self.inner.store_description
+    }
+
+    /// The provider's metadata, as discovered.
+    pub fn metadata(&self) -> ProviderMetadata {
+        self.inner.session().metadata().clone()
+    }
+
+    /// A fresh access token. From memory when it is fresh (no store access, no I/O); otherwise
+    /// one refresh runs for all concurrent callers and they share its result.
+    pub async fn access_token(&self) -> Result<Secret, Error> {
+        // Bounded: a refresh that succeeds yields a fresh token on the next pass.
+        for _ in 0..3 {
+            match self.inner.session().access_token(clock::now()) {
+                TokenState::Fresh(token) => return Ok(token.clone()),
+                TokenState::Dead(reason) => return Err(error::ended(reason)),
+                TokenState::Renewable => {}
+            }
+            self.inner.refresh().await?;
+        }
+        Err(Error::RetryLater { message: "the token could not be refreshed".into(), retry_after: None })
+    }
+
+    /// The token type for the `Authorization` header (`Bearer` or `DPoP`).
+    pub fn token_type(&self) -> Option<String> {
+        self.inner.session().token_type().map(str::to_owned)
+    }
+
+    /// Counts user activity for the idle timeout.
+    pub async fn record_activity(&self) {
+        self.inner.session().record_activity(clock::now());
+        self.inner.process().await;
+    }
+
+    /// Starts a sign-in whose redirect the app receives itself (a custom-scheme or claimed
+    /// https redirect). Nothing changes until [`complete_login`](Self::complete_login).
+    pub fn begin_login(&self, options: &AuthorizeOptions) -> Result<LoginRequest, Error> {
+        let (url, pending) = self.inner.session().begin_login(options, clock::now())?;
+        Ok(LoginRequest { url, pending })
+    }
+
+    /// Completes a sign-in with the redirect URL the browser was sent to. On success a fresh
+    /// session replaces any previous one; on failure the previous session is untouched.
+    pub async fn complete_login(&self, mut request: LoginRequest, callback_url: &str) -> Result<(), Error> {
+        let code = request.pending.accept_callback(callback_url).map_err(CoreError::from)?;
+        let exchange = request.pending.token_request(&code);
+        // Never retried: a code is single-use.
+        let response = self.inner.transport.send(&exchange).await.map_err(error::transport)?;
+        let result = self
+            .inner
+            .with_keys(|session, keys, which| {
+                session.handle_login_response(&request.pending, &response, keys, which, clock::now())
+            })
+            .await;
+        self.inner.process().await;
+        self.inner.wake.notify_one();
+        result.map_err(Error::from)
+    }
+
+    /// Signs in through the system browser and a loopback redirect listener on 127.0.0.1 with
+    /// an ephemeral port. `open` receives the authorization URL (launch the browser there, or
+    /// print it). Gives up after `timeout`.
+    pub async fn login_with_browser(
+        &self,
+        mut options: AuthorizeOptions,
+        open: impl FnOnce(&str) -> std::io::Result<()>,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let configured = self.inner.session().client().redirect_uri.url().clone();
+        let listener = crate::loopback::Listener::bind(&configured).await?;
+        options.redirect_uri = Some(listener.redirect_uri().clone());
+        let request = self.begin_login(&options)?;
+        open(request.url())
+            .map_err(|e| Error::Misconfigured { message: format!("could not open the browser: {e}") })?;
+        let callback = listener.wait_for_callback(timeout).await?;
+        self.complete_login(request, callback.expose()).await
+    }
+
+    /// Signs out: wipes the session from memory and the store first, then revokes the refresh
+    /// token (retried later if the provider cannot be reached), and returns the provider's
+    /// end-session URL (with `id_token_hint` and `state`) for the app to open, if it has one.
+    pub async fn logout(&self) -> Result<Option<EndSessionRequest>, Error> {
+        let result = self.inner.session().logout(clock::now());
+        self.inner.process().await;
+        self.inner.wake.notify_one();
+        result.map_err(Error::from)
+    }
+
+    fn spawn_timer(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let wake = self.inner.wake.clone();
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let session_sleep = inner.session().time_until_timeout(clock::now()).unwrap_or(IDLE_TIMER);
+                let sleep = inner.revocations.time_until_retry().map_or(session_sleep, |r| r.min(session_sleep));
+                drop(inner);
+                tokio::select! {
+                    () = tokio::time::sleep(sleep) => {}
+                    () = wake.notified() => continue,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                inner.on_timer().await;
+            }
+        });
+    }
+
+    async fn restore(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let record = inner.store_call(|store, key| store.load(key)).await.map_err(|e| error::store(&e))?;
+        if let Some(record) = record {
+            // An unreadable record is reported and left in place; the app starts signed out.
+            let outcome = inner.session().restore(record.expose().as_bytes(), clock::now());
+            if let Err(error) = outcome {
+                tracing::warn!(%error, "the stored session could not be restored");
+            }
+        }
+        inner.process().await;
+        Ok(())
+    }
+}
+
+impl Inner {
+    pub(crate) fn session(&self) -> MutexGuard<'_, Session> {
+        // The core never panics while the lock is held; a poisoned lock still holds a valid state.
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Runs a store call on a blocking thread (keystores talk D-Bus or XPC).
+    pub(crate) async fn store_call<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn SecureStore, &str) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, crate::store::StoreError> {
+        let store = self.store.clone();
+        let key = self.store_key.clone();
+        self.store_call_with(move |s| call(s, &key), store).await
+    }
+
+    pub(crate) async fn store_call_with<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn SecureStore) -> Result<T, crate::store::StoreError> + Send + 'static,
+        store: Arc<dyn SecureStore>,
+    ) -> Result<T, crate::store::StoreError> {
+        tokio::task::spawn_blocking(move || call(store.as_ref()))
+            .await
+            .unwrap_or_else(|_| Err(crate::store::StoreError::Failed("the store call panicked".into())))
+    }
+
+    pub(crate) fn store(&self) -> Arc<dyn SecureStore> {
+        self.store.clone()
+    }
+
+    /// Calls into the session with the cached keys; if the ID token names an unknown `kid`,
+    /// refetches the JWKS once (rate-limited) and calls again.
+    async fn with_keys(
+        &self,
+        call: impl Fn(&mut Session, &dyn sessionkit_core::oidc::id_token::SignatureVerifier, Keys) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        let keys = self.jwks.keys();
+        let first = call(&mut self.session(), keys.as_ref(), Keys::Cached);
+        if first != Err(CoreError::IdToken(IdTokenError::Signature(SignatureError::UnknownKey))) {
+            return first;
+        }
+        let keys = match self.jwks.refetch_for_unknown_kid(&self.transport).await {
+            Some(Ok(keys)) => keys,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "refetching the provider's keys failed");
+                self.jwks.keys()
+            }
+            None => self.jwks.keys(),
+        };
+        call(&mut self.session(), keys.as_ref(), Keys::JustFetched)
+    }
+
+    /// The single-flight refresh: the first caller refreshes, the others wait on the gate and
+    /// find a fresh token (or the same failure) when they get it.
+    async fn refresh(&self) -> Result<(), Error> {
+        let _gate = self.refresh_gate.lock().await;
+        let now = clock::now();
+        let start = {
+            let mut session = self.session();
+            match session.access_token(now) {
+                TokenState::Fresh(_) => return Ok(()),
+                TokenState::Dead(reason) => return Err(error::ended(reason)),
+                TokenState::Renewable => session.request_refresh(now),
+            }
+        };
+        match start {
+            RefreshStart::Started | RefreshStart::InFlight => {}
+            RefreshStart::BackingOff { until } => {
+                let retry_after = until.saturating_duration_since(now.wall);
+                return Err(Error::RetryLater {
+                    message: "the provider failed recently".into(),
+                    retry_after: Some(retry_after),
+                });
+            }
+            RefreshStart::Impossible(reason) => return Err(error::ended(reason)),
+        }
+        let result = self.run_refresh().await;
+        self.wake.notify_one();
+        result
+    }
+
+    /// Sends the queued refresh (the gate is held) and feeds the answer back.
+    async fn run_refresh(&self) -> Result<(), Error> {
+        let Some(request) = self.process().await else { return Ok(()) };
+        // Another process sharing the store may have refreshed already: take the lock, then
+        // look at the store before spending the refresh token.
+        let _lock = match crate::lock::acquire(self.lock_path.clone()).await {
+            Ok(lock) => lock,
+            Err(error) => {
+                let _ = self.session().handle_refresh_failure(clock::now());
+                self.process().await;
+                return Err(error);
+            }
+        };
+        match self.adopt_from_store().await {
+            Some(StoreChange::Adopted) => {
+                tracing::debug!("another process refreshed; adopted its tokens");
+                self.process().await;
+                return Ok(());
+            }
+            Some(StoreChange::Ended) => {
+                self.process().await;
+                return Err(error::ended(sessionkit_core::EndReason::Revoked));
+            }
+            _ => {}
+        }
+        let outcome = async {
+            match self.transport.send(&request).await {
+                Ok(response) => self.feed_refresh(&response).await,
+                Err(transport_error) => {
+                    tracing::info!(error = %transport_error, "refresh failed; the session is kept and retried later");
+                    let _ = self.session().handle_refresh_failure(clock::now());
+                    Err(error::transport(transport_error))
+                }
+            }
+        }
+        .instrument(tracing::debug_span!("refresh"))
+        .await;
+        self.process().await;
+        outcome
+    }
+
+    /// Reads the store and lets the session adopt what another process wrote there.
+    async fn adopt_from_store(&self) -> Option<StoreChange> {
+        match self.store_call(|store, key| store.load(key)).await {
+            Ok(record) => {
+                let bytes = record.as_ref().map(|r| r.expose().as_bytes());
+                match self.session().handle_store_changed(bytes, clock::now()) {
+                    Ok(change) => Some(change),
+                    Err(error) => {
+                        tracing::warn!(%error, "the stored session could not be read; refreshing anyway");
+                        None
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the store could not be read before refreshing; refreshing anyway");
+                None
+            }
+        }
+    }
+
+    async fn feed_refresh(&self, response: &HttpResponse) -> Result<(), Error> {
+        self.with_keys(|session, keys, which| session.handle_refresh_response(response, keys, which, clock::now()))
+            .await
+            .map_err(Error::from)
+    }
+
+    async fn on_timer(&self) {
+        if self.revocations.time_until_retry().is_some_and(|wait| wait.is_zero()) {
+            self.revocations.retry_pending(self).await;
+        }
+        let _gate = self.refresh_gate.lock().await;
+        self.session().handle_timeout(clock::now());
+        if let Err(error) = self.run_refresh().await {
+            tracing::debug!(%error, "background refresh did not succeed");
+        }
+    }
+
+    /// Performs queued actions in order and publishes events. Returns a queued refresh
+    /// request for the caller holding the gate (only `request_refresh` and `handle_timeout`
+    /// queue one, and both are called with the gate held).
+    pub(crate) async fn process(&self) -> Option<HttpRequest> {
+        let mut refresh = None;
+        // Bounded: each pass drains what the previous one queued; persistence failures queue
+        // an event, not more work.
+        for _ in 0..4 {
+            let (actions, events) = {
+                let mut session = self.session();
+                let actions: Vec<Action> = std::iter::from_fn(|| session.poll_action()).collect();
+                let events: Vec<SessionEvent> = std::iter::from_fn(|| session.poll_event()).collect();
+                (actions, events)
+            };
+            for event in events {
+                tracing::info!(event = ?event, "session event");
+                let _ = self.events.send(event);
+            }
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                match action {
+                    Action::Persist(record) => {
+                        if let Err(error) = self.store_call(move |store, key| store.save(key, &record)).await {
+                            tracing::warn!(%error, "could not write the session to the store; kept in memory");
+                            self.session().handle_persist_failed(clock::now());
+                        }
+                    }
+                    Action::Wipe => {
+                        if let Err(error) = self.store_call(|store, key| store.delete(key)).await {
+                            tracing::warn!(%error, "could not delete the session from the store");
+                        }
+                    }
+                    Action::Refresh(request) => refresh = Some(request),
+                    Action::Revoke(revocation) => self.revoke(revocation).await,
+                    _ => {}
+                }
+            }
+        }
+        refresh
+    }
+
+    async fn revoke(&self, revocation: Revocation) {
+        self.revocations.revoke_now_or_queue(self, revocation).await;
+    }
+}

@@ -1,0 +1,148 @@
+//! [`SessionConfig`]: everything a [`SessionClient`](crate::SessionClient) needs, checked once.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use sessionkit::{SessionConfig, store::MemoryStore};
+//! let config = SessionConfig::builder("https://login.example.com", "my-app")
+//!     .redirect_uri("http://127.0.0.1/callback")
+//!     .scopes(&["offline_access", "profile"])
+//!     .store(Arc::new(MemoryStore::new()))
+//!     .build()?;
+//! # Ok::<(), sessionkit::Error>(())
+//! ```
+//! Issuer, redirect URI and scopes are validated by the core's rules (https issuer; loopback-only
+//! `http` redirects; `openid` always requested).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sessionkit_core::oidc::client::{ClientConfig, Issuer, RedirectUri};
+use sessionkit_core::{CoreError, SessionError, SessionPolicy};
+
+use crate::http::HttpOptions;
+use crate::store::{MemoryStore, SecureStore};
+
+/// A validated client configuration.
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub(crate) client: ClientConfig,
+    pub(crate) policy: SessionPolicy,
+    pub(crate) store: Arc<dyn SecureStore>,
+    pub(crate) http: HttpOptions,
+    pub(crate) lock_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("client", &self.client)
+            .field("policy", &self.policy)
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionConfig {
+    /// Starts a configuration for `issuer` and `client_id`.
+    pub fn builder(issuer: &str, client_id: &str) -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            redirect_uri: "http://127.0.0.1/callback".to_owned(),
+            post_logout_redirect_uri: None,
+            scopes: vec!["offline_access".to_owned()],
+            policy: SessionPolicy::default(),
+            store: None,
+            http: HttpOptions::default(),
+            lock_dir: None,
+        }
+    }
+
+    /// The key under which this session is stored: one per issuer and client.
+    pub(crate) fn store_key(&self) -> String {
+        format!("{}|{}", self.client.issuer.as_str(), self.client.client_id)
+    }
+
+    /// Where this session is kept, for status displays.
+    pub fn store_description(&self) -> String {
+        self.store.describe()
+    }
+}
+
+/// Builds a [`SessionConfig`].
+#[must_use]
+pub struct SessionConfigBuilder {
+    issuer: String,
+    client_id: String,
+    redirect_uri: String,
+    post_logout_redirect_uri: Option<String>,
+    scopes: Vec<String>,
+    policy: SessionPolicy,
+    store: Option<Arc<dyn SecureStore>>,
+    http: HttpOptions,
+    lock_dir: Option<PathBuf>,
+}
+
+impl SessionConfigBuilder {
+    /// The redirect URI registered for this client (default `http://127.0.0.1/callback`; the
+    /// loopback sign-in replaces the port with its listener's).
+    pub fn redirect_uri(mut self, uri: &str) -> Self {
+        uri.clone_into(&mut self.redirect_uri);
+        self
+    }
+
+    /// Where the provider sends the browser after sign-out.
+    pub fn post_logout_redirect_uri(mut self, uri: &str) -> Self {
+        self.post_logout_redirect_uri = Some(uri.to_owned());
+        self
+    }
+
+    /// Scopes beyond `openid` (default: `offline_access`, for a refresh token).
+    pub fn scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Idle and absolute limits and the rest (default: [`SessionPolicy::default`]).
+    pub fn policy(mut self, policy: SessionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Where tokens are kept (default: an in-memory store; pass a
+    /// [`KeyringStore`](crate::store::KeyringStore) to persist them in the OS keystore).
+    pub fn store(mut self, store: Arc<dyn SecureStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// HTTP settings (timeouts, trust roots, size limits).
+    pub fn http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The directory for the cross-process refresh lock (default: the system temp directory).
+    pub fn lock_dir(mut self, dir: PathBuf) -> Self {
+        self.lock_dir = Some(dir);
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<SessionConfig, SessionError> {
+        let wrap = |e: sessionkit_core::oidc::client::ConfigError| SessionError::from(CoreError::Config(e));
+        let issuer = Issuer::parse(&self.issuer).map_err(wrap)?;
+        let redirect = RedirectUri::parse(&self.redirect_uri).map_err(wrap)?;
+        let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
+        let mut client = ClientConfig::new(issuer, &self.client_id, redirect, &scopes).map_err(wrap)?;
+        client.post_logout_redirect_uri =
+            self.post_logout_redirect_uri.as_deref().map(RedirectUri::parse).transpose().map_err(wrap)?;
+        Ok(SessionConfig {
+            client,
+            policy: self.policy,
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            http: self.http,
+            lock_dir: self.lock_dir,
+        })
+    }
+}

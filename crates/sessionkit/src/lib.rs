@@ -1,0 +1,44 @@
+//! SessionKit for Rust apps: sign a user in against any OpenID Connect provider, keep the
+//! tokens in the OS keystore, refresh them, enforce idle and absolute timeouts, and sign out
+//! completely.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sessionkit::Error> {
+//! use std::sync::Arc;
+//! use sessionkit::{SessionClient, SessionConfig, store::KeyringStore};
+//!
+//! let store = KeyringStore::secret_service("my-app").map_err(|e| sessionkit::Error::StorageUnavailable { message: e.to_string() })?;
+//! let config = SessionConfig::builder("https://login.example.com", "my-app").store(Arc::new(store)).build()?;
+//! let client = SessionClient::new(config).await?;
+//! client.login_with_browser(Default::default(), |url| { println!("open {url}"); Ok(()) },
+//!     std::time::Duration::from_secs(300)).await?;
+//! let token = client.access_token().await?; // refreshed when needed, once for all callers
+//! let mut events = client.subscribe();       // logged in, refreshed, expiring soon, ...
+//! client.logout().await?;                   // wipe, revoke, end-session URL
+//! # let _ = (token, events.try_recv()); Ok(()) }
+//! ```
+//!
+//! Every session rule lives in `sessionkit-core`; this crate does the I/O it asks for. See
+//! [`SessionClient`] for the guarantees (single-flight refresh, durable revocation, no secret in
+//! logs) and [`store`] for where tokens are kept.
+#![forbid(unsafe_code)]
+
+mod client;
+mod clock;
+mod config;
+mod error;
+pub mod http;
+mod jwks;
+mod lock;
+mod loopback;
+mod revocation;
+pub mod store;
+
+pub use client::{LoginRequest, SessionClient};
+pub use config::{SessionConfig, SessionConfigBuilder};
+pub use error::Error;
+pub use sessionkit_core::oidc::authorize::AuthorizeOptions;
+pub use sessionkit_core::oidc::logout::EndSessionRequest;
+pub use sessionkit_core::{
+    Anomaly, EndReason, ExpiryReason, Secret, SessionEvent, SessionPolicy, SessionStatus, StorageProblem, UnixTime,
+};

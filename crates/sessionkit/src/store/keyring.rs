@@ -1,0 +1,91 @@
+//! [`KeyringStore`]: the OS keystore through `keyring-core`.
+//!
+//! Each value is one credential with service `sessionkit` (or the app's own service name) and
+//! the key as the user name. On Linux, [`KeyringStore::secret_service`] uses the desktop's
+//! Secret Service (GNOME Keyring, KWallet) over D-Bus, and [`KeyringStore::keyutils`] the
+//! kernel's session keyring (gone at logout or reboot: for headless use). Other platforms'
+//! `keyring-core` stores are passed to [`KeyringStore::with_store`].
+
+use std::sync::Arc;
+
+use keyring_core::{CredentialStore, Entry, Error};
+use sessionkit_core::Secret;
+
+use super::{SecureStore, StoreError};
+
+/// A store backed by a `keyring-core` credential store.
+pub struct KeyringStore {
+    store: Arc<CredentialStore>,
+    service: String,
+    name: &'static str,
+}
+
+impl std::fmt::Debug for KeyringStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringStore").field("service", &self.service).field("backend", &self.name).finish()
+    }
+}
+
+fn map_error(error: Error) -> StoreError {
+    match error {
+        Error::NoStorageAccess(_) => {
+            StoreError::Unavailable("access to the keystore was refused or it is locked".into())
+        }
+        Error::PlatformFailure(_) => StoreError::Unavailable("the keystore service did not answer".into()),
+        Error::TooLong(..) => StoreError::TooLarge,
+        other => StoreError::Failed(format!("{:?}", std::mem::discriminant(&other))),
+    }
+}
+
+impl KeyringStore {
+    /// Wraps any `keyring-core` store (Apple, Windows, Android, ...).
+    pub fn with_store(store: Arc<CredentialStore>, service: &str, name: &'static str) -> Self {
+        Self { store, service: service.to_owned(), name }
+    }
+
+    /// The Secret Service of the user's D-Bus session (GNOME Keyring, KWallet).
+    #[cfg(target_os = "linux")]
+    pub fn secret_service(service: &str) -> Result<Self, StoreError> {
+        let store = zbus_secret_service_keyring_store::Store::new().map_err(map_error)?;
+        Ok(Self::with_store(store, service, "Secret Service"))
+    }
+
+    /// The kernel's session keyring (keyutils).
+    #[cfg(target_os = "linux")]
+    pub fn keyutils(service: &str) -> Result<Self, StoreError> {
+        let store = linux_keyutils_keyring_store::Store::new().map_err(map_error)?;
+        Ok(Self::with_store(store, service, "kernel keyutils"))
+    }
+
+    fn entry(&self, key: &str) -> Result<Entry, StoreError> {
+        Entry::new_in_store(&self.store, &self.service, key).map_err(map_error)
+    }
+}
+
+impl SecureStore for KeyringStore {
+    fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
+        match self.entry(key)?.get_secret() {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map(|text| Some(Secret::new(text)))
+                .map_err(|_| StoreError::Failed("the stored value is not text".into())),
+            Err(Error::NoEntry) => Ok(None),
+            Err(error) => Err(map_error(error)),
+        }
+    }
+
+    fn save(&self, key: &str, value: &Secret) -> Result<(), StoreError> {
+        // Handed to the OS keystore, which is where it belongs.
+        self.entry(key)?.set_secret(value.expose().as_bytes()).map_err(map_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.entry(key)?.delete_credential() {
+            Ok(()) | Err(Error::NoEntry) => Ok(()),
+            Err(error) => Err(map_error(error)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (service {:?})", self.name, self.service)
+    }
+}

@@ -1,0 +1,47 @@
+//! Where sessions are kept: one small trait, [`SecureStore`], and its backends.
+//!
+//! - [`KeyringStore`]: the OS keystore through the keyring-core v4 family (Linux: Secret
+//!   Service or kernel keyutils; the Apple, Windows and Android stores plug into the same type).
+//! - [`MemoryStore`]: in-process only, for tests and for apps that want no persistence. It can
+//!   be told to fail, to test how the session survives a locked store.
+//!
+//! The rules every backend follows: a missing entry is `Ok(None)`; a store that is locked,
+//! unreachable or refuses access is [`StoreError::Unavailable`], never "empty", so a read
+//! failure can never look like a signed-out user and wipe a session; there is no plaintext
+//! fallback. Values are the core's encoded records, already secret.
+
+mod keyring;
+mod memory;
+
+pub use keyring::KeyringStore;
+pub use memory::MemoryStore;
+use sessionkit_core::Secret;
+
+/// Why the store could not do what was asked. Messages never contain the stored value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Locked, unreachable, or access denied: try again later; nothing was changed.
+    #[error("the secure store is unavailable: {0}")]
+    Unavailable(String),
+    /// The value is too large for this store.
+    #[error("the value is too large for the secure store")]
+    TooLarge,
+    /// Anything else the backend reported.
+    #[error("the secure store failed: {0}")]
+    Failed(String),
+}
+
+/// A keystore holding small secret values under string keys.
+///
+/// Calls may block (D-Bus, Keychain); the client runs them on a blocking thread.
+pub trait SecureStore: Send + Sync + 'static {
+    /// The value under `key`, or `None` if there is none.
+    fn load(&self, key: &str) -> Result<Option<Secret>, StoreError>;
+    /// Replaces the value under `key`.
+    fn save(&self, key: &str, value: &Secret) -> Result<(), StoreError>;
+    /// Removes the value under `key`; removing a missing value succeeds.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// A short description for status displays ("Secret Service", "memory").
+    fn describe(&self) -> String;
+}

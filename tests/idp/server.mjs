@@ -1,0 +1,191 @@
+// The local OpenID provider for SessionKit's tests and demo: node-oidc-provider over TLS on
+// 127.0.0.1, with a throwaway CA generated at start (never committed).
+//
+// Environment (all optional):
+//   IDP_PORT            port to listen on (default 0: an ephemeral port)
+//   IDP_STATE_DIR       where the CA and leaf are written (default: a new temp dir)
+//   IDP_ACCESS_TTL      access token lifetime in seconds (default 60)
+//   IDP_REFRESH_TTL     refresh token lifetime in seconds (default 3600)
+//   IDP_AUTO_APPROVE=1  answer login and consent automatically (account: login_hint or "alice")
+//
+// On start it prints one JSON line: {"issuer", "port", "ca"}. Test-only endpoints:
+//   GET  /__test/stats   token endpoint requests by grant type, revocations, introspections
+//   POST /__test/reset   zero the counters
+//   GET  /__test/api     a protected resource: 200 with the token's subject, or 401
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import Provider from 'oidc-provider';
+
+const env = process.env;
+const stateDir = env.IDP_STATE_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'sessionkit-idp-'));
+fs.mkdirSync(stateDir, { recursive: true });
+
+function makeCertificates(dir) {
+  const file = (name) => path.join(dir, name);
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', file('ca.key'));
+  openssl('req', '-x509', '-new', '-key', file('ca.key'), '-sha256', '-days', '2', '-subj', '/CN=SessionKit test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    '-out', file('ca.pem'));
+  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', file('leaf.key'));
+  openssl('req', '-new', '-key', file('leaf.key'), '-subj', '/CN=127.0.0.1', '-out', file('leaf.csr'));
+  fs.writeFileSync(file('leaf.ext'), [
+    'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost',
+    'extendedKeyUsage=serverAuth',
+    'basicConstraints=critical,CA:FALSE',
+  ].join('\n'));
+  openssl('x509', '-req', '-in', file('leaf.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
+    '-CAcreateserial', '-days', '2', '-sha256', '-extfile', file('leaf.ext'), '-out', file('leaf.pem'));
+  for (const key of ['ca.key', 'leaf.key']) fs.chmodSync(file(key), 0o600);
+  return { cert: fs.readFileSync(file('leaf.pem')), key: fs.readFileSync(file('leaf.key')), ca: file('ca.pem') };
+}
+
+function signingKeys() {
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  return { keys: [{ ...rsa, kid: 'rs-1', alg: 'RS256', use: 'sig' }, { ...ec, kid: 'es-1', alg: 'ES256', use: 'sig' }] };
+}
+
+const tls = makeCertificates(stateDir);
+const server = https.createServer({ cert: tls.cert, key: tls.key });
+await new Promise((resolve) => server.listen(Number(env.IDP_PORT || 0), '127.0.0.1', resolve));
+const port = server.address().port;
+const issuer = `https://127.0.0.1:${port}`;
+
+const accounts = new Map();
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: 'sessionkit-test',
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1/callback', 'http://[::1]/callback'],
+      post_logout_redirect_uris: ['http://127.0.0.1/logged-out'],
+    },
+    {
+      // A confidential client used only by tests to ask the introspection endpoint.
+      client_id: 'introspector',
+      client_secret: 'introspector-secret',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    },
+  ],
+  jwks: signingKeys(),
+  cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  pkce: { required: () => true },
+  rotateRefreshToken: true,
+  issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+  clientBasedCORS: () => true,
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'] },
+  findAccount: async (ctx, id) => {
+    accounts.set(id, true);
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, name: `Test user ${id}`, preferred_username: id, email: `${id}@example.test` };
+      },
+    };
+  },
+  ttl: {
+    AccessToken: Number(env.IDP_ACCESS_TTL || 60),
+    RefreshToken: Number(env.IDP_REFRESH_TTL || 3600),
+    IdToken: 3600,
+    AuthorizationCode: 60,
+    DeviceCode: 600,
+    Grant: 86400,
+    Interaction: 600,
+    Session: 86400,
+  },
+  features: {
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+});
+provider.proxy = false;
+
+const stats = { token: {}, tokenErrors: {}, revocation: 0, introspection: 0, deviceAuthorization: 0 };
+const resetStats = () => {
+  stats.token = {};
+  stats.tokenErrors = {};
+  stats.revocation = 0;
+  stats.introspection = 0;
+  stats.deviceAuthorization = 0;
+};
+
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/__test/stats') {
+    ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/__test/reset' && ctx.method === 'POST') {
+    resetStats();
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.path === '/__test/api') {
+    const auth = ctx.get('authorization') || '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const found = token ? await provider.AccessToken.find(token) : undefined;
+    if (!found || found.isExpired) {
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+      ctx.body = { error: 'invalid_token' };
+      return;
+    }
+    ctx.body = { sub: found.accountId, scope: found.scope, message: 'hello from the protected API' };
+    return;
+  }
+  if (env.IDP_AUTO_APPROVE === '1' && ctx.method === 'GET' && ctx.path.startsWith('/interaction/')) {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    let result;
+    if (details.prompt.name === 'login') {
+      result = { login: { accountId: details.params.login_hint || 'alice' } };
+    } else {
+      const { missingOIDCScope, missingOIDCClaims, missingResourceScopes } = details.prompt.details;
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+      if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope.join(' '));
+      if (missingOIDCClaims) grant.addOIDCClaims(missingOIDCClaims);
+      for (const [indicator, scopes] of Object.entries(missingResourceScopes || {})) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      result = { consent: { grantId: await grant.save() } };
+    }
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+    ctx.redirect(to);
+    return;
+  }
+  const isToken = ctx.path === '/token' && ctx.method === 'POST';
+  await next();
+  if (isToken) {
+    const grant = ctx.oidc?.params?.grant_type || 'unknown';
+    stats.token[grant] = (stats.token[grant] || 0) + 1;
+    if (ctx.status >= 400) {
+      const code = ctx.body?.error || String(ctx.status);
+      stats.tokenErrors[code] = (stats.tokenErrors[code] || 0) + 1;
+    }
+  }
+  if (ctx.path === '/token/revocation') stats.revocation += 1;
+  if (ctx.path === '/token/introspection') stats.introspection += 1;
+  if (ctx.path === '/device/auth') stats.deviceAuthorization += 1;
+});
+
+server.on('request', provider.callback());
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.stdin.on('end', stop); // the harness's end of the pipe closing means it is gone
+process.stdin.resume();
+console.log(JSON.stringify({ issuer, port, ca: tls.ca, stateDir }));
