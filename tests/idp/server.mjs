@@ -50,6 +50,10 @@ function signingKeys() {
   return { keys: [{ ...rsa, kid: 'rs-1', alg: 'RS256', use: 'sig' }, { ...ec, kid: 'es-1', alg: 'ES256', use: 'sig' }] };
 }
 
+// A reader that goes away must not crash the provider.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
+
 const tls = makeCertificates(stateDir);
 const server = https.createServer({ cert: tls.cert, key: tls.key });
 await new Promise((resolve) => server.listen(Number(env.IDP_PORT || 0), '127.0.0.1', resolve));
@@ -81,7 +85,9 @@ const provider = new Provider(issuer, {
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   pkce: { required: () => true },
   rotateRefreshToken: true,
-  issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+  // node-oidc-provider keeps offline_access only with prompt=consent; this test provider issues
+  // refresh tokens to any client allowed the grant, as most providers do for offline_access.
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   clientBasedCORS: () => true,
   scopes: ['openid', 'offline_access', 'profile', 'email'],
   claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'] },

@@ -438,19 +438,15 @@ impl Inner {
         // Bounded: each pass drains what the previous one queued; persistence failures queue
         // an event, not more work.
         for _ in 0..4 {
-            let (actions, events) = {
+            let actions: Vec<Action> = {
                 let mut session = self.session();
-                let actions: Vec<Action> = std::iter::from_fn(|| session.poll_action()).collect();
-                let events: Vec<SessionEvent> = std::iter::from_fn(|| session.poll_event()).collect();
-                (actions, events)
+                std::iter::from_fn(|| session.poll_action()).collect()
             };
-            for event in events {
-                tracing::info!(event = ?event, "session event");
-                let _ = self.events.send(event);
-            }
             if actions.is_empty() {
                 break;
             }
+            // Actions first, events after: when the app hears "refreshed" or "expired", the
+            // store already holds the rotated token or no longer holds the session.
             for action in actions {
                 match action {
                     Action::Persist(record) => {
@@ -469,6 +465,14 @@ impl Inner {
                     _ => {}
                 }
             }
+        }
+        let events: Vec<SessionEvent> = {
+            let mut session = self.session();
+            std::iter::from_fn(|| session.poll_event()).collect()
+        };
+        for event in events {
+            tracing::info!(event = ?event, "session event");
+            let _ = self.events.send(event);
         }
         refresh
     }

@@ -120,6 +120,9 @@ impl Transport {
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .https_only(true)
+            // Shorter than the common 5 s server keep-alive, so a pooled connection is never
+            // reused just as the server closes it (a spurious reset).
+            .pool_idle_timeout(Duration::from_secs(4))
             .user_agent(concat!("sessionkit/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 let same_origin = attempt.previous().first().is_some_and(|first| {

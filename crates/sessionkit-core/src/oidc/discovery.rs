@@ -105,10 +105,10 @@ impl ProviderMetadata {
         if raw.issuer != issuer.as_str() {
             return Err(DiscoveryError::IssuerMismatch { expected: issuer.as_str().to_owned(), found: raw.issuer });
         }
-        if let Some(methods) = &raw.code_challenge_methods_supported {
-            if !methods.iter().any(|m| m == "S256") {
-                return Err(DiscoveryError::NoPkceS256);
-            }
+        if let Some(methods) = &raw.code_challenge_methods_supported
+            && !methods.iter().any(|m| m == "S256")
+        {
+            return Err(DiscoveryError::NoPkceS256);
         }
         let optional = |value: Option<String>, name| value.map(|v| https_url(&v, name)).transpose();
         Ok(Self {

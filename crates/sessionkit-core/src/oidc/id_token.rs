@@ -309,10 +309,10 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
     if claims.sub.is_empty() || claims.sub.len() > 255 {
         return Err(IdTokenError::Malformed("sub must be 1 to 255 characters"));
     }
-    if let Some(subject) = check.subject {
-        if subject != claims.sub {
-            return Err(IdTokenError::SubjectChanged);
-        }
+    if let Some(subject) = check.subject
+        && subject != claims.sub
+    {
+        return Err(IdTokenError::SubjectChanged);
     }
     Ok(IdTokenClaims {
         iss: claims.iss,

@@ -1,0 +1,66 @@
+//! Every log line, at trace level, across a whole session: no token, code or verifier in any.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sessionkit::SessionPolicy;
+
+use crate::idp::{Idp, stored_refresh_token};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn trace_logs_of_a_whole_session_contain_no_secret() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // This test's runtime is single-threaded, so every task logs through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(SessionPolicy::default()).await;
+    let request = client.begin_login(&Default::default()).unwrap();
+    let callback = idp.authorize(request.url()).await;
+    let code = url_param(&callback, "code");
+    client.complete_login(request, &callback).await.unwrap();
+    let mut secrets = vec![code, client.access_token().await.unwrap().expose().to_owned()];
+    secrets.extend(stored_refresh_token(&store, &idp.issuer));
+    tokio::time::sleep(Duration::from_millis(2500)).await; // a background refresh happens
+    secrets.push(client.access_token().await.unwrap().expose().to_owned());
+    secrets.extend(stored_refresh_token(&store, &idp.issuer));
+    let end = client.logout().await.unwrap().unwrap();
+    secrets.push(url_param(end.url.expose(), "id_token_hint"));
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("session event"), "the capture saw the session's logs");
+    assert!(logs.contains("Refreshed") && logs.contains("LoggedOut"), "the capture covered the whole session");
+    for secret in secrets {
+        assert!(secret.len() >= 20, "a real secret, not an empty match");
+        assert!(!logs.contains(&secret), "a secret appeared in the logs");
+    }
+}
+
+fn url_param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .map(|v| v.replace("%2B", "+").replace("%2F", "/").replace("%3D", "="))
+        .unwrap_or_default()
+}
