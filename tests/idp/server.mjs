@@ -12,6 +12,15 @@
 //   GET  /__test/stats   token endpoint requests by grant type, revocations, introspections
 //   POST /__test/reset   zero the counters
 //   GET  /__test/api     a protected resource: 200 with the token's subject, or 401
+//   POST /__test/fault   queue a fault for the next requests to a path (JSON, see `applyFault`)
+//   POST /__test/faults/clear
+//
+// The fault layer sits in front of the provider's handlers, on the same port: a request first
+// meets it, then (unless the fault answers for it) the provider. It can delay, answer with a
+// status and Retry-After, reset the connection before or after the provider handled the request
+// (a response lost after a refresh token was rotated), send an oversized body, redirect to an
+// http URL, or rewrite the ID token in a token response and re-sign it with the provider's own
+// key (so that claim checks, not just signature checks, are exercised end to end).
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -50,6 +59,38 @@ function signingKeys() {
   return { keys: [{ ...rsa, kid: 'rs-1', alg: 'RS256', use: 'sig' }, { ...ec, kid: 'es-1', alg: 'ES256', use: 'sig' }] };
 }
 
+const b64 = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+
+// Rewrites an ID token: `kind` names the tampering. Valid-signature variants are re-signed
+// with the provider's RSA key, so only the claim checks can catch them.
+function tamperIdToken(idToken, kind, rsaJwk) {
+  const [h, p, sig] = idToken.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url'));
+  const claims = JSON.parse(Buffer.from(p, 'base64url'));
+  const resign = (hdr, body) => {
+    const input = `${b64(hdr)}.${b64(body)}`;
+    const key = crypto.createPrivateKey({ key: rsaJwk, format: 'jwk' });
+    return `${input}.${crypto.sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+  };
+  const rs = { alg: 'RS256', kid: 'rs-1', typ: header.typ };
+  switch (kind) {
+    case 'iss': return resign(rs, { ...claims, iss: 'https://evil.example' });
+    case 'aud': return resign(rs, { ...claims, aud: 'someone-else' });
+    case 'nonce': return resign(rs, { ...claims, nonce: 'not-the-nonce' });
+    case 'sub': return resign(rs, { ...claims, sub: 'mallory' });
+    case 'expired': return resign(rs, { ...claims, exp: Math.floor(Date.now() / 1000) - 3600 });
+    case 'signature': return `${h}.${b64({ ...claims, sub: 'mallory' })}.${sig}`;
+    case 'alg_none': return `${b64({ alg: 'none', typ: 'JWT' })}.${p}.`;
+    case 'hmac': {
+      // HS256 "signed" with the RSA public key's bytes: the classic algorithm-confusion attack.
+      const input = `${b64({ alg: 'HS256', kid: 'rs-1' })}.${p}`;
+      const secret = crypto.createPublicKey({ key: rsaJwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+      return `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
+    }
+    default: throw new Error(`unknown tampering ${kind}`);
+  }
+}
+
 // A reader that goes away must not crash the provider.
 process.stdout.on('error', () => {});
 process.stderr.on('error', () => {});
@@ -61,6 +102,7 @@ const port = server.address().port;
 const issuer = `https://127.0.0.1:${port}`;
 
 const accounts = new Map();
+const jwks = signingKeys();
 const provider = new Provider(issuer, {
   clients: [
     {
@@ -81,7 +123,7 @@ const provider = new Provider(issuer, {
       redirect_uris: [],
     },
   ],
-  jwks: signingKeys(),
+  jwks,
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   pkce: { required: () => true },
   rotateRefreshToken: true,
@@ -129,7 +171,72 @@ const resetStats = () => {
   stats.deviceAuthorization = 0;
 };
 
+// Queued faults: { path, mode, times, status, retryAfter, tamper, delayMs }.
+let faults = [];
+
+async function readJson(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString() || '{}');
+}
+
+// Applies the first queued fault for this path; true if it answered the request itself.
+async function applyFault(ctx, next) {
+  const index = faults.findIndex((f) => f.path === ctx.path && f.times > 0);
+  if (index < 0) return false;
+  const fault = faults[index];
+  fault.times -= 1;
+  if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+  switch (fault.mode) {
+    case 'delay':
+      return false;
+    case 'status':
+      ctx.status = fault.status || 503;
+      if (fault.retryAfter !== undefined) ctx.set('Retry-After', String(fault.retryAfter));
+      ctx.body = { error: 'temporarily_unavailable' };
+      return true;
+    case 'reset':
+      ctx.req.socket.destroy();
+      ctx.respond = false;
+      return true;
+    case 'drop':
+      // The provider handles the request (and rotates the refresh token); the answer is lost.
+      await next();
+      ctx.req.socket.destroy();
+      ctx.respond = false;
+      return true;
+    case 'oversize':
+      ctx.status = 200;
+      ctx.type = 'application/json';
+      ctx.body = `{"access_token":"${'a'.repeat(2 * 1024 * 1024)}","token_type":"Bearer"}`;
+      return true;
+    case 'redirect':
+      ctx.status = 302;
+      ctx.set('Location', `http://127.0.0.1:${port}${ctx.path}`);
+      return true;
+    case 'tamper':
+      await next();
+      if (ctx.body && typeof ctx.body === 'object' && ctx.body.id_token) {
+        ctx.body = { ...ctx.body, id_token: tamperIdToken(ctx.body.id_token, fault.tamper, jwks.keys[0]) };
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
 provider.use(async (ctx, next) => {
+  if (ctx.path === '/__test/fault' && ctx.method === 'POST') {
+    const fault = await readJson(ctx.req);
+    faults.push({ times: 1, ...fault });
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.path === '/__test/faults/clear' && ctx.method === 'POST') {
+    faults = [];
+    ctx.status = 204;
+    return;
+  }
   if (ctx.path === '/__test/stats') {
     ctx.body = stats;
     return;
@@ -174,18 +281,21 @@ provider.use(async (ctx, next) => {
     return;
   }
   const isToken = ctx.path === '/token' && ctx.method === 'POST';
-  await next();
-  if (isToken) {
-    const grant = ctx.oidc?.params?.grant_type || 'unknown';
-    stats.token[grant] = (stats.token[grant] || 0) + 1;
-    if (ctx.status >= 400) {
-      const code = ctx.body?.error || String(ctx.status);
-      stats.tokenErrors[code] = (stats.tokenErrors[code] || 0) + 1;
+  try {
+    if (!(await applyFault(ctx, next))) await next();
+  } finally {
+    if (isToken) {
+      const grant = ctx.oidc?.params?.grant_type || 'unknown';
+      stats.token[grant] = (stats.token[grant] || 0) + 1;
+      if (ctx.status >= 400) {
+        const code = ctx.body?.error || String(ctx.status);
+        stats.tokenErrors[code] = (stats.tokenErrors[code] || 0) + 1;
+      }
     }
+    if (ctx.path === '/token/revocation') stats.revocation += 1;
+    if (ctx.path === '/token/introspection') stats.introspection += 1;
+    if (ctx.path === '/device/auth') stats.deviceAuthorization += 1;
   }
-  if (ctx.path === '/token/revocation') stats.revocation += 1;
-  if (ctx.path === '/token/introspection') stats.introspection += 1;
-  if (ctx.path === '/device/auth') stats.deviceAuthorization += 1;
 });
 
 server.on('request', provider.callback());

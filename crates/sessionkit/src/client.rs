@@ -382,8 +382,13 @@ impl Inner {
                 Ok(response) => self.feed_refresh(&response).await,
                 Err(transport_error) => {
                     tracing::info!(error = %transport_error, "refresh failed; the session is kept and retried later");
-                    let _ = self.session().handle_refresh_failure(clock::now());
-                    Err(error::transport(transport_error))
+                    let wait = self.session().handle_refresh_failure(clock::now());
+                    let message = error::transport(transport_error).to_string();
+                    let retry_after = match wait {
+                        CoreError::Transient { retry_after, .. } => retry_after,
+                        _ => None,
+                    };
+                    Err(Error::RetryLater { message, retry_after })
                 }
             }
         }

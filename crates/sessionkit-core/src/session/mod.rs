@@ -523,8 +523,9 @@ impl Session {
                 Err(error.into())
             }
             TokenOutcome::Transient { status, retry_after } => {
-                self.back_off(t, retry_after);
-                Err(CoreError::Transient { status: Some(status), retry_after })
+                // The caller learns the session's own wait: Retry-After or the backoff, whichever is longer.
+                let wait = self.back_off(t, retry_after);
+                Err(CoreError::Transient { status: Some(status), retry_after: Some(wait) })
             }
             TokenOutcome::Malformed(error) => {
                 self.back_off(t, None);
@@ -536,10 +537,9 @@ impl Session {
     /// The refresh request failed without an answer (network error, timeout): back off.
     pub fn handle_refresh_failure(&mut self, now: Now) -> CoreError {
         let t = self.observe(now);
-        if matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight { .. })) {
-            self.back_off(t, None);
-        }
-        CoreError::Transient { status: None, retry_after: None }
+        let in_flight = matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight { .. }));
+        let retry_after = in_flight.then(|| self.back_off(t, None));
+        CoreError::Transient { status: None, retry_after }
     }
 
     /// Runs the timers: limits, warnings, scheduled refreshes and persistence retries.
@@ -795,12 +795,14 @@ impl Session {
         })
     }
 
-    fn back_off(&mut self, t: UnixTime, retry_after: Option<Duration>) {
-        let State::Active(a) = &mut self.state else { return };
+    /// Schedules the next refresh attempt after a transient failure; returns the wait.
+    fn back_off(&mut self, t: UnixTime, retry_after: Option<Duration>) -> Duration {
+        let State::Active(a) = &mut self.state else { return Duration::ZERO };
         a.refresh_failures = a.refresh_failures.saturating_add(1);
         let exponential = BACKOFF_BASE.saturating_mul(1u32 << (a.refresh_failures - 1).min(16)).min(BACKOFF_CAP);
         let delay = exponential.max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP));
         a.refresh = RefreshState::Backoff { until: t.saturating_add(delay) };
+        delay
     }
 
     /// Ends the session if the idle or absolute limit has passed; true if it did (or had).

@@ -125,6 +125,28 @@ impl Idp {
         client.complete_login(request, &callback).await.unwrap();
     }
 
+    /// Queues a fault in the provider's fault layer (see tests/idp/server.mjs).
+    pub async fn fault(&self, fault: serde_json::Value) {
+        let response = self.http.post(format!("{}/__test/fault", self.issuer)).json(&fault).send().await.unwrap();
+        assert_eq!(response.status(), 204);
+    }
+
+    pub async fn clear_faults(&self) {
+        self.http.post(format!("{}/__test/faults/clear", self.issuer)).send().await.unwrap();
+    }
+
+    /// Stops the provider (its port then refuses connections).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Refreshes with `refresh_token` directly, as another (now dead) process would have.
+    pub async fn refresh_directly(&self, refresh_token: &str) -> u16 {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", CLIENT_ID)];
+        self.http.post(format!("{}/token", self.issuer)).form(&form).send().await.unwrap().status().as_u16()
+    }
+
     pub async fn stats(&self) -> serde_json::Value {
         self.http.get(format!("{}/__test/stats", self.issuer)).send().await.unwrap().json().await.unwrap()
     }

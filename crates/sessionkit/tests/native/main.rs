@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub, clippy::print_stderr)]
 
 mod concurrency;
+mod failures;
 mod idp;
 mod keyring;
 mod leaks;

@@ -1,0 +1,165 @@
+//! Faults injected between the client and the real provider: tampered answers are refused
+//! with typed errors, transient failures keep the session, a lost rotation ends cleanly.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sessionkit::store::MemoryStore;
+use sessionkit::{Error, SessionClient, SessionPolicy};
+
+use crate::idp::{Idp, stored_refresh_token};
+
+fn lazy() -> SessionPolicy {
+    SessionPolicy::builder().background_refresh(false).build().unwrap()
+}
+
+#[tokio::test]
+async fn tampered_id_tokens_are_refused_and_nothing_is_signed_in() {
+    let idp = Idp::start(60);
+    let (client, store) = idp.client(SessionPolicy::default()).await;
+    for tamper in ["iss", "aud", "nonce", "expired", "signature", "alg_none", "hmac"] {
+        idp.fault(json!({"path": "/token", "mode": "tamper", "tamper": tamper})).await;
+        let request = client.begin_login(&Default::default()).unwrap();
+        let callback = idp.authorize(request.url()).await;
+        let err = client.complete_login(request, &callback).await.expect_err(tamper);
+        assert!(matches!(err, Error::InvalidInput { .. }), "{tamper}: {err:?}");
+        assert!(client.status().is_none(), "{tamper}: nothing signed in");
+        assert!(stored_refresh_token(&store, &idp.issuer).is_none(), "{tamper}: nothing stored");
+    }
+    // And the untampered flow still works afterwards.
+    idp.login(&client).await;
+    assert_eq!(client.status().unwrap().subject, "alice");
+}
+
+#[tokio::test]
+async fn oversized_and_redirected_token_responses_are_refused() {
+    let idp = Idp::start(60);
+    let (client, _store) = idp.client(SessionPolicy::default()).await;
+    for mode in ["oversize", "redirect"] {
+        idp.fault(json!({"path": "/token", "mode": mode})).await;
+        let request = client.begin_login(&Default::default()).unwrap();
+        let callback = idp.authorize(request.url()).await;
+        let err = client.complete_login(request, &callback).await.expect_err(mode);
+        let expected = if mode == "oversize" {
+            matches!(err, Error::InvalidInput { .. })
+        } else {
+            // The http redirect is not followed; the 302 itself is not a token response.
+            matches!(err, Error::RetryLater { .. } | Error::InvalidInput { .. })
+        };
+        assert!(expected, "{mode}: {err:?}");
+        assert!(client.status().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_for_another_user_ends_the_session() {
+    let idp = Idp::start(2);
+    let (client, _store) = idp.client(lazy()).await;
+    idp.login(&client).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    idp.fault(json!({"path": "/token", "mode": "tamper", "tamper": "sub"})).await;
+    let err = client.access_token().await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert_eq!(client.end_reason(), Some(sessionkit::EndReason::Anomaly));
+}
+
+#[tokio::test]
+async fn service_unavailable_and_rate_limits_keep_the_session_and_honour_retry_after() {
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(lazy()).await;
+    idp.login(&client).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    for status in [503, 429] {
+        idp.fault(json!({"path": "/token", "mode": "status", "status": status, "retryAfter": 1})).await;
+        let err = client.access_token().await.unwrap_err();
+        // Retry-After is the least wait; consecutive failures back off further (1 s, 2 s, ...).
+        let Error::RetryLater { retry_after: Some(wait), .. } = err else { panic!("{status}: {err:?}") };
+        assert!(wait >= Duration::from_secs(1), "{status}: {wait:?}");
+        assert!(client.status().is_some(), "{status}: the session is kept");
+        assert!(stored_refresh_token(&store, &idp.issuer).is_some());
+        // Within the Retry-After window no request is sent.
+        let before = idp.stats().await;
+        assert!(matches!(client.access_token().await, Err(Error::RetryLater { .. })));
+        assert_eq!(idp.stats().await, before, "{status}: backed off without a request");
+        tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    }
+    let token = client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(token.expose()).await, 200);
+}
+
+#[tokio::test]
+async fn a_provider_that_refuses_connections_keeps_the_session() {
+    let mut idp = Idp::start(2);
+    let (client, store) = idp.client(lazy()).await;
+    idp.login(&client).await;
+    idp.stop();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let err = client.access_token().await.unwrap_err();
+    assert!(matches!(err, Error::RetryLater { .. }), "{err:?}");
+    assert!(client.status().is_some());
+    assert!(stored_refresh_token(&store, &idp.issuer).is_some(), "nothing wiped");
+}
+
+#[tokio::test]
+async fn logout_with_the_revocation_endpoint_down_wipes_at_once_and_revokes_later() {
+    let idp = Idp::start(60);
+    let (client, store) = idp.client(SessionPolicy::default()).await;
+    idp.login(&client).await;
+    let refresh = stored_refresh_token(&store, &idp.issuer).unwrap();
+    idp.fault(json!({"path": "/token/revocation", "mode": "status", "status": 503, "times": 6})).await;
+    client.logout().await.unwrap();
+    assert!(stored_refresh_token(&store, &idp.issuer).is_none(), "wiped at once");
+    assert!(idp.is_active(&refresh).await, "not yet revoked: the endpoint is down");
+    idp.clear_faults().await;
+    // The timer retries after 5 s.
+    let mut revoked = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !idp.is_active(&refresh).await {
+            revoked = true;
+            break;
+        }
+    }
+    assert!(revoked, "the revocation was retried");
+}
+
+#[tokio::test]
+async fn a_response_lost_after_rotation_ends_in_a_clear_sign_in_again() {
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(lazy()).await;
+    idp.login(&client).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    idp.fault(json!({"path": "/token", "mode": "drop"})).await;
+    let err = client.access_token().await.unwrap_err();
+    assert!(matches!(err, Error::RetryLater { .. }), "{err:?}");
+    assert!(client.status().is_some(), "a lost answer is transient: the session is kept");
+    // The provider rotated the token; the next attempt spends the old one, which the provider
+    // refuses (and revokes the grant). The client ends the session once, without looping.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let err = client.access_token().await.unwrap_err();
+    assert!(matches!(err, Error::ReauthenticationRequired { .. }), "{err:?}");
+    assert!(stored_refresh_token(&store, &idp.issuer).is_none());
+    let refreshes = idp.refresh_count().await;
+    assert!(matches!(client.access_token().await, Err(Error::ReauthenticationRequired { .. })));
+    assert_eq!(idp.refresh_count().await, refreshes, "no retry loop");
+}
+
+#[tokio::test]
+async fn a_process_killed_after_rotation_recovers_to_sign_in_again() {
+    let idp = Idp::start(2);
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let first = SessionClient::new(idp.config(lazy(), store.clone())).await.unwrap();
+    idp.login(&first).await;
+    let stale = stored_refresh_token(&store, &idp.issuer).unwrap();
+    drop(first);
+    // The dead process had rotated the token at the provider but never persisted the result.
+    assert_eq!(idp.refresh_directly(&stale).await, 200);
+
+    let restarted = SessionClient::new(idp.config(lazy(), store.clone())).await.unwrap();
+    assert_eq!(restarted.status().unwrap().subject, "alice");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let err = restarted.access_token().await.unwrap_err();
+    assert!(matches!(err, Error::ReauthenticationRequired { .. }), "{err:?}");
+    assert!(restarted.status().is_none());
+    assert!(stored_refresh_token(&store, &idp.issuer).is_none());
+}
