@@ -57,6 +57,9 @@ pub enum CoreError {
     /// The OS random source failed.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// The device authorization failed.
+    #[error(transparent)]
+    Device(#[from] crate::oidc::device::DeviceError),
     /// There is no usable session.
     #[error("no session: {0:?}")]
     NoSession(EndReason),
@@ -126,6 +129,8 @@ impl From<CoreError> for SessionError {
             }
             CoreError::Record(_) | CoreError::NoSession(_) => Self::ReauthenticationRequired { message },
             CoreError::StorageUnavailable => Self::StorageUnavailable { message },
+            CoreError::Device(crate::oidc::device::DeviceError::Unsupported) => Self::Misconfigured { message },
+            CoreError::Device(_) => Self::ReauthenticationRequired { message },
         }
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use sessionkit_core::http::{HttpRequest, HttpResponse};
 use sessionkit_core::oidc::authorize::{AuthorizeOptions, PendingAuthorization};
+use sessionkit_core::oidc::device::{DeviceAuthorization, DeviceError, DevicePoll};
 use sessionkit_core::oidc::discovery::ProviderMetadata;
 use sessionkit_core::oidc::id_token::{IdTokenError, SignatureError};
 use sessionkit_core::oidc::logout::EndSessionRequest;
@@ -44,6 +45,19 @@ use crate::store::SecureStore;
 const EVENT_BUFFER: usize = 256;
 /// Longest sleep of the timer task when nothing is scheduled.
 const IDLE_TIMER: Duration = Duration::from_secs(3600);
+
+/// What to show the user during a device sign-in ([`SessionClient::login_with_device`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCode {
+    /// The code to type.
+    pub user_code: String,
+    /// Where to type it.
+    pub verification_uri: String,
+    /// The same URL with the code filled in (for a link or QR code), if the provider gives one.
+    pub verification_uri_complete: Option<String>,
+    /// When the code stops working.
+    pub expires_at: sessionkit_core::UnixTime,
+}
 
 /// A sign-in started by [`SessionClient::begin_login`]: open [`LoginRequest::url`] in the
 /// system browser, then pass the redirect to [`SessionClient::complete_login`].
@@ -221,6 +235,59 @@ impl SessionClient {
             .map_err(|e| Error::Misconfigured { message: format!("could not open the browser: {e}") })?;
         let callback = listener.wait_for_callback(timeout).await?;
         self.complete_login(request, callback.expose()).await
+    }
+
+    /// Signs in with the device authorization grant (RFC 8628): `show` receives the code and
+    /// the URL for the user to visit on another device; this then polls at the provider's
+    /// interval (slower on `slow_down`) until the user approves, refuses, or the code expires.
+    pub async fn login_with_device(&self, show: impl FnOnce(&DeviceCode)) -> Result<(), Error> {
+        let (request, client, metadata) = {
+            let session = self.inner.session();
+            let request = DeviceAuthorization::request(session.client(), session.metadata());
+            (request, session.client().clone(), session.metadata().clone())
+        };
+        let request = request.map_err(CoreError::from)?;
+        let response = self.inner.transport.send_idempotent(&request).await.map_err(error::transport)?;
+        let mut device = DeviceAuthorization::from_response(&client, &metadata, &response, clock::now().wall)
+            .map_err(CoreError::from)?;
+        show(&DeviceCode {
+            user_code: device.user_code().to_owned(),
+            verification_uri: device.verification_uri().to_owned(),
+            verification_uri_complete: device.verification_uri_complete().map(str::to_owned),
+            expires_at: device.expires_at(),
+        });
+        let mut wait = device.interval();
+        // Bounded by the code's lifetime (checked by `handle_poll`) and by a hard cap.
+        for _ in 0..10_000 {
+            tokio::time::sleep(wait).await;
+            let response = match self.inner.transport.send(&device.poll_request()).await {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::info!(%error, "device flow poll failed; polling on");
+                    if clock::now().wall >= device.expires_at() {
+                        return Err(CoreError::Device(DeviceError::Expired).into());
+                    }
+                    wait = device.interval();
+                    continue;
+                }
+            };
+            match device.handle_poll(&response, clock::now().wall) {
+                DevicePoll::Wait(next) => wait = next,
+                DevicePoll::Approved => {
+                    let result = self
+                        .inner
+                        .with_keys(|session, keys, which| {
+                            session.handle_device_login_response(&response, keys, which, clock::now())
+                        })
+                        .await;
+                    self.inner.process().await;
+                    self.inner.wake.notify_one();
+                    return result.map_err(Error::from);
+                }
+                DevicePoll::Failed(error) => return Err(CoreError::Device(error).into()),
+            }
+        }
+        Err(CoreError::Device(DeviceError::Expired).into())
     }
 
     /// Signs out: wipes the session from memory and the store first, then revokes the refresh

@@ -34,7 +34,7 @@ mod loopback;
 mod revocation;
 pub mod store;
 
-pub use client::{LoginRequest, SessionClient};
+pub use client::{DeviceCode, LoginRequest, SessionClient};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use error::Error;
 pub use sessionkit_core::oidc::authorize::AuthorizeOptions;

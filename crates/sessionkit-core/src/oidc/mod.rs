@@ -5,6 +5,7 @@
 //! - [`authorize`]: the authorization URL (PKCE, `state`, `nonce`) and the callback.
 //! - [`token`]: token endpoint requests and strict, size-bounded response parsing.
 //! - [`id_token`]: ID token signature (through [`id_token::SignatureVerifier`]) and claims.
+//! - [`device`]: the device authorization grant (RFC 8628).
 //! - [`logout`]: the RP-initiated logout URL.
 //!
 //! The session state machine ([`crate::Session`]) uses all of these; apps and drivers use
@@ -12,6 +13,7 @@
 
 pub mod authorize;
 pub mod client;
+pub mod device;
 pub mod discovery;
 pub mod id_token;
 pub mod logout;

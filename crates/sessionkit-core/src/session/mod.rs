@@ -394,6 +394,30 @@ impl Session {
         keys: Keys,
         now: Now,
     ) -> Result<(), CoreError> {
+        self.login(Some(pending.nonce()), response, verifier, keys, now)
+    }
+
+    /// Feeds the token response that ended a device authorization (RFC 8628). The ID token
+    /// carries no nonce in this flow (there was no authorization request); everything else is
+    /// checked as for [`handle_login_response`](Self::handle_login_response).
+    pub fn handle_device_login_response(
+        &mut self,
+        response: &HttpResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        now: Now,
+    ) -> Result<(), CoreError> {
+        self.login(None, response, verifier, keys, now)
+    }
+
+    fn login(
+        &mut self,
+        nonce: Option<&Secret>,
+        response: &HttpResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        now: Now,
+    ) -> Result<(), CoreError> {
         let t = self.observe(now);
         self.update_server_offset(response, t);
         let tokens = match TokenOutcome::classify(response, t) {
@@ -408,7 +432,7 @@ impl Session {
             self.queue_revocation(tokens.refresh_token);
             return Err(CoreError::MissingIdToken);
         };
-        let claims = match self.check_id_token(id_token, Some(pending.nonce()), None, t, verifier, keys) {
+        let claims = match self.check_id_token(id_token, nonce, None, t, verifier, keys) {
             Ok(claims) => claims,
             Err(IdTokenFailure::RefetchKeys(error)) => return Err(error.into()),
             Err(IdTokenFailure::Refused(error)) => {

@@ -118,6 +118,30 @@ impl Idp {
         panic!("the provider never redirected back");
     }
 
+    /// Plays the user on their phone: opens the device verification page, submits the code,
+    /// confirms, and follows the (auto-approved) login and consent to the end.
+    pub async fn approve_device(&self, verification_uri_complete: &str) {
+        let hidden = |html: &str, name: &str| {
+            let marker = format!("name=\"{name}\" value=\"");
+            let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in the page")) + marker.len();
+            html[start..start + html[start..].find('"').unwrap()].to_owned()
+        };
+        let page = self.http.get(verification_uri_complete).send().await.unwrap().text().await.unwrap();
+        let device_url = format!("{}/device", self.issuer);
+        let form = [("xsrf", hidden(&page, "xsrf")), ("user_code", hidden(&page, "user_code"))];
+        let page = self.http.post(&device_url).form(&form).send().await.unwrap().text().await.unwrap();
+        let form =
+            [("xsrf", hidden(&page, "xsrf")), ("user_code", hidden(&page, "user_code")), ("confirm", "yes".into())];
+        let mut response = self.http.post(&device_url).form(&form).send().await.unwrap();
+        for _ in 0..12 {
+            let Some(location) = response.headers().get("location") else { break };
+            let location = location.to_str().unwrap().to_owned();
+            let next = if location.starts_with('/') { format!("{}{location}", self.issuer) } else { location };
+            response = self.http.get(&next).send().await.unwrap();
+        }
+        assert_eq!(response.status(), 200, "the device flow ended on its success page");
+    }
+
     /// Signs `client` in through the two-step flow.
     pub async fn login(&self, client: &SessionClient) {
         let request = client.begin_login(&Default::default()).unwrap();

@@ -168,3 +168,21 @@ async fn a_forged_callback_is_refused_and_the_login_can_still_complete() {
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
     assert!(client.status().is_none());
 }
+
+#[tokio::test]
+async fn device_flow_signs_in_when_the_user_approves() {
+    let idp = std::sync::Arc::new(Idp::start(60));
+    let (client, _store) = idp.client(SessionPolicy::default()).await;
+    let phone = idp.clone();
+    let show = move |code: &sessionkit::DeviceCode| {
+        assert!(!code.user_code.is_empty());
+        let url = code.verification_uri_complete.clone().expect("the provider sends the complete URI");
+        tokio::spawn(async move { phone.approve_device(&url).await });
+    };
+    tokio::time::timeout(Duration::from_secs(30), client.login_with_device(show)).await.unwrap().unwrap();
+    assert_eq!(client.status().unwrap().subject, "alice");
+    let token = client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(token.expose()).await, 200);
+    let stats = idp.stats().await;
+    assert!(stats["token"]["urn:ietf:params:oauth:grant-type:device_code"].as_u64().unwrap() >= 1);
+}
