@@ -2,11 +2,13 @@
 //! kernel's keyutils session keyring. scripts/test runs this binary inside both.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use sessionkit::http::HttpOptions;
 use sessionkit::store::{KeyringStore, SecureStore};
-use sessionkit::{SessionClient, SessionPolicy};
+use sessionkit::{SessionClient, SessionConfig, SessionPolicy};
 
-use crate::idp::Idp;
+use crate::idp::{CLIENT_ID, Idp};
 
 fn require_session_bus() {
     assert!(
@@ -46,4 +48,83 @@ async fn kernel_keyutils_keeps_the_session_across_restarts() {
     let service = format!("sessionkit-test-{}", std::process::id());
     let store = Arc::new(KeyringStore::keyutils(&service).expect("keyutils is available"));
     sign_in_restore_and_sign_out(store).await;
+}
+
+fn lazy() -> SessionPolicy {
+    SessionPolicy::builder().background_refresh(false).build().unwrap()
+}
+
+fn shared_config(issuer: &str, ca_pem: Vec<u8>, service: &str, lock_dir: &str) -> SessionConfig {
+    let store = Arc::new(KeyringStore::secret_service(service).expect("the Secret Service is reachable"));
+    SessionConfig::builder(issuer, CLIENT_ID)
+        .policy(lazy())
+        .store(store)
+        .http(HttpOptions { trust_only_roots_pem: vec![ca_pem], ..HttpOptions::default() })
+        .lock_dir(lock_dir.into())
+        .build()
+        .unwrap()
+}
+
+/// FNV-1a of a token: lets the helper process report which token it got without printing it.
+fn fingerprint(token: &str) -> String {
+    let hash = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_the_secret_service_refresh_once() {
+    require_session_bus();
+    let idp = Idp::start(2);
+    let service = format!("sessionkit-two-processes-{}", std::process::id());
+    let lock_dir = std::env::temp_dir().join(format!("sessionkit-two-processes-{}", std::process::id()));
+    std::fs::create_dir_all(&lock_dir).unwrap();
+    let lock_dir = lock_dir.to_str().unwrap().to_owned();
+    let ca_file = std::env::temp_dir().join(format!("sessionkit-two-processes-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, &idp.ca_pem).unwrap();
+
+    let client = SessionClient::new(shared_config(&idp.issuer, idp.ca_pem.clone(), &service, &lock_dir)).await.unwrap();
+    idp.login(&client).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await; // the access token has expired
+
+    // The second process: this test binary again, running only the helper below.
+    let helper = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "keyring::helper_second_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("SESSIONKIT_HELPER_ISSUER", &idp.issuer)
+        .env("SESSIONKIT_HELPER_CA", &ca_file)
+        .env("SESSIONKIT_HELPER_SERVICE", &service)
+        .env("SESSIONKIT_HELPER_LOCK_DIR", &lock_dir)
+        .output();
+    let (ours, helper) = tokio::join!(client.access_token(), helper);
+    let ours = ours.unwrap();
+    let helper = helper.unwrap();
+    let stdout = String::from_utf8_lossy(&helper.stdout);
+    assert!(helper.status.success(), "the helper failed: {stdout}");
+    let theirs = stdout
+        .lines()
+        .find_map(|l| l.split("helper-token=").nth(1).map(str::trim))
+        .unwrap_or_else(|| panic!("the helper reported no token: {stdout}"));
+    assert_eq!(theirs, fingerprint(ours.expose()), "both processes hold the same, once-rotated token");
+    assert_eq!(idp.refresh_count().await, 1, "one refresh between two processes");
+    assert_eq!(idp.stats().await["tokenErrors"], serde_json::json!({}), "no replayed refresh token");
+    assert_eq!(idp.call_api(ours.expose()).await, 200);
+    client.logout().await.unwrap();
+    let _ = std::fs::remove_file(ca_file);
+}
+
+#[tokio::test]
+#[ignore = "the second process of two_processes_sharing_the_secret_service_refresh_once"]
+async fn helper_second_process() {
+    let (Ok(issuer), Ok(ca), Ok(service), Ok(lock_dir)) = (
+        std::env::var("SESSIONKIT_HELPER_ISSUER"),
+        std::env::var("SESSIONKIT_HELPER_CA"),
+        std::env::var("SESSIONKIT_HELPER_SERVICE"),
+        std::env::var("SESSIONKIT_HELPER_LOCK_DIR"),
+    ) else {
+        panic!("run only by two_processes_sharing_the_secret_service_refresh_once");
+    };
+    let config = shared_config(&issuer, std::fs::read(ca).unwrap(), &service, &lock_dir);
+    let client = SessionClient::new(config).await.unwrap();
+    assert!(client.status().is_some(), "the helper restored the shared session");
+    let token = client.access_token().await.unwrap();
+    println!("\nhelper-token={}", fingerprint(token.expose()));
 }
