@@ -75,6 +75,39 @@ mod tests {
         assert_eq!(lock_path(dir, ""), dir.join("sessionkit-cbf29ce484222325.lock"));
     }
 
+    /// A holder that dies (SIGKILL, no clean-up) releases the lock: the OS drops it with the
+    /// process. `flock -o` (util-linux) plays the other process and holds the lock itself.
+    #[tokio::test]
+    async fn a_dead_holder_releases_the_lock() {
+        let dir = std::env::temp_dir().join(format!("sessionkit-lock-dead-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = lock_path(&dir, "k");
+        let mut holder = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(&path)
+            .args(["sleep", "20"])
+            .spawn()
+            .expect("flock(1) is installed");
+        // Wait until the other process really holds it.
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("open");
+        let mut held = false;
+        for _ in 0..100 {
+            if matches!(file.try_lock(), Err(TryLockError::WouldBlock)) {
+                held = true;
+                break;
+            }
+            let _ = file.unlock();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(held, "the other process took the lock");
+        holder.kill().expect("kill");
+        holder.wait().expect("reaped");
+        let started = Instant::now();
+        let lock = acquire(path).await.expect("the dead holder's lock is free");
+        assert!(started.elapsed() < LOCK_TIMEOUT);
+        drop(lock);
+    }
+
     #[tokio::test]
     async fn a_held_lock_excludes_another_holder_until_dropped() {
         let dir = std::env::temp_dir().join(format!("sessionkit-lock-test-{}", std::process::id()));

@@ -163,3 +163,33 @@ async fn a_process_killed_after_rotation_recovers_to_sign_in_again() {
     assert!(restarted.status().is_none());
     assert!(stored_refresh_token(&store, &idp.issuer).is_none());
 }
+
+#[tokio::test]
+async fn a_store_locked_during_a_refresh_keeps_the_session_and_catches_up_after_unlock() {
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(lazy()).await;
+    let mut events = client.subscribe();
+    idp.login(&client).await;
+    let before = stored_refresh_token(&store, &idp.issuer).unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.set_unavailable(true);
+    let token = client.access_token().await.expect("the refresh works; only the write fails");
+    assert_eq!(idp.call_api(token.expose()).await, 200);
+    crate::lifecycle::wait_for(&mut events, Duration::from_secs(2), |e| {
+        matches!(e, sessionkit::SessionEvent::StorageProblem { problem: sessionkit::StorageProblem::Unavailable, .. })
+    })
+    .await;
+    store.set_unavailable(false);
+    assert_eq!(stored_refresh_token(&store, &idp.issuer).unwrap(), before, "the write has not happened yet");
+    // The write is retried 10 s later by the timer.
+    let mut caught_up = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if stored_refresh_token(&store, &idp.issuer).is_some_and(|rt| rt != before) {
+            caught_up = true;
+            break;
+        }
+    }
+    assert!(caught_up, "the rotated token reached the store after unlock");
+    assert!(client.status().is_some());
+}
