@@ -193,7 +193,7 @@ async function applyFault(ctx, next) {
     case 'status':
       ctx.status = fault.status || 503;
       if (fault.retryAfter !== undefined) ctx.set('Retry-After', String(fault.retryAfter));
-      ctx.body = { error: 'temporarily_unavailable' };
+      ctx.body = { error: fault.error || 'temporarily_unavailable' };
       return true;
     case 'reset':
       ctx.req.socket.destroy();

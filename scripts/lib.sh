@@ -1,0 +1,47 @@
+# Shared by scripts/test and scripts/demo: install what SessionKit's tests and demo need on a
+# fresh Debian machine, and run a command inside a D-Bus session with an unlocked gnome-keyring.
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# System packages: D-Bus + gnome-keyring (Secret Service), keyutils, util-linux's flock,
+# OpenSSL and Node.js for the local OpenID provider (tests/idp).
+ensure_system_packages() {
+  local need=()
+  command -v dbus-run-session >/dev/null || need+=(dbus)
+  command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
+  command -v keyctl >/dev/null || need+=(keyutils)
+  command -v node >/dev/null || need+=(nodejs npm)
+  command -v openssl >/dev/null || need+=(openssl)
+  command -v flock >/dev/null || need+=(util-linux)
+  if ((${#need[@]})); then
+    step "installing ${need[*]}"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "missing: ${need[*]} (install them, or run this as root on Debian)" >&2
+      exit 1
+    fi
+  fi
+}
+
+# The local provider's npm packages, from the committed lock file.
+ensure_provider_packages() {
+  if [ ! -d tests/idp/node_modules/oidc-provider ] || [ tests/idp/package-lock.json -nt tests/idp/node_modules/.package-lock.json ]; then
+    step "installing the local OpenID provider's packages (npm ci in tests/idp)"
+    (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+# Runs "$@" in a fresh D-Bus session with an unlocked gnome-keyring and a fresh kernel session
+# keyring; gnome-keyring's files go to a throwaway directory.
+in_keyring_session() {
+  local home
+  home=$(mktemp -d)
+  XDG_DATA_HOME="$home/data" XDG_CACHE_HOME="$home/cache" XDG_RUNTIME_DIR="$home/run" \
+    bash -c 'mkdir -p "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR" &&
+      exec dbus-run-session -- bash scripts/in-keyring-session "$@"' _ "$@" 2> >(grep -v 'Failed to set fd limit' >&2)
+  local status=$?
+  rm -rf "$home"
+  return $status
+}

@@ -1,0 +1,189 @@
+//! Starts the bundled local OpenID provider (`tests/idp/server.mjs`) on a free loopback port
+//! and plays its user: follows sign-in redirects through the (auto-approved) login and consent,
+//! approves device codes, and asks the provider's test endpoints for counts and token state.
+//!
+//! Shared by the `sessionkit` integration tests and the desktop demo (both include this file
+//! with `#[path]`). Every method returns `Result<_, String>` with a message fit for a person.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+/// The client registered at the provider for SessionKit (a native, public client).
+pub const CLIENT_ID: &str = "sessionkit-test";
+
+/// A running provider; dropping it stops the process.
+pub struct LocalProvider {
+    child: Child,
+    _stdin: ChildStdin,
+    /// `https://127.0.0.1:<port>`.
+    pub issuer: String,
+    /// The throwaway CA that signed the provider's certificate.
+    pub ca_pem: Vec<u8>,
+    /// Where that CA is on disk.
+    pub ca_path: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Drop for LocalProvider {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn fail(what: &str) -> impl Fn(reqwest::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+impl LocalProvider {
+    /// Starts `node server.mjs` in `dir` with access tokens living `access_ttl` seconds;
+    /// the provider's own log goes to `log`.
+    pub fn start(dir: &Path, access_ttl: u64, log: Stdio) -> Result<Self, String> {
+        if !dir.join("node_modules/oidc-provider").exists() {
+            return Err(format!(
+                "{} has no node_modules: run `npm ci` there (scripts/test and scripts/demo do)",
+                dir.display()
+            ));
+        }
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(dir)
+            .env("IDP_ACCESS_TTL", access_ttl.to_string())
+            .env("IDP_AUTO_APPROVE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("could not start node (is Node.js installed?): {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line).map_err(|e| format!("the provider did not start: {e}"))?;
+        // Keep draining: the provider logs notices to stdout and must never hit a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let info: serde_json::Value =
+            serde_json::from_str(&line).map_err(|_| format!("the provider did not start (it said {line:?})"))?;
+        let issuer = info["issuer"].as_str().ok_or("no issuer in the provider's answer")?.to_owned();
+        let ca_path = PathBuf::from(info["ca"].as_str().ok_or("no CA in the provider's answer")?);
+        let ca_pem = std::fs::read(&ca_path).map_err(|e| format!("cannot read the provider's CA: {e}"))?;
+        let certificate = reqwest::Certificate::from_pem(&ca_pem).map_err(fail("bad CA"))?;
+        let http = reqwest::Client::builder()
+            .tls_certs_only([certificate])
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(fail("HTTP client"))?;
+        Ok(Self { child, _stdin: stdin, issuer, ca_pem, ca_path, http })
+    }
+
+    /// Stops the provider (its port then refuses connections).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Plays the browser: follows the authorization URL through the provider's login and
+    /// consent until it redirects to a loopback URI, and returns that callback URL.
+    pub async fn authorize(&self, url: &str) -> Result<String, String> {
+        let mut next = url.to_owned();
+        for _ in 0..12 {
+            let response = self.http.get(&next).send().await.map_err(fail("sign-in"))?;
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| format!("the provider answered {} instead of redirecting", response.status()))?
+                .to_owned();
+            if location.starts_with("http://127.0.0.1") || location.starts_with("http://[::1]") {
+                return Ok(location);
+            }
+            next = if location.starts_with('/') { format!("{}{location}", self.issuer) } else { location };
+        }
+        Err("the provider never redirected back".into())
+    }
+
+    /// Plays the user on another device: opens the verification page, submits the code,
+    /// confirms, and follows the login and consent to the provider's success page.
+    pub async fn approve_device(&self, verification_uri_complete: &str) -> Result<(), String> {
+        let hidden = |html: &str, name: &str| -> Result<String, String> {
+            let marker = format!("name=\"{name}\" value=\"");
+            let start = html.find(&marker).ok_or(format!("no {name} in the device page"))? + marker.len();
+            let end = html[start..].find('"').ok_or("unterminated value")?;
+            Ok(html[start..start + end].to_owned())
+        };
+        let text = |r: reqwest::Response| async move { r.text().await.map_err(fail("device page")) };
+        let page = text(self.http.get(verification_uri_complete).send().await.map_err(fail("device page"))?).await?;
+        let device_url = format!("{}/device", self.issuer);
+        let form = [("xsrf", hidden(&page, "xsrf")?), ("user_code", hidden(&page, "user_code")?)];
+        let page = text(self.http.post(&device_url).form(&form).send().await.map_err(fail("device code"))?).await?;
+        let form =
+            [("xsrf", hidden(&page, "xsrf")?), ("user_code", hidden(&page, "user_code")?), ("confirm", "yes".into())];
+        let mut response = self.http.post(&device_url).form(&form).send().await.map_err(fail("device confirm"))?;
+        for _ in 0..12 {
+            let Some(location) = response.headers().get("location").and_then(|l| l.to_str().ok()) else { break };
+            let next =
+                if location.starts_with('/') { format!("{}{location}", self.issuer) } else { location.to_owned() };
+            response = self.http.get(&next).send().await.map_err(fail("device sign-in"))?;
+        }
+        if response.status() == 200 {
+            Ok(())
+        } else {
+            Err(format!("the device sign-in ended with {}", response.status()))
+        }
+    }
+
+    /// Token endpoint requests by grant type, revocations, introspections, errors.
+    pub async fn stats(&self) -> Result<serde_json::Value, String> {
+        let response = self.http.get(format!("{}/__test/stats", self.issuer)).send().await.map_err(fail("stats"))?;
+        response.json().await.map_err(fail("stats"))
+    }
+
+    /// Refresh grants the provider has seen.
+    pub async fn refresh_count(&self) -> Result<u64, String> {
+        Ok(self.stats().await?["token"]["refresh_token"].as_u64().unwrap_or(0))
+    }
+
+    /// Whether the provider still considers `token` active (RFC 7662 introspection).
+    pub async fn is_active(&self, token: &str) -> Result<bool, String> {
+        let response = self
+            .http
+            .post(format!("{}/token/introspection", self.issuer))
+            .basic_auth("introspector", Some("introspector-secret"))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .map_err(fail("introspection"))?;
+        let body: serde_json::Value = response.json().await.map_err(fail("introspection"))?;
+        body["active"].as_bool().ok_or_else(|| "introspection gave no answer".into())
+    }
+
+    /// The status of a call to the provider's protected test API with `token`.
+    pub async fn call_api(&self, token: &str) -> Result<u16, String> {
+        let url = format!("{}/__test/api", self.issuer);
+        Ok(self.http.get(url).bearer_auth(token).send().await.map_err(fail("API call"))?.status().as_u16())
+    }
+
+    /// Queues a fault in the provider's fault layer (see server.mjs).
+    pub async fn fault(&self, fault: serde_json::Value) -> Result<(), String> {
+        let url = format!("{}/__test/fault", self.issuer);
+        self.http.post(url).json(&fault).send().await.map_err(fail("fault"))?;
+        Ok(())
+    }
+
+    /// Removes queued faults.
+    pub async fn clear_faults(&self) -> Result<(), String> {
+        self.http.post(format!("{}/__test/faults/clear", self.issuer)).send().await.map_err(fail("faults"))?;
+        Ok(())
+    }
+
+    /// Refreshes with `refresh_token` directly, as another (now dead) process would have.
+    pub async fn refresh_directly(&self, refresh_token: &str) -> Result<u16, String> {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", CLIENT_ID)];
+        let response =
+            self.http.post(format!("{}/token", self.issuer)).form(&form).send().await.map_err(fail("refresh"))?;
+        Ok(response.status().as_u16())
+    }
+}
