@@ -33,12 +33,12 @@ use sessionkit_core::{
 use tokio::sync::{Notify, broadcast};
 use tracing::Instrument as _;
 
-use crate::clock;
 use crate::config::SessionConfig;
 use crate::error::{self, Error};
 use crate::http::Transport;
 use crate::jwks::Jwks;
 use crate::revocation::RevocationQueue;
+use crate::runtime;
 use crate::store::SecureStore;
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -172,7 +172,7 @@ impl SessionClient {
     pub async fn access_token(&self) -> Result<Secret, Error> {
         // Bounded: a refresh that succeeds yields a fresh token on the next pass.
         for _ in 0..3 {
-            match self.inner.session().access_token(clock::now()) {
+            match self.inner.session().access_token(runtime::now()) {
                 TokenState::Fresh(token) => return Ok(token.clone()),
                 TokenState::Dead(reason) => return Err(error::ended(reason)),
                 TokenState::Renewable => {}
@@ -189,14 +189,14 @@ impl SessionClient {
 
     /// Counts user activity for the idle timeout.
     pub async fn record_activity(&self) {
-        self.inner.session().record_activity(clock::now());
+        self.inner.session().record_activity(runtime::now());
         self.inner.process().await;
     }
 
     /// Starts a sign-in whose redirect the app receives itself (a custom-scheme or claimed
     /// https redirect). Nothing changes until [`complete_login`](Self::complete_login).
     pub fn begin_login(&self, options: &AuthorizeOptions) -> Result<LoginRequest, Error> {
-        let (url, pending) = self.inner.session().begin_login(options, clock::now())?;
+        let (url, pending) = self.inner.session().begin_login(options, runtime::now())?;
         Ok(LoginRequest { url, pending })
     }
 
@@ -210,7 +210,7 @@ impl SessionClient {
         let result = self
             .inner
             .with_keys(|session, keys, which| {
-                session.handle_login_response(&request.pending, &response, keys, which, clock::now())
+                session.handle_login_response(&request.pending, &response, keys, which, runtime::now())
             })
             .await;
         self.inner.process().await;
@@ -219,8 +219,9 @@ impl SessionClient {
     }
 
     /// Signs in through the system browser and a loopback redirect listener on 127.0.0.1 with
-    /// an ephemeral port. `open` receives the authorization URL (launch the browser there, or
+    /// an ephemeral port (native only: a web page receives its redirect itself). `open` receives the authorization URL (launch the browser there, or
     /// print it). Gives up after `timeout`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn login_with_browser(
         &self,
         mut options: AuthorizeOptions,
@@ -248,7 +249,7 @@ impl SessionClient {
         };
         let request = request.map_err(CoreError::from)?;
         let response = self.inner.transport.send_idempotent(&request).await.map_err(error::transport)?;
-        let mut device = DeviceAuthorization::from_response(&client, &metadata, &response, clock::now().wall)
+        let mut device = DeviceAuthorization::from_response(&client, &metadata, &response, runtime::now().wall)
             .map_err(CoreError::from)?;
         show(&DeviceCode {
             user_code: device.user_code().to_owned(),
@@ -259,25 +260,25 @@ impl SessionClient {
         let mut wait = device.interval();
         // Bounded by the code's lifetime (checked by `handle_poll`) and by a hard cap.
         for _ in 0..10_000 {
-            tokio::time::sleep(wait).await;
+            runtime::sleep(wait).await;
             let response = match self.inner.transport.send(&device.poll_request()).await {
                 Ok(response) => response,
                 Err(error) => {
                     tracing::info!(%error, "device flow poll failed; polling on");
-                    if clock::now().wall >= device.expires_at() {
+                    if runtime::now().wall >= device.expires_at() {
                         return Err(CoreError::Device(DeviceError::Expired).into());
                     }
                     wait = device.interval();
                     continue;
                 }
             };
-            match device.handle_poll(&response, clock::now().wall) {
+            match device.handle_poll(&response, runtime::now().wall) {
                 DevicePoll::Wait(next) => wait = next,
                 DevicePoll::Approved => {
                     let result = self
                         .inner
                         .with_keys(|session, keys, which| {
-                            session.handle_device_login_response(&response, keys, which, clock::now())
+                            session.handle_device_login_response(&response, keys, which, runtime::now())
                         })
                         .await;
                     self.inner.process().await;
@@ -294,7 +295,7 @@ impl SessionClient {
     /// token (retried later if the provider cannot be reached), and returns the provider's
     /// end-session URL (with `id_token_hint` and `state`) for the app to open, if it has one.
     pub async fn logout(&self) -> Result<Option<EndSessionRequest>, Error> {
-        let result = self.inner.session().logout(clock::now());
+        let result = self.inner.session().logout(runtime::now());
         self.inner.process().await;
         self.inner.wake.notify_one();
         result.map_err(Error::from)
@@ -303,14 +304,14 @@ impl SessionClient {
     fn spawn_timer(&self) {
         let weak = Arc::downgrade(&self.inner);
         let wake = self.inner.wake.clone();
-        tokio::spawn(async move {
+        runtime::spawn(async move {
             loop {
                 let Some(inner) = weak.upgrade() else { return };
-                let session_sleep = inner.session().time_until_timeout(clock::now()).unwrap_or(IDLE_TIMER);
+                let session_sleep = inner.session().time_until_timeout(runtime::now()).unwrap_or(IDLE_TIMER);
                 let sleep = inner.revocations.time_until_retry().map_or(session_sleep, |r| r.min(session_sleep));
                 drop(inner);
                 tokio::select! {
-                    () = tokio::time::sleep(sleep) => {}
+                    () = runtime::sleep(sleep) => {}
                     () = wake.notified() => continue,
                 }
                 let Some(inner) = weak.upgrade() else { return };
@@ -324,7 +325,7 @@ impl SessionClient {
         let record = inner.store_call(|store, key| store.load(key)).await.map_err(|e| error::store(&e))?;
         if let Some(record) = record {
             // An unreadable record is reported and left in place; the app starts signed out.
-            let outcome = inner.session().restore(record.expose().as_bytes(), clock::now());
+            let outcome = inner.session().restore(record.expose().as_bytes(), runtime::now());
             if let Err(error) = outcome {
                 tracing::warn!(%error, "the stored session could not be restored");
             }
@@ -359,9 +360,9 @@ impl Inner {
         call: impl FnOnce(&dyn SecureStore) -> Result<T, crate::store::StoreError> + Send + 'static,
         store: Arc<dyn SecureStore>,
     ) -> Result<T, crate::store::StoreError> {
-        tokio::task::spawn_blocking(move || call(store.as_ref()))
+        runtime::run_blocking(move || call(store.as_ref()))
             .await
-            .unwrap_or_else(|_| Err(crate::store::StoreError::Failed("the store call panicked".into())))
+            .unwrap_or_else(|| Err(crate::store::StoreError::Failed("the store call panicked".into())))
     }
 
     pub(crate) fn store(&self) -> Arc<dyn SecureStore> {
@@ -394,7 +395,7 @@ impl Inner {
     /// find a fresh token (or the same failure) when they get it.
     async fn refresh(&self) -> Result<(), Error> {
         let _gate = self.refresh_gate.lock().await;
-        let now = clock::now();
+        let now = runtime::now();
         let start = {
             let mut session = self.session();
             match session.access_token(now) {
@@ -427,7 +428,7 @@ impl Inner {
         let _lock = match crate::lock::acquire(self.lock_path.clone()).await {
             Ok(lock) => lock,
             Err(error) => {
-                let _ = self.session().handle_refresh_failure(clock::now());
+                let _ = self.session().handle_refresh_failure(runtime::now());
                 self.process().await;
                 return Err(error);
             }
@@ -449,7 +450,7 @@ impl Inner {
                 Ok(response) => self.feed_refresh(&response).await,
                 Err(transport_error) => {
                     tracing::info!(error = %transport_error, "refresh failed; the session is kept and retried later");
-                    let wait = self.session().handle_refresh_failure(clock::now());
+                    let wait = self.session().handle_refresh_failure(runtime::now());
                     let message = error::transport(transport_error).to_string();
                     let retry_after = match wait {
                         CoreError::Transient { retry_after, .. } => retry_after,
@@ -470,7 +471,7 @@ impl Inner {
         match self.store_call(|store, key| store.load(key)).await {
             Ok(record) => {
                 let bytes = record.as_ref().map(|r| r.expose().as_bytes());
-                match self.session().handle_store_changed(bytes, clock::now()) {
+                match self.session().handle_store_changed(bytes, runtime::now()) {
                     Ok(change) => Some(change),
                     Err(error) => {
                         tracing::warn!(%error, "the stored session could not be read; refreshing anyway");
@@ -486,7 +487,7 @@ impl Inner {
     }
 
     async fn feed_refresh(&self, response: &HttpResponse) -> Result<(), Error> {
-        self.with_keys(|session, keys, which| session.handle_refresh_response(response, keys, which, clock::now()))
+        self.with_keys(|session, keys, which| session.handle_refresh_response(response, keys, which, runtime::now()))
             .await
             .map_err(Error::from)
     }
@@ -496,7 +497,7 @@ impl Inner {
             self.revocations.retry_pending(self).await;
         }
         let _gate = self.refresh_gate.lock().await;
-        self.session().handle_timeout(clock::now());
+        self.session().handle_timeout(runtime::now());
         if let Err(error) = self.run_refresh().await {
             tracing::debug!(%error, "background refresh did not succeed");
         }
@@ -524,7 +525,7 @@ impl Inner {
                     Action::Persist(record) => {
                         if let Err(error) = self.store_call(move |store, key| store.save(key, &record)).await {
                             tracing::warn!(%error, "could not write the session to the store; kept in memory");
-                            self.session().handle_persist_failed(clock::now());
+                            self.session().handle_persist_failed(runtime::now());
                         }
                     }
                     Action::Wipe => {

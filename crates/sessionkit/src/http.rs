@@ -101,9 +101,13 @@ fn host_of(url: &Url) -> String {
 }
 
 fn classify(error: &reqwest::Error, host: String) -> TransportError {
+    #[cfg(not(target_arch = "wasm32"))]
+    let connect = error.is_connect();
+    #[cfg(target_arch = "wasm32")]
+    let connect = false;
     if error.is_timeout() {
         TransportError::Timeout { host }
-    } else if error.is_connect() {
+    } else if connect {
         TransportError::Connect { host }
     } else if error.is_body() || error.is_decode() {
         TransportError::Other { host, kind: "the response body could not be read" }
@@ -116,7 +120,21 @@ fn classify(error: &reqwest::Error, host: String) -> TransportError {
 
 impl Transport {
     pub(crate) fn new(options: HttpOptions) -> Result<Self, TransportError> {
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder();
+        // In the browser, fetch owns timeouts, TLS, pooling and redirects (the page's origin
+        // policy applies); natively they are set here.
+        #[cfg(not(target_arch = "wasm32"))]
+        let builder = Self::native(builder, &options)?;
+        let client = builder.build().map_err(|_| TransportError::Setup("TLS backend unavailable"))?;
+        Ok(Self { client, options })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn native(
+        builder: reqwest::ClientBuilder,
+        options: &HttpOptions,
+    ) -> Result<reqwest::ClientBuilder, TransportError> {
+        let mut builder = builder
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .https_only(true)
@@ -141,8 +159,7 @@ impl Transport {
             }
             builder = builder.tls_certs_only(roots);
         }
-        let client = builder.build().map_err(|_| TransportError::Setup("TLS backend unavailable"))?;
-        Ok(Self { client, options })
+        Ok(builder)
     }
 
     /// Sends once.
@@ -163,6 +180,7 @@ impl Transport {
             // The body leaves the process here, over TLS, to the endpoint the core chose.
             builder = builder.body(body.expose().to_owned());
         }
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut response = builder.send().await.map_err(|e| classify(&e, host.clone()))?;
         let limit = self.options.max_response_bytes;
         if response.content_length().is_some_and(|len| len > limit as u64) {
@@ -177,12 +195,20 @@ impl Transport {
                 Some(((*name).to_owned(), value.to_owned()))
             })
             .collect();
+        // Natively the body is read in chunks and cut off at the limit; fetch in the browser
+        // hands it over whole, so there the limit is checked after.
         let mut body = Vec::new();
+        #[cfg(not(target_arch = "wasm32"))]
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, host.clone()))? {
             if body.len() + chunk.len() > limit {
                 return Err(TransportError::TooLarge { host, limit });
             }
             body.extend_from_slice(&chunk);
+        }
+        #[cfg(target_arch = "wasm32")]
+        body.extend_from_slice(&response.bytes().await.map_err(|e| classify(&e, host.clone()))?);
+        if body.len() > limit {
+            return Err(TransportError::TooLarge { host, limit });
         }
         let mut out = HttpResponse::new(status, body);
         for (name, value) in &headers {
@@ -201,7 +227,7 @@ impl Transport {
             let result = self.send(request).await;
             let wait = match &result {
                 Ok(response) if matches!(response.status(), 429 | 502 | 503 | 504) => {
-                    let now = crate::clock::now().wall;
+                    let now = crate::runtime::now().wall;
                     response.retry_after(now).unwrap_or_else(|| backoff(attempt))
                 }
                 Err(TransportError::Connect { .. } | TransportError::Timeout { .. } | TransportError::Other { .. }) => {
@@ -213,7 +239,7 @@ impl Transport {
                 return result;
             }
             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "retrying an idempotent request");
-            tokio::time::sleep(wait).await;
+            crate::runtime::sleep(wait).await;
         }
     }
 }

@@ -7,7 +7,7 @@
 //! [`REFETCH_INTERVAL`], when a token names a `kid` the cache does not have.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -137,7 +137,8 @@ impl SignatureVerifier for KeySet {
 pub(crate) struct Jwks {
     uri: Option<Url>,
     current: RwLock<Arc<KeySet>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the set was last fetched, on the monotonic clock.
+    last_fetch: Mutex<Option<Duration>>,
 }
 
 impl Jwks {
@@ -153,7 +154,7 @@ impl Jwks {
     /// Fetches the set (at start-up).
     pub(crate) async fn fetch(&self, transport: &Transport) -> Result<Arc<KeySet>, JwksError> {
         let Some(uri) = &self.uri else { return Ok(self.keys()) };
-        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(crate::runtime::monotonic());
         let response = transport.send_idempotent(&HttpRequest::get_json(uri.clone())).await?;
         if response.status() != 200 {
             return Err(JwksError::Status(response.status()));
@@ -174,7 +175,7 @@ impl Jwks {
             .last_fetch
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < REFETCH_INTERVAL);
+            .is_some_and(|at| crate::runtime::monotonic().saturating_sub(at) < REFETCH_INTERVAL);
         if recent {
             return None;
         }

@@ -24,14 +24,15 @@
 #![forbid(unsafe_code)]
 
 mod client;
-mod clock;
 mod config;
 mod error;
 pub mod http;
 mod jwks;
 mod lock;
+#[cfg(not(target_arch = "wasm32"))]
 mod loopback;
 mod revocation;
+mod runtime;
 pub mod store;
 
 pub use client::{DeviceCode, LoginRequest, SessionClient};

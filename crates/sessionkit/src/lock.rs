@@ -5,23 +5,13 @@
 //! once it gets the lock, re-reads the store and adopts the new token instead of replaying the
 //! old one (which providers answer by revoking the whole grant). The OS releases the lock when
 //! its holder dies, so a crashed process never blocks the others; a holder that hangs makes
-//! the others give up after [`LOCK_TIMEOUT`] with a retryable error.
+//! the others give up after 15 seconds with a retryable error.
+//!
+//! In the browser the same role belongs to Web Locks across tabs, which the web package will
+//! bring; until then the wasm build has no cross-tab exclusion (within one page the client's
+//! single-flight gate already allows one refresh at a time).
 
-use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use crate::error::Error;
-
-/// How long to wait for another process's refresh.
-pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
-
-/// A held lock; dropping it releases the lock.
-#[derive(Debug)]
-pub(crate) struct RefreshLock {
-    _file: File,
-}
 
 /// The lock file for a store key: `<dir>/sessionkit-<fnv64 of the key>.lock`.
 pub(crate) fn lock_path(dir: &Path, store_key: &str) -> PathBuf {
@@ -31,40 +21,80 @@ pub(crate) fn lock_path(dir: &Path, store_key: &str) -> PathBuf {
     dir.join(format!("sessionkit-{hash:016x}.lock"))
 }
 
-/// Takes the lock, waiting up to [`LOCK_TIMEOUT`] (on a blocking thread).
-pub(crate) async fn acquire(path: PathBuf) -> Result<RefreshLock, Error> {
-    tokio::task::spawn_blocking(move || acquire_blocking(&path)).await.unwrap_or_else(|_| {
-        Err(Error::RetryLater { message: "the refresh lock task failed".into(), retry_after: None })
-    })
-}
+pub(crate) use imp::acquire;
 
-fn acquire_blocking(path: &Path) -> Result<RefreshLock, Error> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::Misconfigured { message: format!("cannot open the refresh lock file: {e}") })?;
-    let started = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(RefreshLock { _file: file }),
-            Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_TIMEOUT => std::thread::sleep(POLL),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::RetryLater {
-                    message: "another process has been refreshing for too long".into(),
-                    retry_after: None,
-                });
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(Error::Misconfigured { message: format!("cannot lock the refresh lock file: {e}") });
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use std::fs::{File, OpenOptions, TryLockError};
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use crate::error::Error;
+
+    /// How long to wait for another process's refresh.
+    pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
+    const POLL: Duration = Duration::from_millis(20);
+
+    /// A held lock; dropping it releases the lock.
+    #[derive(Debug)]
+    pub(crate) struct RefreshLock {
+        _file: File,
+    }
+
+    /// Takes the lock, waiting up to [`LOCK_TIMEOUT`] (on a blocking thread).
+    pub(crate) async fn acquire(path: PathBuf) -> Result<RefreshLock, Error> {
+        crate::runtime::run_blocking(move || acquire_blocking(&path)).await.unwrap_or_else(|| {
+            Err(Error::RetryLater { message: "the refresh lock task failed".into(), retry_after: None })
+        })
+    }
+
+    fn acquire_blocking(path: &Path) -> Result<RefreshLock, Error> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::Misconfigured { message: format!("cannot open the refresh lock file: {e}") })?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RefreshLock { _file: file }),
+                Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_TIMEOUT => std::thread::sleep(POLL),
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::RetryLater {
+                        message: "another process has been refreshing for too long".into(),
+                        retry_after: None,
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(Error::Misconfigured { message: format!("cannot lock the refresh lock file: {e}") });
+                }
             }
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use std::path::PathBuf;
+
+    use crate::error::Error;
+
+    /// No cross-tab lock yet in the browser (see the module guide).
+    #[derive(Debug)]
+    pub(crate) struct RefreshLock;
+
+    pub(crate) async fn acquire(_path: PathBuf) -> Result<RefreshLock, Error> {
+        Ok(RefreshLock)
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
+    use std::fs::{OpenOptions, TryLockError};
+    use std::time::{Duration, Instant};
+
+    use super::imp::LOCK_TIMEOUT;
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@
 //! request for good (4xx other than 429).
 
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sessionkit_core::{Revocation, Secret};
 
@@ -27,7 +27,8 @@ enum Outcome {
 
 pub(crate) struct RevocationQueue {
     key: String,
-    next: Mutex<Option<(Instant, Duration)>>,
+    /// The next retry (on the monotonic clock) and the delay that led to it.
+    next: Mutex<Option<(Duration, Duration)>>,
 }
 
 impl RevocationQueue {
@@ -38,7 +39,7 @@ impl RevocationQueue {
     /// How long until the next scheduled retry, if one is scheduled.
     pub(crate) fn time_until_retry(&self) -> Option<Duration> {
         let next = *self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        next.map(|(at, _)| at.saturating_duration_since(Instant::now()))
+        next.map(|(at, _)| at.saturating_sub(crate::runtime::monotonic()))
     }
 
     fn schedule(&self, success: bool) {
@@ -47,7 +48,7 @@ impl RevocationQueue {
             None
         } else {
             let delay = next.map_or(FIRST_RETRY, |(_, last)| (last * 2).min(MAX_RETRY));
-            Some((Instant::now() + delay, delay))
+            Some((crate::runtime::monotonic() + delay, delay))
         };
     }
 

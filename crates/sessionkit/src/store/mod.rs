@@ -10,9 +10,11 @@
 //! failure can never look like a signed-out user and wipe a session; there is no plaintext
 //! fallback. Values are the core's encoded records, already secret.
 
+#[cfg(not(target_arch = "wasm32"))]
 mod keyring;
 mod memory;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub use keyring::KeyringStore;
 pub use memory::MemoryStore;
 use sessionkit_core::Secret;

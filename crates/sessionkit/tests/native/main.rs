@@ -6,5 +6,4 @@ mod concurrency;
 mod failures;
 mod idp;
 mod keyring;
-mod leaks;
 mod lifecycle;

@@ -1,4 +1,8 @@
 //! Every log line, at trace level, across a whole session: no token, code or verifier in any.
+//!
+//! A test binary of its own: the capture is the process-wide tracing subscriber, which a shared
+//! binary's other tests would race with (tracing caches per-callsite interest globally).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub, dead_code)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -6,7 +10,10 @@ use std::time::Duration;
 
 use sessionkit::SessionPolicy;
 
-use crate::idp::{Idp, stored_refresh_token};
+#[path = "native/idp.rs"]
+mod idp;
+
+use idp::{Idp, stored_refresh_token};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -30,8 +37,7 @@ async fn trace_logs_of_a_whole_session_contain_no_secret() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    // This test's runtime is single-threaded, so every task logs through this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let idp = Idp::start(2);
     let (client, store) = idp.client(SessionPolicy::default()).await;

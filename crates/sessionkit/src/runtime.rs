@@ -1,0 +1,98 @@
+//! The platform's runtime and clocks, in one place: natively tokio and the OS clocks, in the
+//! browser its event loop, `setTimeout`, `Date.now()` and `performance.now()`.
+//!
+//! Everything else in the driver calls these and nothing platform-specific: [`now`] (the only
+//! clock read; the core reads none), [`monotonic`], [`sleep`], [`spawn`] (the timer task) and
+//! [`run_blocking`] (keystore calls, which block on D-Bus or XPC natively and do not exist as
+//! blocking calls in the browser).
+
+use sessionkit_core::{Now, UnixTime};
+
+pub(crate) use imp::{monotonic, run_blocking, sleep, spawn, wall_millis};
+
+/// Reads both clocks.
+pub(crate) fn now() -> Now {
+    Now::new(UnixTime::from_millis(wall_millis()), monotonic())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use std::future::Future;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    /// `Send` natively, where tasks move between threads.
+    pub(crate) trait MaybeSend: Send {}
+    impl<T: Send> MaybeSend for T {}
+
+    pub(crate) fn wall_millis() -> u64 {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Time since the first call, from a clock that never goes back.
+    pub(crate) fn monotonic() -> Duration {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed()
+    }
+
+    pub(crate) async fn sleep(duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    pub(crate) fn spawn(task: impl Future<Output = ()> + MaybeSend + 'static) {
+        tokio::spawn(task);
+    }
+
+    /// Runs a blocking call on tokio's blocking pool; `None` if it panicked.
+    pub(crate) async fn run_blocking<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        tokio::task::spawn_blocking(call).await.ok()
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use std::future::Future;
+    use std::time::Duration;
+
+    /// Nothing in the browser, where futures stay on the one thread and hold `JsValue`s.
+    pub(crate) trait MaybeSend {}
+    impl<T> MaybeSend for T {}
+
+    pub(crate) fn wall_millis() -> u64 {
+        // Date.now() is a whole number of milliseconds, never negative in practice.
+        let now = js_sys::Date::now();
+        if now.is_finite() && now > 0.0 { now as u64 } else { 0 }
+    }
+
+    /// `performance.now()`: monotonic, in windows and workers alike.
+    pub(crate) fn monotonic() -> Duration {
+        let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
+        let now = performance
+            .and_then(|p| js_sys::Reflect::get(&p, &"now".into()).ok().map(|f| (p, f)))
+            .and_then(|(p, f)| js_sys::Function::from(f).call0(&p).ok())
+            .and_then(|v| v.as_f64())
+            .unwrap_or_default();
+        Duration::from_secs_f64((now / 1000.0).max(0.0))
+    }
+
+    pub(crate) async fn sleep(duration: Duration) {
+        let millis = i32::try_from(duration.as_millis()).unwrap_or(i32::MAX);
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+            let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).ok();
+            if let Some(set_timeout) = set_timeout {
+                let _ = js_sys::Function::from(set_timeout).call2(&js_sys::global(), &resolve, &millis.into());
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+
+    pub(crate) fn spawn(task: impl Future<Output = ()> + MaybeSend + 'static) {
+        wasm_bindgen_futures::spawn_local(task);
+    }
+
+    /// There are no blocking keystores in the browser: the call runs at once.
+    pub(crate) async fn run_blocking<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        Some(call())
+    }
+}
