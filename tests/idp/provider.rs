@@ -23,6 +23,8 @@ pub struct LocalProvider {
     pub ca_pem: Vec<u8>,
     /// Where that CA is on disk.
     pub ca_path: PathBuf,
+    /// The provider certificate's public-key pin (base64 SHA-256 of its SPKI).
+    pub spki_pin: String,
     http: reqwest::Client,
 }
 
@@ -67,6 +69,7 @@ impl LocalProvider {
         let issuer = info["issuer"].as_str().ok_or("no issuer in the provider's answer")?.to_owned();
         let ca_path = PathBuf::from(info["ca"].as_str().ok_or("no CA in the provider's answer")?);
         let ca_pem = std::fs::read(&ca_path).map_err(|e| format!("cannot read the provider's CA: {e}"))?;
+        let spki_pin = info["spkiPin"].as_str().unwrap_or_default().to_owned();
         let certificate = reqwest::Certificate::from_pem(&ca_pem).map_err(fail("bad CA"))?;
         let http = reqwest::Client::builder()
             .tls_certs_only([certificate])
@@ -76,7 +79,7 @@ impl LocalProvider {
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(fail("HTTP client"))?;
-        Ok(Self { child, _stdin: stdin, issuer, ca_pem, ca_path, http })
+        Ok(Self { child, _stdin: stdin, issuer, ca_pem, ca_path, spki_pin, http })
     }
 
     /// Stops the provider (its port then refuses connections).

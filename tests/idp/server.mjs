@@ -8,7 +8,7 @@
 //   IDP_REFRESH_TTL     refresh token lifetime in seconds (default 3600)
 //   IDP_AUTO_APPROVE=1  answer login and consent automatically (account: login_hint or "alice")
 //
-// On start it prints one JSON line: {"issuer", "port", "ca"}. Test-only endpoints:
+// On start it prints one JSON line: {"issuer", "port", "ca", "stateDir", "spkiPin"}. Test-only endpoints:
 //   GET  /__test/stats   token endpoint requests by grant type, revocations, introspections
 //   POST /__test/reset   zero the counters
 //   GET  /__test/api     a protected resource: 200 with the token's subject, or 401
@@ -304,4 +304,8 @@ process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 process.stdin.on('end', stop); // the harness's end of the pipe closing means it is gone
 process.stdin.resume();
-console.log(JSON.stringify({ issuer, port, ca: tls.ca, stateDir }));
+// The leaf's public-key pin (base64 SHA-256 of its SPKI), for the pinning tests.
+const spkiPin = crypto.createHash('sha256')
+  .update(new crypto.X509Certificate(tls.cert).publicKey.export({ type: 'spki', format: 'der' }))
+  .digest('base64');
+console.log(JSON.stringify({ issuer, port, ca: tls.ca, stateDir, spkiPin }));

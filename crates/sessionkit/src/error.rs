@@ -24,7 +24,7 @@ impl From<TransportFailure> for Error {
         let message = error.to_string();
         match error {
             TransportError::Insecure | TransportError::Setup(_) => Error::Misconfigured { message },
-            TransportError::TooLarge { .. } => Error::InvalidInput { message },
+            TransportError::TooLarge { .. } | TransportError::PinMismatch { .. } => Error::InvalidInput { message },
             _ => Error::RetryLater { message, retry_after: None },
         }
     }

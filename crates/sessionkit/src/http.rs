@@ -30,6 +30,9 @@ pub struct HttpOptions {
     pub max_attempts: u32,
     /// The longest wait between attempts (a longer `Retry-After` ends the retries).
     pub max_retry_wait: Duration,
+    /// Public-key pins for the app's own hosts (native only; see [`crate::pinning`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub spki_pins: Vec<crate::pinning::HostPins>,
 }
 
 impl Default for HttpOptions {
@@ -41,6 +44,8 @@ impl Default for HttpOptions {
             max_response_bytes: 256 * 1024,
             max_attempts: 3,
             max_retry_wait: Duration::from_secs(10),
+            #[cfg(not(target_arch = "wasm32"))]
+            spki_pins: Vec::new(),
         }
     }
 }
@@ -56,6 +61,13 @@ pub enum TransportError {
     #[error("could not connect to {host}")]
     Connect {
         /// The host (no path or query).
+        host: String,
+    },
+    /// The server's certificate chain carries none of the host's pinned keys: an interception,
+    /// or a key rotation the app was not prepared for.
+    #[error("the certificate of {host} does not match its pinned public keys")]
+    PinMismatch {
+        /// The host.
         host: String,
     },
     /// The request or connection timed out.
@@ -105,7 +117,9 @@ fn classify(error: &reqwest::Error, host: String) -> TransportError {
     let connect = error.is_connect();
     #[cfg(target_arch = "wasm32")]
     let connect = false;
-    if error.is_timeout() {
+    if pin_mismatch(error) {
+        TransportError::PinMismatch { host }
+    } else if error.is_timeout() {
         TransportError::Timeout { host }
     } else if connect {
         TransportError::Connect { host }
@@ -116,6 +130,22 @@ fn classify(error: &reqwest::Error, host: String) -> TransportError {
     } else {
         TransportError::Other { host, kind: "connection or protocol error" }
     }
+}
+
+/// Whether a pin mismatch is somewhere in the error's causes (rustls reports it through hyper).
+fn pin_mismatch(error: &reqwest::Error) -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(current) = cause {
+            if current.to_string().contains(crate::pinning::PIN_MISMATCH) {
+                return true;
+            }
+            cause = current.source();
+        }
+    }
+    let _ = error;
+    false
 }
 
 impl Transport {
@@ -150,6 +180,12 @@ impl Transport {
                 });
                 if attempt.previous().len() > 3 || !same_origin { attempt.stop() } else { attempt.follow() }
             }));
+        if !options.spki_pins.is_empty() {
+            return Ok(builder.tls_backend_preconfigured(crate::pinning::client_config(
+                &options.trust_only_roots_pem,
+                &options.spki_pins,
+            )?));
+        }
         if !options.trust_only_roots_pem.is_empty() {
             let mut roots = Vec::new();
             for pem in &options.trust_only_roots_pem {

@@ -31,6 +31,8 @@ mod jwks;
 mod lock;
 #[cfg(not(target_arch = "wasm32"))]
 mod loopback;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pinning;
 mod revocation;
 mod runtime;
 pub mod store;

@@ -193,3 +193,25 @@ async fn a_store_locked_during_a_refresh_keeps_the_session_and_catches_up_after_
     assert!(caught_up, "the rotated token reached the store after unlock");
     assert!(client.status().is_some());
 }
+
+#[tokio::test]
+async fn pinned_keys_are_enforced_with_backup_pins() {
+    use sessionkit::pinning::HostPins;
+    let idp = Idp::start(60);
+    let with_pins = |pins: Vec<String>| {
+        let mut http = idp.http_options();
+        http.spki_pins = vec![HostPins { host: "127.0.0.1".into(), pins }];
+        idp.config_builder(SessionPolicy::default(), std::sync::Arc::new(MemoryStore::new()))
+            .http(http)
+            .build()
+            .unwrap()
+    };
+    let backup = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned();
+    // The current key plus a backup: everything works.
+    let client = SessionClient::new(with_pins(vec![backup.clone(), idp.spki_pin.clone()])).await.unwrap();
+    idp.login(&client).await;
+    assert_eq!(client.status().unwrap().subject, "alice");
+    // Only keys the server does not have: refused before any request is sent, as an attack.
+    let err = SessionClient::new(with_pins(vec![backup])).await.unwrap_err();
+    assert!(matches!(&err, Error::InvalidInput { message } if message.contains("pinned")), "{err:?}");
+}
