@@ -110,6 +110,10 @@ impl From<CoreError> for SessionError {
     fn from(error: CoreError) -> Self {
         let message = error.to_string();
         match error {
+            // A busy or failing provider is not a misconfiguration.
+            CoreError::Discovery(DiscoveryError::Status(status)) if status == 429 || status >= 500 => {
+                Self::RetryLater { message, retry_after: None }
+            }
             CoreError::Config(_) | CoreError::Policy(_) | CoreError::Discovery(_) | CoreError::Random(_) => {
                 Self::Misconfigured { message }
             }
@@ -161,6 +165,14 @@ mod tests {
         ));
         assert!(matches!(
             SessionError::from(CoreError::Discovery(DiscoveryError::NoPkceS256)),
+            SessionError::Misconfigured { .. }
+        ));
+        assert!(matches!(
+            SessionError::from(CoreError::Discovery(DiscoveryError::Status(503))),
+            SessionError::RetryLater { .. }
+        ));
+        assert!(matches!(
+            SessionError::from(CoreError::Discovery(DiscoveryError::Status(404))),
             SessionError::Misconfigured { .. }
         ));
         assert!(matches!(

@@ -4,7 +4,8 @@
 //! the key as the user name. On Linux, [`KeyringStore::secret_service`] uses the desktop's
 //! Secret Service (GNOME Keyring, KWallet) over D-Bus, and [`KeyringStore::keyutils`] the
 //! kernel's session keyring (gone at logout or reboot: for headless use). Other platforms'
-//! `keyring-core` stores are passed to [`KeyringStore::with_store`].
+//! `keyring-core` stores are passed to [`KeyringStore::with_store`]; the Apple, Windows and
+//! Android ones have constructors here, compiled on their own targets.
 
 use std::sync::Arc;
 
@@ -55,6 +56,36 @@ impl KeyringStore {
     pub fn keyutils(service: &str) -> Result<Self, StoreError> {
         let store = linux_keyutils_keyring_store::Store::new().map_err(map_error)?;
         Ok(Self::with_store(store, service, "kernel keyutils"))
+    }
+
+    /// The Data Protection keychain (iOS; signed and sandboxed macOS apps): items in the app's
+    /// default access group, not synchronised to iCloud.
+    #[cfg(any(target_os = "ios", target_os = "macos"))]
+    pub fn apple_protected(service: &str) -> Result<Self, StoreError> {
+        let store = apple_native_keyring_store::protected::Store::new().map_err(map_error)?;
+        Ok(Self::with_store(store, service, "Apple Data Protection keychain"))
+    }
+
+    /// The macOS login keychain (unsigned command-line and desktop apps).
+    #[cfg(target_os = "macos")]
+    pub fn macos_keychain(service: &str) -> Result<Self, StoreError> {
+        let store = apple_native_keyring_store::keychain::Store::new().map_err(map_error)?;
+        Ok(Self::with_store(store, service, "macOS keychain"))
+    }
+
+    /// The Windows Credential Manager.
+    #[cfg(target_os = "windows")]
+    pub fn windows_credential_manager(service: &str) -> Result<Self, StoreError> {
+        let store = windows_native_keyring_store::Store::new().map_err(map_error)?;
+        Ok(Self::with_store(store, service, "Windows Credential Manager"))
+    }
+
+    /// Android's Keystore-backed store. The app must have handed its `Context` to the
+    /// `android-native-keyring-store` library first (its `initializeNdkContext`).
+    #[cfg(target_os = "android")]
+    pub fn android_keystore(service: &str) -> Result<Self, StoreError> {
+        let store = android_native_keyring_store::Store::new().map_err(map_error)?;
+        Ok(Self::with_store(store, service, "Android Keystore"))
     }
 
     fn entry(&self, key: &str) -> Result<Entry, StoreError> {
