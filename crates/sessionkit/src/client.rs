@@ -109,16 +109,15 @@ impl std::fmt::Debug for SessionClient {
 }
 
 impl SessionClient {
-    /// Discovers the provider, fetches its keys, restores a stored session if there is one,
-    /// and starts the timer. A store that cannot be read is an error; nothing is wiped.
+    /// Discovers the provider, fetches its keys (or, offline, uses the copies cached at the last
+    /// start), restores a stored session if there is one, and starts the timer. A store that
+    /// cannot be read is an error; nothing is wiped.
     pub async fn new(config: SessionConfig) -> Result<Self, Error> {
         let transport = Transport::new(config.http.clone()).map_err(error::transport)?;
-        let discovery = HttpRequest::get_json(config.client.issuer.discovery_url());
-        let response = transport.send_idempotent(&discovery).await.map_err(error::transport)?;
-        let metadata = ProviderMetadata::from_response(&config.client.issuer, &response).map_err(CoreError::from)?;
-        let jwks = Jwks::new(metadata.jwks_uri.clone());
-        jwks.fetch(&transport).await.map_err(|e| error::jwks(&e))?;
         let store_key = config.store_key();
+        let (metadata, jwks) =
+            crate::discovery::load(&transport, &config.client.issuer, &config.store, &format!("{store_key}|provider"))
+                .await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let inner = Arc::new(Inner {
             revocations: RevocationQueue::new(format!("{store_key}|revocations")),

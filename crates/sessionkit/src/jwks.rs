@@ -151,16 +151,22 @@ impl Jwks {
         self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Fetches the set (at start-up).
-    pub(crate) async fn fetch(&self, transport: &Transport) -> Result<Arc<KeySet>, JwksError> {
-        let Some(uri) = &self.uri else { return Ok(self.keys()) };
+    /// Fetches the set; returns the document too, for the start-up cache.
+    pub(crate) async fn fetch(&self, transport: &Transport) -> Result<(Arc<KeySet>, Vec<u8>), JwksError> {
+        let Some(uri) = &self.uri else { return Ok((self.keys(), b"{\"keys\":[]}".to_vec())) };
         *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(crate::runtime::monotonic());
         let response = transport.send_idempotent(&HttpRequest::get_json(uri.clone())).await?;
         if response.status() != 200 {
             return Err(JwksError::Status(response.status()));
         }
-        let set = Arc::new(KeySet::parse(response.body())?);
+        let set = self.install(response.body())?;
         tracing::debug!(keys = set.len(), "fetched the provider's signing keys");
+        Ok((set, response.body().to_vec()))
+    }
+
+    /// Uses a JWKS document obtained earlier (the start-up cache).
+    pub(crate) fn install(&self, document: &[u8]) -> Result<Arc<KeySet>, JwksError> {
+        let set = Arc::new(KeySet::parse(document)?);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = set.clone();
         Ok(set)
     }
@@ -179,6 +185,6 @@ impl Jwks {
         if recent {
             return None;
         }
-        Some(self.fetch(transport).await)
+        Some(self.fetch(transport).await.map(|(set, _)| set))
     }
 }

@@ -25,6 +25,7 @@
 
 mod client;
 mod config;
+mod discovery;
 mod error;
 pub mod http;
 mod jwks;

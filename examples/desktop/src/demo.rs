@@ -101,7 +101,7 @@ pub(crate) async fn run(events_json: bool) -> Result<(), Failure> {
         _ = tokio::signal::ctrl_c() => Err(Failure { message: "interrupted".into(), hint: None, code: 130 }),
     };
     // Clean up whatever happened: no demo entries stay in the keystore.
-    for suffix in ["", "|revocations"] {
+    for suffix in ["", "|revocations", "|provider"] {
         let _ = key_store.delete(&format!("{issuer}|{}{suffix}", provider::CLIENT_ID));
     }
     drop(provider);

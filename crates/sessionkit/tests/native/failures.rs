@@ -215,3 +215,24 @@ async fn pinned_keys_are_enforced_with_backup_pins() {
     let err = SessionClient::new(with_pins(vec![backup])).await.unwrap_err();
     assert!(matches!(&err, Error::InvalidInput { message } if message.contains("pinned")), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_app_started_while_the_provider_is_down_restores_its_session() {
+    let mut idp = Idp::start(60);
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let first = SessionClient::new(idp.config(SessionPolicy::default(), store.clone())).await.unwrap();
+    idp.login(&first).await;
+    let token = first.access_token().await.unwrap();
+    drop(first);
+    let config = idp.config(SessionPolicy::default(), store.clone());
+    idp.stop();
+    // Offline: discovery and keys come from the copies cached at the last start.
+    let restarted = SessionClient::new(config).await.unwrap();
+    assert_eq!(restarted.status().unwrap().subject, "alice");
+    assert_eq!(restarted.access_token().await.unwrap().expose(), token.expose(), "a valid token works offline");
+
+    // Without a cached copy, an unreachable provider is a retryable error, not a broken client.
+    let empty = std::sync::Arc::new(MemoryStore::new());
+    let err = SessionClient::new(idp.config(SessionPolicy::default(), empty)).await.unwrap_err();
+    assert!(matches!(err, Error::RetryLater { .. }), "{err:?}");
+}
