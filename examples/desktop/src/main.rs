@@ -38,9 +38,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
-            if let Some(hint) = failure.hint {
-                eprintln!("hint: {hint}");
+            // One line: what went wrong, then what to do next.
+            match failure.hint {
+                Some(hint) => eprintln!("error: {} (hint: {hint})", failure.message),
+                None => eprintln!("error: {}", failure.message),
             }
             ExitCode::from(failure.code)
         }

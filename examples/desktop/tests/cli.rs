@@ -163,7 +163,8 @@ fn configuration_errors_are_one_clear_line() {
             c
         });
         assert_eq!(code, expected, "{issuer}: {err}");
-        assert!(err.lines().count() == 2 && err.starts_with("error: ") && err.contains(text), "{issuer}: {err}");
+        assert!(err.lines().count() == 1 && err.starts_with("error: ") && err.contains("(hint: "), "{issuer}: {err}");
+        assert!(err.contains(text), "{issuer}: {err}");
     }
     let (code, _, err) = run({
         let mut c = Command::new(BIN);
