@@ -528,7 +528,15 @@ impl Inner {
                         }
                     }
                     Action::Wipe => {
-                        if let Err(error) = self.store_call(|store, key| store.delete(key)).await {
+                        // The session record, and the provider copies kept for offline start-up:
+                        // with no session left there is nothing to restore offline.
+                        let wiped = self
+                            .store_call(|store, key| {
+                                store.delete(key)?;
+                                store.delete(&format!("{key}|provider"))
+                            })
+                            .await;
+                        if let Err(error) = wiped {
                             tracing::warn!(%error, "could not delete the session from the store");
                         }
                     }

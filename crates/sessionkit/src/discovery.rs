@@ -5,7 +5,8 @@
 //! the provider cannot be reached (network down, 429, 5xx), the last copies are used instead, so
 //! that an app started offline still restores its session and uses a token that has not expired.
 //! A copy is validated exactly like a fresh document, and a provider that answers with a
-//! different issuer or a 4xx is never papered over by the cache.
+//! different issuer or a 4xx is never papered over by the cache. The copies go with the session
+//! when it is wiped (logout, expiry): without a session there is nothing to restore offline.
 
 use std::sync::Arc;
 

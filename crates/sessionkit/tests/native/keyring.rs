@@ -30,8 +30,12 @@ async fn sign_in_restore_and_sign_out(store: Arc<dyn SecureStore>) {
     assert_eq!(second.access_token().await.unwrap().expose(), token.expose());
     second.logout().await.unwrap();
 
+    let key = format!("{}|{CLIENT_ID}", idp.issuer);
+    for suffix in ["", "|provider", "|revocations"] {
+        assert!(store.load(&format!("{key}{suffix}")).unwrap().is_none(), "logout left {key}{suffix} in the keystore");
+    }
     let third = SessionClient::new(idp.config(SessionPolicy::default(), store)).await.unwrap();
-    assert!(third.status().is_none(), "logout left nothing in the keystore");
+    assert!(third.status().is_none());
 }
 
 #[tokio::test]
