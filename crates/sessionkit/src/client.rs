@@ -89,6 +89,27 @@ pub(crate) struct Inner {
     lock_path: std::path::PathBuf,
 }
 
+/// Marks a refresh as failed if it is dropped before its answer was fed to the session.
+struct AbandonedRefresh<'a> {
+    inner: &'a Inner,
+    armed: bool,
+}
+
+impl AbandonedRefresh<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for AbandonedRefresh<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::debug!("a refresh was abandoned by its caller; it counts as a transient failure");
+            let _ = self.inner.session().handle_refresh_failure(runtime::now());
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Lets the timer task notice the client is gone.
@@ -422,6 +443,9 @@ impl Inner {
     /// Sends the queued refresh (the gate is held) and feeds the answer back.
     async fn run_refresh(&self) -> Result<(), Error> {
         let Some(request) = self.process().await else { return Ok(()) };
+        // If the caller gives up (its future is dropped), the refresh counts as failed, so the
+        // session is not left waiting for an answer that will never be fed back.
+        let abandoned = AbandonedRefresh { inner: self, armed: true };
         // Another process sharing the store may have refreshed already: take the lock, then
         // look at the store before spending the refresh token.
         let _lock = match crate::lock::acquire(self.lock_path.clone()).await {
@@ -461,6 +485,7 @@ impl Inner {
         }
         .instrument(tracing::debug_span!("refresh"))
         .await;
+        abandoned.disarm();
         self.process().await;
         outcome
     }
