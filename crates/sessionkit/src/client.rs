@@ -316,7 +316,15 @@ impl SessionClient {
     /// end-session URL (with `id_token_hint` and `state`) for the app to open, if it has one.
     pub async fn logout(&self) -> Result<Option<EndSessionRequest>, Error> {
         let result = self.inner.session().logout(runtime::now());
-        self.inner.process().await;
+        // The wipe and the revocation run in their own task: a caller that stops waiting must
+        // not leave a logout half done.
+        let inner = self.inner.clone();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        runtime::spawn(async move {
+            inner.process().await;
+            let _ = done.send(());
+        });
+        let _ = finished.await;
         self.inner.wake.notify_one();
         result.map_err(Error::from)
     }

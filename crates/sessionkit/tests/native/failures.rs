@@ -253,3 +253,18 @@ async fn a_caller_that_gives_up_mid_refresh_does_not_wedge_the_session() {
     let token = token.unwrap();
     assert_eq!(idp.call_api(token.expose()).await, 200);
 }
+
+#[tokio::test]
+async fn a_logout_whose_caller_stops_waiting_still_wipes_and_revokes() {
+    let idp = Idp::start(60);
+    let (client, store) = idp.client(SessionPolicy::default()).await;
+    idp.login(&client).await;
+    let refresh = stored_refresh_token(&store, &idp.issuer).unwrap();
+    idp.fault(json!({"path": "/token/revocation", "mode": "delay", "delayMs": 500})).await;
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), client.logout()).await;
+    assert!(gave_up.is_err(), "the caller stopped waiting during the revocation");
+    assert!(client.status().is_none(), "signed out at once");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(stored_refresh_token(&store, &idp.issuer).is_none(), "wiped");
+    assert!(!idp.is_active(&refresh).await, "revoked although nobody waited for it");
+}
