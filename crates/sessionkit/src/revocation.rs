@@ -70,7 +70,7 @@ impl RevocationQueue {
     /// Revokes now; on failure keeps the revocation in the store and schedules a retry.
     pub(crate) async fn revoke_now_or_queue(&self, inner: &Inner, revocation: Revocation) {
         if let Outcome::Done = Self::send(inner, &revocation).await {
-            tracing::info!("refresh token revoked");
+            tracing::info!(kind = ?revocation.kind, "token revoked");
             return;
         }
         let key = self.key.clone();

@@ -242,14 +242,14 @@ pub fn refresh_request(token_endpoint: &Url, client_id: &str, refresh_token: &Se
     )
 }
 
-/// Token revocation (RFC 7009) of a refresh token for a public client.
-pub fn revocation_request(revocation_endpoint: &Url, client_id: &str, refresh_token: &Secret) -> HttpRequest {
+/// Token revocation (RFC 7009) for a public client; `hint` is `refresh_token` or `access_token`.
+pub fn revocation_request(revocation_endpoint: &Url, client_id: &str, token: &Secret, hint: &str) -> HttpRequest {
     HttpRequest::post_form(
         revocation_endpoint.clone(),
         &[
             // Sent only to the revocation endpoint, over https.
-            ("token", refresh_token.expose()),
-            ("token_type_hint", "refresh_token"),
+            ("token", token.expose()),
+            ("token_type_hint", hint),
             ("client_id", client_id),
         ],
     )
@@ -361,7 +361,7 @@ mod tests {
         let url = Url::parse("https://idp.example/token").expect("url");
         let body = refresh_request(&url, "app", &Secret::from("rt")).body.expect("body");
         assert_eq!(body.expose(), "grant_type=refresh_token&refresh_token=rt&client_id=app");
-        let body = revocation_request(&url, "app", &Secret::from("rt")).body.expect("body");
+        let body = revocation_request(&url, "app", &Secret::from("rt"), "refresh_token").body.expect("body");
         assert_eq!(body.expose(), "token=rt&token_type_hint=refresh_token&client_id=app");
     }
 }

@@ -136,6 +136,16 @@ pub enum SessionEvent {
     },
 }
 
+/// Which kind of token a [`Revocation`] revokes (RFC 7009 `token_type_hint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// A refresh token (revoking it ends the grant at most providers).
+    RefreshToken,
+    /// An access token (for providers whose access tokens outlive their refresh token).
+    AccessToken,
+}
+
 /// A token to revoke at the provider (RFC 7009). It can be stored by the driver so that a
 /// failed revocation is retried after a restart.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -144,14 +154,20 @@ pub struct Revocation {
     pub endpoint: Url,
     /// The client id.
     pub client_id: String,
-    /// The refresh token to revoke.
-    pub refresh_token: Secret,
+    /// The token to revoke.
+    pub token: Secret,
+    /// What kind of token it is.
+    pub kind: TokenKind,
 }
 
 impl Revocation {
     /// The request to send.
     pub fn request(&self) -> HttpRequest {
-        revocation_request(&self.endpoint, &self.client_id, &self.refresh_token)
+        let hint = match self.kind {
+            TokenKind::RefreshToken => "refresh_token",
+            TokenKind::AccessToken => "access_token",
+        };
+        revocation_request(&self.endpoint, &self.client_id, &self.token, hint)
     }
 }
 

@@ -31,7 +31,7 @@ mod record;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use event::{Action, Anomaly, EndReason, ExpiryReason, Revocation, SessionEvent, StorageProblem};
+pub use event::{Action, Anomaly, EndReason, ExpiryReason, Revocation, SessionEvent, StorageProblem, TokenKind};
 pub use record::{CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES, RecordError, SessionRecord};
 
 use crate::error::CoreError;
@@ -442,7 +442,7 @@ impl Session {
         };
         let session_id = random_identifier()?.expose().to_owned();
         if let State::Active(old) = std::mem::replace(&mut self.state, State::Ended(EndReason::SignedOut)) {
-            self.queue_revocation(old.tokens.refresh_token);
+            self.queue_revocations(old.tokens.refresh_token, Some(old.tokens.access_token));
         }
         self.start(session_id, claims, tokens, t);
         Ok(())
@@ -678,7 +678,7 @@ impl Session {
         self.actions.retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_)));
         self.actions.push_back(Action::Wipe);
         let Active { session_id, tokens, .. } = *a;
-        self.queue_revocation(tokens.refresh_token);
+        self.queue_revocations(tokens.refresh_token, Some(tokens.access_token));
         self.events.push_back(SessionEvent::LoggedOut { session_id });
         let Some(endpoint) = &self.metadata.end_session_endpoint else { return Ok(None) };
         Ok(Some(EndSessionRequest::new(
@@ -861,19 +861,30 @@ impl Session {
         }
         let Active { session_id, tokens, .. } = *a;
         if revoke {
-            self.queue_revocation(tokens.refresh_token);
+            self.queue_revocations(tokens.refresh_token, Some(tokens.access_token));
         }
         self.events.push_back(SessionEvent::Expired { session_id, reason });
     }
 
     /// Revokes a refresh token the session is done with, or one that arrived but will never be used.
     fn queue_revocation(&mut self, refresh_token: Option<Secret>) {
-        if let (Some(refresh_token), Some(endpoint)) = (refresh_token, &self.metadata.revocation_endpoint) {
-            self.actions.push_back(Action::Revoke(Revocation {
-                endpoint: endpoint.clone(),
-                client_id: self.client.client_id.clone(),
-                refresh_token,
-            }));
+        self.queue_revocations(refresh_token, None);
+    }
+
+    /// Revokes the tokens of a session that is over: the refresh token first (at most providers
+    /// that ends the grant), then the access token (for providers where it would outlive it).
+    fn queue_revocations(&mut self, refresh_token: Option<Secret>, access_token: Option<Secret>) {
+        let Some(endpoint) = &self.metadata.revocation_endpoint else { return };
+        let tokens = [(refresh_token, TokenKind::RefreshToken), (access_token, TokenKind::AccessToken)];
+        for (token, kind) in tokens {
+            if let Some(token) = token {
+                self.actions.push_back(Action::Revoke(Revocation {
+                    endpoint: endpoint.clone(),
+                    client_id: self.client.client_id.clone(),
+                    token,
+                    kind,
+                }));
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 use std::time::Duration;
 
 use sessionkit_core::{
-    Action, Anomaly, EndReason, ExpiryReason, SessionEvent, SessionPolicy, SessionRecord, TokenState, UnixTime,
+    Action, Anomaly, EndReason, ExpiryReason, SessionEvent, SessionPolicy, SessionRecord, TokenKind, TokenState,
+    UnixTime,
 };
 
 use crate::harness::*;
@@ -57,7 +58,9 @@ fn the_idle_limit_ends_the_session_at_the_exact_moment() {
     h.session.handle_timeout(h.clock.now());
     let actions = h.actions();
     assert!(
-        matches!(actions.as_slice(), [Action::Wipe, Action::Revoke(r)] if r.refresh_token.constant_time_eq("rt1")),
+        matches!(actions.as_slice(), [Action::Wipe, Action::Revoke(r), Action::Revoke(a)]
+            if r.token.constant_time_eq("rt1") && r.kind == TokenKind::RefreshToken
+                && a.token.constant_time_eq("at1") && a.kind == TokenKind::AccessToken),
         "{actions:?}"
     );
 }

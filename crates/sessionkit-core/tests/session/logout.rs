@@ -11,10 +11,15 @@ fn logout_wipes_first_then_revokes_then_offers_end_session() {
     assert_eq!(h.session.access_token(h.clock.now()), TokenState::Dead(EndReason::SignedOut));
 
     let actions = h.actions();
-    let [Action::Wipe, Action::Revoke(revocation)] = actions.as_slice() else { panic!("{actions:?}") };
-    let request = revocation.request();
+    // Wipe first; then the refresh token (which ends the grant at most providers), then the
+    // access token (for providers where it would outlive its refresh token).
+    let [Action::Wipe, Action::Revoke(refresh), Action::Revoke(access)] = actions.as_slice() else {
+        panic!("{actions:?}")
+    };
+    let request = refresh.request();
     assert_eq!(request.url.as_str(), "https://idp.example/token/revocation");
     assert_eq!(request.body.unwrap().expose(), "token=rt1&token_type_hint=refresh_token&client_id=app");
+    assert_eq!(access.request().body.unwrap().expose(), "token=at1&token_type_hint=access_token&client_id=app");
 
     assert_eq!(h.events(), vec![SessionEvent::LoggedOut { session_id }]);
     let url = sessionkit_core::url::Url::parse(end.url.expose()).unwrap();

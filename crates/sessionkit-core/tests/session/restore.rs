@@ -40,7 +40,7 @@ fn limits_persist_across_restarts() {
     session.restore(&record, clock.now()).unwrap();
     assert_eq!(session.access_token(clock.now()), TokenState::Dead(EndReason::IdleTimeout));
     let actions: Vec<_> = std::iter::from_fn(|| session.poll_action()).collect();
-    assert!(matches!(actions.as_slice(), [Action::Wipe, Action::Revoke(_)]), "{actions:?}");
+    assert!(matches!(actions.as_slice(), [Action::Wipe, Action::Revoke(_), Action::Revoke(_)]), "{actions:?}");
 }
 
 #[test]

@@ -64,11 +64,14 @@ async fn logout_wipes_then_revokes_and_offers_end_session() {
     idp.login(&client).await;
     let refresh = stored_refresh_token(&store, &idp.issuer).unwrap();
     assert!(idp.is_active(&refresh).await);
+    let access = client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(access.expose()).await, 200);
     let mut events = client.subscribe();
 
     let end = client.logout().await.unwrap().expect("the provider has an end_session_endpoint");
     assert!(stored_refresh_token(&store, &idp.issuer).is_none(), "wiped from the store");
     assert!(!idp.is_active(&refresh).await, "revoked at the provider");
+    assert_eq!(idp.call_api(access.expose()).await, 401, "the access token died with its grant");
     assert!(end.url.expose().starts_with(&format!("{}/session/end?", idp.issuer)));
     assert!(end.url.expose().contains("id_token_hint="));
     assert!(end.url.expose().contains("post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%2Flogged-out"));
