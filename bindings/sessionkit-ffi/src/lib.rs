@@ -1,0 +1,396 @@
+//! SessionKit for Kotlin and Swift, generated with UniFFI from these thin wrappers over the
+//! `sessionkit` crate. Nothing here decides anything about sessions: each item translates
+//! (records, a flat error, callback interfaces) and forwards.
+//!
+//! - [`SessionClient`]: async methods (Kotlin `suspend`, Swift `async`) run on tokio.
+//! - [`SessionKitError`]: one variant per action the app can take.
+//! - [`EventListener`]: receives every [`SessionEvent`] (on Kotlin, easy to wrap in a `Flow`).
+//! - [`ForeignStore`]: an app's own Keychain/Keystore store; any failure it reports reaches the
+//!   core as "unavailable", never as "empty", so a failing store never signs the user out.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sessionkit::store::{SecureStore, StoreError};
+
+uniffi::setup_scaffolding!();
+
+/// What went wrong, as the action the app should take. Messages carry no secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum SessionKitError {
+    /// Sign the user in again.
+    #[error("sign-in required: {message}")]
+    ReauthenticationRequired {
+        /// What happened.
+        message: String,
+    },
+    /// Try again later (after `retry_after_ms` when given); the session is kept.
+    #[error("temporarily unavailable: {message}")]
+    RetryLater {
+        /// What happened.
+        message: String,
+        /// The wait the provider or the backoff asks for, in milliseconds.
+        retry_after_ms: Option<u64>,
+    },
+    /// The secure store is unavailable; nothing was lost.
+    #[error("secure storage unavailable: {message}")]
+    StorageUnavailable {
+        /// What happened.
+        message: String,
+    },
+    /// The configuration or the provider's setup is wrong.
+    #[error("misconfigured: {message}")]
+    Misconfigured {
+        /// What happened.
+        message: String,
+    },
+    /// Input (a callback URL, a provider answer) was invalid or possibly forged.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl From<sessionkit::Error> for SessionKitError {
+    fn from(error: sessionkit::Error) -> Self {
+        use sessionkit::Error as E;
+        let message = error.to_string();
+        match error {
+            E::ReauthenticationRequired { .. } => Self::ReauthenticationRequired { message },
+            E::RetryLater { retry_after, .. } => Self::RetryLater {
+                message,
+                retry_after_ms: retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            },
+            E::StorageUnavailable { .. } => Self::StorageUnavailable { message },
+            E::Misconfigured { .. } => Self::Misconfigured { message },
+            _ => Self::InvalidInput { message },
+        }
+    }
+}
+
+/// The client's configuration.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClientSettings {
+    /// The provider's issuer URL (https).
+    pub issuer: String,
+    /// The public client's id.
+    pub client_id: String,
+    /// The redirect URI registered for the app (a private-use scheme or a claimed https link).
+    pub redirect_uri: String,
+    /// Scopes beyond `openid`.
+    pub scopes: Vec<String>,
+    /// Where the provider sends the browser after sign-out, if registered.
+    pub post_logout_redirect_uri: Option<String>,
+    /// Idle timeout in seconds.
+    pub idle_timeout_seconds: u64,
+    /// Absolute lifetime in seconds.
+    pub absolute_lifetime_seconds: u64,
+    /// How long before either limit the "expiring soon" event comes, in seconds.
+    pub warning_lead_seconds: u64,
+    /// Trust only this PEM root (tests, private PKI) instead of the platform's.
+    pub trust_only_root_pem: Option<String>,
+}
+
+/// Which limit an "expiring soon" warning is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ExpiryReason {
+    /// The idle timeout: activity postpones it.
+    Idle,
+    /// The absolute lifetime: only a new sign-in helps.
+    Absolute,
+}
+
+/// Everything that happens to a session, as on every other platform.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SessionEvent {
+    /// A sign-in completed.
+    LoggedIn {
+        /// The session's random id.
+        session_id: String,
+        /// The user.
+        subject: String,
+    },
+    /// A stored session was restored.
+    Restored {
+        /// The session's random id.
+        session_id: String,
+        /// The user.
+        subject: String,
+    },
+    /// Tokens were refreshed.
+    Refreshed {
+        /// The session's random id.
+        session_id: String,
+        /// Whether the refresh token rotated.
+        rotated: bool,
+    },
+    /// The session ends soon.
+    ExpiringSoon {
+        /// The session's random id.
+        session_id: String,
+        /// Which limit.
+        reason: ExpiryReason,
+        /// Time left, in milliseconds.
+        time_left_ms: u64,
+    },
+    /// The session ended without a sign-out.
+    Expired {
+        /// The session's random id.
+        session_id: String,
+        /// Why (the core's reason, e.g. `IdleTimeout`).
+        reason: String,
+    },
+    /// The user signed out.
+    LoggedOut {
+        /// The session's random id.
+        session_id: String,
+    },
+    /// Something looks wrong.
+    AnomalySuspected {
+        /// What (the core's anomaly, e.g. `SubjectChanged`).
+        anomaly: String,
+    },
+    /// The store failed; the session continues in memory.
+    StorageProblem {
+        /// What (the core's problem, e.g. `Unavailable`).
+        problem: String,
+    },
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The core's debug name of a reason or anomaly, without payload.
+fn name(value: &impl std::fmt::Debug) -> String {
+    let text = format!("{value:?}");
+    text.split([' ', '{', '(']).next().unwrap_or_default().to_owned()
+}
+
+impl From<sessionkit::SessionEvent> for SessionEvent {
+    fn from(event: sessionkit::SessionEvent) -> Self {
+        use sessionkit::SessionEvent as E;
+        match event {
+            E::LoggedIn { session_id, subject } => Self::LoggedIn { session_id, subject },
+            E::Restored { session_id, subject } => Self::Restored { session_id, subject },
+            E::Refreshed { session_id, rotated, .. } => Self::Refreshed { session_id, rotated },
+            E::ExpiringSoon { session_id, reason, time_left } => Self::ExpiringSoon {
+                session_id,
+                reason: match reason {
+                    sessionkit::ExpiryReason::Idle => ExpiryReason::Idle,
+                    sessionkit::ExpiryReason::Absolute => ExpiryReason::Absolute,
+                },
+                time_left_ms: millis(time_left),
+            },
+            E::Expired { session_id, reason } => Self::Expired { session_id, reason: name(&reason) },
+            E::LoggedOut { session_id } => Self::LoggedOut { session_id },
+            E::AnomalySuspected { anomaly, .. } => Self::AnomalySuspected { anomaly: name(&anomaly) },
+            E::StorageProblem { problem, .. } => Self::StorageProblem { problem: name(&problem) },
+            other => Self::AnomalySuspected { anomaly: name(&other) },
+        }
+    }
+}
+
+/// Receives session events; implemented in Kotlin or Swift.
+#[uniffi::export(with_foreign)]
+pub trait EventListener: Send + Sync {
+    /// Called for every event, in order, on a background thread.
+    fn on_event(&self, event: SessionEvent);
+}
+
+/// The app's own store failed (locked Keychain, Keystore error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum StoreFailure {
+    /// The store cannot be used right now.
+    #[error("the app's store failed: {message}")]
+    Failed {
+        /// What happened (no stored value in it).
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for StoreFailure {
+    fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Failed { message: error.reason }
+    }
+}
+
+/// A store implemented by the app (Keychain, EncryptedSharedPreferences...). Values are the
+/// session's encoded records: secret, keep them only in a hardware-backed store.
+#[uniffi::export(with_foreign)]
+pub trait ForeignStore: Send + Sync {
+    /// The value under `key`, or null when there is none.
+    fn load(&self, key: String) -> Result<Option<String>, StoreFailure>;
+    /// Replaces the value under `key`.
+    fn save(&self, key: String, value: String) -> Result<(), StoreFailure>;
+    /// Removes the value under `key` (absent is fine).
+    fn delete(&self, key: String) -> Result<(), StoreFailure>;
+}
+
+/// Adapts a foreign store: every failure is "unavailable", never "empty".
+struct ForeignStoreAdapter(Arc<dyn ForeignStore>);
+
+fn unavailable(failure: StoreFailure) -> StoreError {
+    StoreError::Unavailable(failure.to_string())
+}
+
+impl SecureStore for ForeignStoreAdapter {
+    fn load(&self, key: &str) -> Result<Option<sessionkit::Secret>, StoreError> {
+        self.0.load(key.to_owned()).map(|value| value.map(sessionkit::Secret::new)).map_err(unavailable)
+    }
+
+    fn save(&self, key: &str, value: &sessionkit::Secret) -> Result<(), StoreError> {
+        // Handed to the app's secure store, which is where it belongs.
+        self.0.save(key.to_owned(), value.expose().to_owned()).map_err(unavailable)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key.to_owned()).map_err(unavailable)
+    }
+
+    fn describe(&self) -> String {
+        "the app's own store".into()
+    }
+}
+
+/// The platform's own store when the app passes none.
+fn default_store() -> Result<Arc<dyn SecureStore>, SessionKitError> {
+    let failed = |e: StoreError| SessionKitError::StorageUnavailable { message: e.to_string() };
+    #[cfg(any(target_os = "ios", target_os = "macos"))]
+    let store = sessionkit::store::KeyringStore::apple_protected("sessionkit").map_err(failed)?;
+    #[cfg(target_os = "android")]
+    let store = sessionkit::store::KeyringStore::android_keystore("sessionkit").map_err(failed)?;
+    #[cfg(target_os = "linux")]
+    let store = sessionkit::store::KeyringStore::secret_service("sessionkit").map_err(failed)?;
+    #[cfg(target_os = "windows")]
+    let store = sessionkit::store::KeyringStore::windows_credential_manager("sessionkit").map_err(failed)?;
+    Ok(Arc::new(store))
+}
+
+/// A sign-in in progress: open [`LoginRequest::url`] (Custom Tabs, ASWebAuthenticationSession),
+/// then pass the redirect to [`SessionClient::complete_login`]. Single use.
+#[derive(uniffi::Object)]
+pub struct LoginRequest {
+    url: String,
+    request: Mutex<Option<sessionkit::LoginRequest>>,
+}
+
+#[uniffi::export]
+impl LoginRequest {
+    /// The authorization URL to open.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+/// The session's identity and times (milliseconds since the epoch). No secrets.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SessionStatus {
+    /// The user.
+    pub subject: String,
+    /// The session's random id.
+    pub session_id: String,
+    /// When the access token expires.
+    pub access_expires_at_ms: u64,
+    /// When the idle timeout ends the session without activity.
+    pub idle_deadline_ms: u64,
+    /// When the absolute lifetime ends it.
+    pub absolute_deadline_ms: u64,
+}
+
+/// One user's session with one provider.
+#[derive(uniffi::Object)]
+pub struct SessionClient {
+    inner: sessionkit::SessionClient,
+    runtime: tokio::runtime::Handle,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl SessionClient {
+    /// Discovers the provider, restores a stored session, starts the timer. `store`: the app's
+    /// own store, or null for the platform's (iOS Keychain, Android Keystore).
+    #[uniffi::constructor]
+    pub async fn create(settings: ClientSettings, store: Option<Arc<dyn ForeignStore>>) -> Result<Arc<Self>, SessionKitError> {
+        let policy = sessionkit::SessionPolicy::builder()
+            .idle_timeout(Duration::from_secs(settings.idle_timeout_seconds))
+            .absolute_lifetime(Duration::from_secs(settings.absolute_lifetime_seconds))
+            .warning_lead(Duration::from_secs(settings.warning_lead_seconds))
+            .build()
+            .map_err(|e| SessionKitError::Misconfigured { message: e.to_string() })?;
+        let store: Arc<dyn SecureStore> = match store {
+            Some(foreign) => Arc::new(ForeignStoreAdapter(foreign)),
+            None => default_store()?,
+        };
+        let mut http = sessionkit::http::HttpOptions::default();
+        if let Some(pem) = settings.trust_only_root_pem {
+            http.trust_only_roots_pem = vec![pem.into_bytes()];
+        }
+        let scopes: Vec<&str> = settings.scopes.iter().map(String::as_str).collect();
+        let mut config = sessionkit::SessionConfig::builder(&settings.issuer, &settings.client_id)
+            .redirect_uri(&settings.redirect_uri)
+            .scopes(&scopes)
+            .policy(policy)
+            .store(store)
+            .http(http);
+        if let Some(uri) = &settings.post_logout_redirect_uri {
+            config = config.post_logout_redirect_uri(uri);
+        }
+        let inner = sessionkit::SessionClient::new(config.build()?).await?;
+        Ok(Arc::new(Self { inner, runtime: tokio::runtime::Handle::current() }))
+    }
+
+    /// Starts a sign-in.
+    pub fn begin_login(&self) -> Result<Arc<LoginRequest>, SessionKitError> {
+        let request = self.inner.begin_login(&Default::default())?;
+        Ok(Arc::new(LoginRequest { url: request.url().to_owned(), request: Mutex::new(Some(request)) }))
+    }
+
+    /// Completes a sign-in with the redirect URL the browser came back with.
+    pub async fn complete_login(&self, request: Arc<LoginRequest>, callback_url: String) -> Result<(), SessionKitError> {
+        let taken = request.request.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let request = taken.ok_or(SessionKitError::InvalidInput { message: "this sign-in was already completed".into() })?;
+        Ok(self.inner.complete_login(request, &callback_url).await?)
+    }
+
+    /// A fresh access token (refreshed once for all concurrent callers when needed).
+    pub async fn access_token(&self) -> Result<String, SessionKitError> {
+        // Handed to the app, whose job is to put it in an Authorization header.
+        Ok(self.inner.access_token().await?.expose().to_owned())
+    }
+
+    /// Counts user activity for the idle timeout.
+    pub async fn record_activity(&self) {
+        self.inner.record_activity().await;
+    }
+
+    /// Signs out (wipe, revoke, end-session); returns the end-session URL to open, if any.
+    pub async fn logout(&self) -> Result<Option<String>, SessionKitError> {
+        Ok(self.inner.logout().await?.map(|end| end.url.expose().to_owned()))
+    }
+
+    /// The session's identity and times, or null when signed out.
+    pub fn status(&self) -> Option<SessionStatus> {
+        self.inner.status().map(|s| SessionStatus {
+            subject: s.subject,
+            session_id: s.session_id,
+            access_expires_at_ms: s.access_expires_at.as_millis(),
+            idle_deadline_ms: s.idle_deadline.as_millis(),
+            absolute_deadline_ms: s.absolute_deadline.as_millis(),
+        })
+    }
+
+    /// Delivers every event from now on to `listener`, until the client is dropped.
+    pub fn set_listener(&self, listener: Arc<dyn EventListener>) {
+        let mut events = self.inner.subscribe();
+        self.runtime.spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => listener.on_event(event.into()),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
