@@ -19,52 +19,52 @@ uniffi::setup_scaffolding!();
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum SessionKitError {
     /// Sign the user in again.
-    #[error("sign-in required: {message}")]
+    #[error("sign-in required: {detail}")]
     ReauthenticationRequired {
         /// What happened.
-        message: String,
+        detail: String,
     },
     /// Try again later (after `retry_after_ms` when given); the session is kept.
-    #[error("temporarily unavailable: {message}")]
+    #[error("temporarily unavailable: {detail}")]
     RetryLater {
         /// What happened.
-        message: String,
+        detail: String,
         /// The wait the provider or the backoff asks for, in milliseconds.
         retry_after_ms: Option<u64>,
     },
     /// The secure store is unavailable; nothing was lost.
-    #[error("secure storage unavailable: {message}")]
+    #[error("secure storage unavailable: {detail}")]
     StorageUnavailable {
         /// What happened.
-        message: String,
+        detail: String,
     },
     /// The configuration or the provider's setup is wrong.
-    #[error("misconfigured: {message}")]
+    #[error("misconfigured: {detail}")]
     Misconfigured {
         /// What happened.
-        message: String,
+        detail: String,
     },
     /// Input (a callback URL, a provider answer) was invalid or possibly forged.
-    #[error("invalid input: {message}")]
+    #[error("invalid input: {detail}")]
     InvalidInput {
         /// What happened.
-        message: String,
+        detail: String,
     },
 }
 
 impl From<sessionkit::Error> for SessionKitError {
     fn from(error: sessionkit::Error) -> Self {
         use sessionkit::Error as E;
-        let message = error.to_string();
+        let detail = error.to_string();
         match error {
-            E::ReauthenticationRequired { .. } => Self::ReauthenticationRequired { message },
+            E::ReauthenticationRequired { .. } => Self::ReauthenticationRequired { detail },
             E::RetryLater { retry_after, .. } => Self::RetryLater {
-                message,
+                detail,
                 retry_after_ms: retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             },
-            E::StorageUnavailable { .. } => Self::StorageUnavailable { message },
-            E::Misconfigured { .. } => Self::Misconfigured { message },
-            _ => Self::InvalidInput { message },
+            E::StorageUnavailable { .. } => Self::StorageUnavailable { detail },
+            E::Misconfigured { .. } => Self::Misconfigured { detail },
+            _ => Self::InvalidInput { detail },
         }
     }
 }
@@ -88,6 +88,8 @@ pub struct ClientSettings {
     pub absolute_lifetime_seconds: u64,
     /// How long before either limit the "expiring soon" event comes, in seconds.
     pub warning_lead_seconds: u64,
+    /// Refresh ahead of expiry in the background (true), or only when a token is asked for.
+    pub background_refresh: bool,
     /// Trust only this PEM root (tests, private PKI) instead of the platform's.
     pub trust_only_root_pem: Option<String>,
 }
@@ -203,16 +205,16 @@ pub trait EventListener: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum StoreFailure {
     /// The store cannot be used right now.
-    #[error("the app's store failed: {message}")]
+    #[error("the app's store failed: {detail}")]
     Failed {
         /// What happened (no stored value in it).
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for StoreFailure {
     fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        Self::Failed { message: error.reason }
+        Self::Failed { detail: error.reason }
     }
 }
 
@@ -256,7 +258,7 @@ impl SecureStore for ForeignStoreAdapter {
 
 /// The platform's own store when the app passes none.
 fn default_store() -> Result<Arc<dyn SecureStore>, SessionKitError> {
-    let failed = |e: StoreError| SessionKitError::StorageUnavailable { message: e.to_string() };
+    let failed = |e: StoreError| SessionKitError::StorageUnavailable { detail: e.to_string() };
     #[cfg(any(target_os = "ios", target_os = "macos"))]
     let store = sessionkit::store::KeyringStore::apple_protected("sessionkit").map_err(failed)?;
     #[cfg(target_os = "android")]
@@ -311,13 +313,17 @@ impl SessionClient {
     /// Discovers the provider, restores a stored session, starts the timer. `store`: the app's
     /// own store, or null for the platform's (iOS Keychain, Android Keystore).
     #[uniffi::constructor]
-    pub async fn create(settings: ClientSettings, store: Option<Arc<dyn ForeignStore>>) -> Result<Arc<Self>, SessionKitError> {
+    pub async fn create(
+        settings: ClientSettings,
+        store: Option<Arc<dyn ForeignStore>>,
+    ) -> Result<Arc<Self>, SessionKitError> {
         let policy = sessionkit::SessionPolicy::builder()
             .idle_timeout(Duration::from_secs(settings.idle_timeout_seconds))
             .absolute_lifetime(Duration::from_secs(settings.absolute_lifetime_seconds))
             .warning_lead(Duration::from_secs(settings.warning_lead_seconds))
+            .background_refresh(settings.background_refresh)
             .build()
-            .map_err(|e| SessionKitError::Misconfigured { message: e.to_string() })?;
+            .map_err(|e| SessionKitError::Misconfigured { detail: e.to_string() })?;
         let store: Arc<dyn SecureStore> = match store {
             Some(foreign) => Arc::new(ForeignStoreAdapter(foreign)),
             None => default_store()?,
@@ -347,9 +353,14 @@ impl SessionClient {
     }
 
     /// Completes a sign-in with the redirect URL the browser came back with.
-    pub async fn complete_login(&self, request: Arc<LoginRequest>, callback_url: String) -> Result<(), SessionKitError> {
+    pub async fn complete_login(
+        &self,
+        request: Arc<LoginRequest>,
+        callback_url: String,
+    ) -> Result<(), SessionKitError> {
         let taken = request.request.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let request = taken.ok_or(SessionKitError::InvalidInput { message: "this sign-in was already completed".into() })?;
+        let request =
+            taken.ok_or(SessionKitError::InvalidInput { detail: "this sign-in was already completed".into() })?;
         Ok(self.inner.complete_login(request, &callback_url).await?)
     }
 

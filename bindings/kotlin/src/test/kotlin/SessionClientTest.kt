@@ -1,0 +1,213 @@
+// SessionKit's Kotlin binding on the JVM, against the real local provider (tests/idp) over TLS.
+// The provider is started by the tests themselves; the sign-in is played by a small HTTP client
+// that follows the provider's (auto-approved) login like a browser would.
+
+import java.io.BufferedReader
+import java.io.File
+import java.io.InputStreamReader
+import java.net.CookieManager
+import java.net.URI
+import java.net.http.HttpClient
+import java.net.http.HttpRequest
+import java.net.http.HttpResponse
+import java.security.KeyStore
+import java.security.cert.CertificateFactory
+import java.time.Duration
+import java.util.Collections
+import java.util.concurrent.ConcurrentHashMap
+import javax.net.ssl.SSLContext
+import javax.net.ssl.TrustManagerFactory
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeoutOrNull
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.assertThrows
+import uniffi.sessionkit_ffi.ClientSettings
+import uniffi.sessionkit_ffi.EventListener
+import uniffi.sessionkit_ffi.ForeignStore
+import uniffi.sessionkit_ffi.SessionClient
+import uniffi.sessionkit_ffi.SessionEvent
+import uniffi.sessionkit_ffi.SessionKitException
+import uniffi.sessionkit_ffi.StoreFailure
+
+/** A store in Kotlin: really used by the core (writes are counted). */
+class KotlinStore : ForeignStore {
+    val values = ConcurrentHashMap<String, String>()
+    val saves = java.util.concurrent.atomic.AtomicInteger()
+    override fun load(key: String): String? = values[key]
+    override fun save(key: String, value: String) { saves.incrementAndGet(); values[key] = value }
+    override fun delete(key: String) { values.remove(key) }
+}
+
+/** A store that always fails, like a locked Keychain. */
+class FailingStore : ForeignStore {
+    override fun load(key: String): String? = throw StoreFailure.Failed("locked")
+    override fun save(key: String, value: String) = throw StoreFailure.Failed("locked")
+    override fun delete(key: String) = throw StoreFailure.Failed("locked")
+}
+
+class Recorder : EventListener {
+    val events: MutableList<SessionEvent> = Collections.synchronizedList(mutableListOf())
+    override fun onEvent(event: SessionEvent) { events.add(event) }
+}
+
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class SessionClientTest {
+    private lateinit var provider: Process
+    private lateinit var issuer: String
+    private lateinit var caPem: String
+    private lateinit var browser: HttpClient
+
+    @BeforeAll
+    fun startProvider() {
+        val dir = File(System.getenv("SESSIONKIT_IDP_DIR") ?: "../../tests/idp")
+        val builder = ProcessBuilder("node", "server.mjs").directory(dir).redirectError(ProcessBuilder.Redirect.DISCARD)
+        builder.environment()["IDP_AUTO_APPROVE"] = "1"
+        builder.environment()["IDP_ACCESS_TTL"] = "2"
+        provider = builder.start()
+        val line = BufferedReader(InputStreamReader(provider.inputStream)).readLine()
+        issuer = Regex("\"issuer\":\"([^\"]+)\"").find(line)!!.groupValues[1]
+        caPem = File(Regex("\"ca\":\"([^\"]+)\"").find(line)!!.groupValues[1]).readText()
+        Thread { provider.inputStream.transferTo(java.io.OutputStream.nullOutputStream()) }.start()
+        val keyStore = KeyStore.getInstance(KeyStore.getDefaultType()).apply { load(null) }
+        keyStore.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(caPem.byteInputStream()))
+        val trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm()).apply { init(keyStore) }
+        val tls = SSLContext.getInstance("TLS").apply { init(null, trust.trustManagers, null) }
+        browser = HttpClient.newBuilder().sslContext(tls).cookieHandler(CookieManager())
+            .followRedirects(HttpClient.Redirect.NEVER).connectTimeout(Duration.ofSeconds(10)).build()
+    }
+
+    @AfterAll
+    fun stopProvider() { provider.destroy() }
+
+    private fun settings(idleSeconds: ULong = 600u) = ClientSettings(
+        issuer = issuer,
+        clientId = "sessionkit-test",
+        redirectUri = "http://127.0.0.1/callback",
+        scopes = listOf("offline_access"),
+        postLogoutRedirectUri = "http://127.0.0.1/logged-out",
+        idleTimeoutSeconds = idleSeconds,
+        absoluteLifetimeSeconds = 3600u,
+        warningLeadSeconds = 1u,
+        // Lazy refresh, so that the burst below is what triggers it.
+        backgroundRefresh = false,
+        trustOnlyRootPem = caPem,
+    )
+
+    /** Follows the authorization URL through the provider until it redirects back. */
+    private fun authorize(url: String): String {
+        var next = url
+        repeat(12) {
+            val response = browser.send(HttpRequest.newBuilder(URI(next)).GET().build(), HttpResponse.BodyHandlers.discarding())
+            val location = response.headers().firstValue("location").orElseThrow()
+            if (location.startsWith("http://127.0.0.1")) return location
+            next = if (location.startsWith("/")) issuer + location else location
+        }
+        error("the provider never redirected back")
+    }
+
+    private suspend fun signedIn(store: ForeignStore, idleSeconds: ULong = 600u): SessionClient {
+        val client = SessionClient.create(settings(idleSeconds), store)
+        val request = client.beginLogin()
+        client.completeLogin(request, authorize(request.url()))
+        return client
+    }
+
+    @Test
+    fun `sign-in, refresh once for many coroutines, events, and logout`() = runBlocking {
+        val store = KotlinStore()
+        val recorder = Recorder()
+        val client = SessionClient.create(settings(), store)
+        client.setListener(recorder)
+        val request = client.beginLogin()
+        client.completeLogin(request, authorize(request.url()))
+        assertEquals("alice", client.status()!!.subject)
+        assertTrue(store.saves.get() > 0, "the Kotlin store received the session")
+
+        delay(2300) // the 2 s access token has expired: 50 coroutines ask at once
+        val tokens = (1..50).map { async { client.accessToken() } }.awaitAll()
+        assertEquals(1, tokens.toSet().size, "one refresh, shared by every caller")
+        delay(200)
+        assertTrue(recorder.events.any { it is SessionEvent.LoggedIn && it.subject == "alice" })
+        assertEquals(1, recorder.events.count { it is SessionEvent.Refreshed }, "exactly one refresh")
+
+        val endSession = client.logout()
+        assertNotNull(endSession)
+        assertTrue(endSession!!.startsWith("$issuer/session/end?"))
+        assertTrue(store.values.isEmpty(), "logout wiped the Kotlin store")
+        val error = assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
+        assertFalse(error.message!!.contains(tokens[0]), "no token in the message")
+    }
+
+    @Test
+    fun `a store that throws is unavailable, never empty, and the session survives`() = runBlocking {
+        val failing = assertThrows<SessionKitException.StorageUnavailable> {
+            runBlocking { SessionClient.create(settings(), FailingStore()) }
+        }
+        assertTrue(failing.message!!.contains("locked"))
+        // A store that starts failing after sign-in: the session continues in memory.
+        val flaky = object : ForeignStore {
+            @Volatile var broken = false
+            val inner = KotlinStore()
+            override fun load(key: String) = if (broken) throw StoreFailure.Failed("locked") else inner.load(key)
+            override fun save(key: String, value: String) = if (broken) throw StoreFailure.Failed("locked") else inner.save(key, value)
+            override fun delete(key: String) = if (broken) throw StoreFailure.Failed("locked") else inner.delete(key)
+        }
+        val recorder = Recorder()
+        val client = signedIn(flaky)
+        client.setListener(recorder)
+        flaky.broken = true
+        delay(2300)
+        val token = client.accessToken()
+        assertTrue(token.isNotEmpty(), "refreshed although the store is broken")
+        delay(200)
+        assertTrue(recorder.events.any { it is SessionEvent.StorageProblem }, "the app heard of it")
+    }
+
+    @Test
+    fun `a cancelled call does not wedge the session`() = runBlocking {
+        val client = signedIn(KotlinStore())
+        delay(2300)
+        val gaveUp = withTimeoutOrNull(1) { client.accessToken() }
+        assertNull(gaveUp, "the first call was cancelled")
+        delay(1500)
+        assertTrue(client.accessToken().isNotEmpty())
+    }
+
+    @Test
+    fun `idle timeout ends the session`() = runBlocking {
+        val recorder = Recorder()
+        val client = signedIn(KotlinStore(), idleSeconds = 2u)
+        client.setListener(recorder)
+        delay(3000)
+        assertTrue(recorder.events.any { it is SessionEvent.ExpiringSoon })
+        assertTrue(recorder.events.any { it is SessionEvent.Expired && it.reason == "IdleTimeout" })
+        assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
+        Unit
+    }
+
+    @Test
+    fun `errors map to one exception per action`() = runBlocking {
+        val http = settings().copy(issuer = "http://127.0.0.1:1")
+        assertThrows<SessionKitException.Misconfigured> { runBlocking { SessionClient.create(http, KotlinStore()) } }
+        val down = settings().copy(issuer = "https://127.0.0.1:1")
+        val retry = assertThrows<SessionKitException.RetryLater> { runBlocking { SessionClient.create(down, KotlinStore()) } }
+        assertTrue(retry.message!!.isNotEmpty())
+        val client = SessionClient.create(settings(), KotlinStore())
+        val request = client.beginLogin()
+        val forged = authorize(request.url()).replace("state=", "state=x")
+        assertThrows<SessionKitException.InvalidInput> { runBlocking { client.completeLogin(request, forged) } }
+        assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
+        Unit
+    }
+}
