@@ -1,22 +1,7 @@
 // SessionKit's Kotlin binding on the JVM, against the real local provider (tests/idp) over TLS.
-// The provider is started by the tests themselves; the sign-in is played by a small HTTP client
-// that follows the provider's (auto-approved) login like a browser would.
 
-import java.io.BufferedReader
-import java.io.File
-import java.io.InputStreamReader
-import java.net.CookieManager
-import java.net.URI
-import java.net.http.HttpClient
-import java.net.http.HttpRequest
-import java.net.http.HttpResponse
-import java.security.KeyStore
-import java.security.cert.CertificateFactory
-import java.time.Duration
 import java.util.Collections
 import java.util.concurrent.ConcurrentHashMap
-import javax.net.ssl.SSLContext
-import javax.net.ssl.TrustManagerFactory
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.delay
@@ -32,7 +17,6 @@ import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.assertThrows
-import uniffi.sessionkit_ffi.ClientSettings
 import uniffi.sessionkit_ffi.EventListener
 import uniffi.sessionkit_ffi.ForeignStore
 import uniffi.sessionkit_ffi.SessionClient
@@ -63,65 +47,18 @@ class Recorder : EventListener {
 
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class SessionClientTest {
-    private lateinit var provider: Process
-    private lateinit var issuer: String
-    private lateinit var caPem: String
-    private lateinit var browser: HttpClient
+    private lateinit var provider: TestProvider
 
     @BeforeAll
-    fun startProvider() {
-        val dir = File(System.getenv("SESSIONKIT_IDP_DIR") ?: "../../tests/idp")
-        val builder = ProcessBuilder("node", "server.mjs").directory(dir).redirectError(ProcessBuilder.Redirect.DISCARD)
-        builder.environment()["IDP_AUTO_APPROVE"] = "1"
-        builder.environment()["IDP_ACCESS_TTL"] = "2"
-        provider = builder.start()
-        val line = BufferedReader(InputStreamReader(provider.inputStream)).readLine()
-        issuer = Regex("\"issuer\":\"([^\"]+)\"").find(line)!!.groupValues[1]
-        caPem = File(Regex("\"ca\":\"([^\"]+)\"").find(line)!!.groupValues[1]).readText()
-        Thread { provider.inputStream.transferTo(java.io.OutputStream.nullOutputStream()) }.start()
-        val keyStore = KeyStore.getInstance(KeyStore.getDefaultType()).apply { load(null) }
-        keyStore.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(caPem.byteInputStream()))
-        val trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm()).apply { init(keyStore) }
-        val tls = SSLContext.getInstance("TLS").apply { init(null, trust.trustManagers, null) }
-        browser = HttpClient.newBuilder().sslContext(tls).cookieHandler(CookieManager())
-            .followRedirects(HttpClient.Redirect.NEVER).connectTimeout(Duration.ofSeconds(10)).build()
-    }
+    fun startProvider() { provider = TestProvider(accessTtlSeconds = 2) }
 
     @AfterAll
-    fun stopProvider() { provider.destroy() }
+    fun stopProvider() { provider.close() }
 
-    private fun settings(idleSeconds: ULong = 600u) = ClientSettings(
-        issuer = issuer,
-        clientId = "sessionkit-test",
-        redirectUri = "http://127.0.0.1/callback",
-        scopes = listOf("offline_access"),
-        postLogoutRedirectUri = "http://127.0.0.1/logged-out",
-        idleTimeoutSeconds = idleSeconds,
-        absoluteLifetimeSeconds = 3600u,
-        warningLeadSeconds = 1u,
-        // Lazy refresh, so that the burst below is what triggers it.
-        backgroundRefresh = false,
-        trustOnlyRootPem = caPem,
-    )
-
-    /** Follows the authorization URL through the provider until it redirects back. */
-    private fun authorize(url: String): String {
-        var next = url
-        repeat(12) {
-            val response = browser.send(HttpRequest.newBuilder(URI(next)).GET().build(), HttpResponse.BodyHandlers.discarding())
-            val location = response.headers().firstValue("location").orElseThrow()
-            if (location.startsWith("http://127.0.0.1")) return location
-            next = if (location.startsWith("/")) issuer + location else location
-        }
-        error("the provider never redirected back")
-    }
-
-    private suspend fun signedIn(store: ForeignStore, idleSeconds: ULong = 600u): SessionClient {
-        val client = SessionClient.create(settings(idleSeconds), store)
-        val request = client.beginLogin()
-        client.completeLogin(request, authorize(request.url()))
-        return client
-    }
+    private val issuer get() = provider.issuer
+    private fun settings(idleSeconds: ULong = 600u) = provider.settings(idleSeconds)
+    private fun authorize(url: String) = provider.authorize(url)
+    private suspend fun signedIn(store: ForeignStore, idleSeconds: ULong = 600u) = provider.signedIn(store, idleSeconds)
 
     @Test
     fun `sign-in, refresh once for many coroutines, events, and logout`() = runBlocking {

@@ -1,0 +1,20 @@
+// The cost of one access_token() call through the FFI from Kotlin on a fresh token:
+// `scripts/kotlin-test --bench`. Prints the median of 11 batches of 20,000 calls.
+
+import kotlinx.coroutines.runBlocking
+
+object AccessTokenBenchmark {
+    @JvmStatic
+    fun main(args: Array<String>) = runBlocking {
+        TestProvider(accessTtlSeconds = 3600).use { provider ->
+            val client = provider.signedIn(KotlinStore())
+            repeat(20_000) { client.accessToken() } // warm-up (JIT)
+            val perCall = (1..11).map {
+                val start = System.nanoTime()
+                repeat(20_000) { check(client.accessToken().isNotEmpty()) }
+                (System.nanoTime() - start) / 20_000.0
+            }.sorted()
+            println("Kotlin -> FFI access_token() on a fresh token: median %.0f ns per call (11 batches of 20,000)".format(perCall[5]))
+        }
+    }
+}

@@ -1,0 +1,79 @@
+// The local provider (tests/idp) for the Kotlin tests and the benchmark: started here, with a
+// small HTTP client that plays the browser through its (auto-approved) login.
+
+import java.io.BufferedReader
+import java.io.File
+import java.io.InputStreamReader
+import java.net.CookieManager
+import java.net.URI
+import java.net.http.HttpClient
+import java.net.http.HttpRequest
+import java.net.http.HttpResponse
+import java.security.KeyStore
+import java.security.cert.CertificateFactory
+import java.time.Duration
+import javax.net.ssl.SSLContext
+import javax.net.ssl.TrustManagerFactory
+import uniffi.sessionkit_ffi.ClientSettings
+import uniffi.sessionkit_ffi.ForeignStore
+import uniffi.sessionkit_ffi.SessionClient
+
+class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
+    private val process: Process
+    val issuer: String
+    val caPem: String
+    private val browser: HttpClient
+
+    init {
+        val dir = File(System.getenv("SESSIONKIT_IDP_DIR") ?: "../../tests/idp")
+        val builder = ProcessBuilder("node", "server.mjs").directory(dir).redirectError(ProcessBuilder.Redirect.DISCARD)
+        builder.environment()["IDP_AUTO_APPROVE"] = "1"
+        builder.environment()["IDP_ACCESS_TTL"] = accessTtlSeconds.toString()
+        process = builder.start()
+        val line = BufferedReader(InputStreamReader(process.inputStream)).readLine()
+        issuer = Regex("\"issuer\":\"([^\"]+)\"").find(line)!!.groupValues[1]
+        caPem = File(Regex("\"ca\":\"([^\"]+)\"").find(line)!!.groupValues[1]).readText()
+        Thread { process.inputStream.transferTo(java.io.OutputStream.nullOutputStream()) }.apply { isDaemon = true }.start()
+        val keyStore = KeyStore.getInstance(KeyStore.getDefaultType()).apply { load(null) }
+        keyStore.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(caPem.byteInputStream()))
+        val trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm()).apply { init(keyStore) }
+        val tls = SSLContext.getInstance("TLS").apply { init(null, trust.trustManagers, null) }
+        browser = HttpClient.newBuilder().sslContext(tls).cookieHandler(CookieManager())
+            .followRedirects(HttpClient.Redirect.NEVER).connectTimeout(Duration.ofSeconds(10)).build()
+    }
+
+    override fun close() { process.destroy() }
+
+    fun settings(idleSeconds: ULong = 600u) = ClientSettings(
+        issuer = issuer,
+        clientId = "sessionkit-test",
+        redirectUri = "http://127.0.0.1/callback",
+        scopes = listOf("offline_access"),
+        postLogoutRedirectUri = "http://127.0.0.1/logged-out",
+        idleTimeoutSeconds = idleSeconds,
+        absoluteLifetimeSeconds = 3600u,
+        warningLeadSeconds = 1u,
+        // Lazy refresh, so that the tests decide when a refresh happens.
+        backgroundRefresh = false,
+        trustOnlyRootPem = caPem,
+    )
+
+    /** Follows the authorization URL through the provider until it redirects back. */
+    fun authorize(url: String): String {
+        var next = url
+        repeat(12) {
+            val response = browser.send(HttpRequest.newBuilder(URI(next)).GET().build(), HttpResponse.BodyHandlers.discarding())
+            val location = response.headers().firstValue("location").orElseThrow()
+            if (location.startsWith("http://127.0.0.1")) return location
+            next = if (location.startsWith("/")) issuer + location else location
+        }
+        error("the provider never redirected back")
+    }
+
+    suspend fun signedIn(store: ForeignStore, idleSeconds: ULong = 600u): SessionClient {
+        val client = SessionClient.create(settings(idleSeconds), store)
+        val request = client.beginLogin()
+        client.completeLogin(request, authorize(request.url()))
+        return client
+    }
+}
