@@ -370,6 +370,13 @@ impl SessionClient {
         Ok(self.inner.access_token().await?.expose().to_owned())
     }
 
+    /// The access token if it is fresh now, without suspending (no I/O); null when
+    /// [`access_token`](Self::access_token) must refresh first. The cheap call for hot paths.
+    pub fn fresh_access_token(&self) -> Option<String> {
+        // Handed to the app, whose job is to put it in an Authorization header.
+        self.inner.fresh_access_token().map(|token| token.expose().to_owned())
+    }
+
     /// Counts user activity for the idle timeout.
     pub async fn record_activity(&self) {
         self.inner.record_activity().await;

@@ -202,6 +202,16 @@ impl SessionClient {
         Err(Error::RetryLater { message: "the token could not be refreshed".into(), retry_after: None })
     }
 
+    /// The access token if it is fresh now, without waiting or any I/O; `None` when a refresh
+    /// (or a sign-in) is needed, in which case call [`access_token`](Self::access_token). For
+    /// callers that cannot afford an async call on their hot path (the FFI bindings).
+    pub fn fresh_access_token(&self) -> Option<Secret> {
+        match self.inner.session().access_token(runtime::now()) {
+            TokenState::Fresh(token) => Some(token.clone()),
+            _ => None,
+        }
+    }
+
     /// The token type for the `Authorization` header (`Bearer` or `DPoP`).
     pub fn token_type(&self) -> Option<String> {
         self.inner.session().token_type().map(str::to_owned)

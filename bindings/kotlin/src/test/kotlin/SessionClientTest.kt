@@ -70,8 +70,10 @@ class SessionClientTest {
         client.completeLogin(request, authorize(request.url()))
         assertEquals("alice", client.status()!!.subject)
         assertTrue(store.saves.get() > 0, "the Kotlin store received the session")
+        assertEquals(client.freshAccessToken(), client.accessToken(), "the fresh token needs no suspension")
 
         delay(2300) // the 2 s access token has expired: 50 coroutines ask at once
+        assertNull(client.freshAccessToken(), "an expired token is not handed out")
         val tokens = (1..50).map { async { client.accessToken() } }.awaitAll()
         assertEquals(1, tokens.toSet().size, "one refresh, shared by every caller")
         delay(200)
