@@ -257,9 +257,18 @@ impl SecureStore for ForeignStoreAdapter {
 }
 
 /// The platform's own store when the app passes none.
+#[cfg(target_os = "ios")]
+fn default_store() -> Result<Arc<dyn SecureStore>, SessionKitError> {
+    // After first unlock, this device only: the background refresh works while the phone is
+    // locked, and nothing leaves the device.
+    Ok(Arc::new(sessionkit::store::IosKeychainStore::new("sessionkit", None)))
+}
+
+/// The platform's own store when the app passes none.
+#[cfg(not(target_os = "ios"))]
 fn default_store() -> Result<Arc<dyn SecureStore>, SessionKitError> {
     let failed = |e: StoreError| SessionKitError::StorageUnavailable { detail: e.to_string() };
-    #[cfg(any(target_os = "ios", target_os = "macos"))]
+    #[cfg(target_os = "macos")]
     let store = sessionkit::store::KeyringStore::apple_protected("sessionkit").map_err(failed)?;
     #[cfg(target_os = "android")]
     let store = sessionkit::store::KeyringStore::android_keystore("sessionkit").map_err(failed)?;

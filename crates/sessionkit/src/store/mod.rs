@@ -10,10 +10,14 @@
 //! failure can never look like a signed-out user and wipe a session; there is no plaintext
 //! fallback. Values are the core's encoded records, already secret.
 
+#[cfg(target_os = "ios")]
+mod ios;
 #[cfg(not(target_arch = "wasm32"))]
 mod keyring;
 mod memory;
 
+#[cfg(target_os = "ios")]
+pub use ios::IosKeychainStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use keyring::KeyringStore;
 pub use memory::MemoryStore;
