@@ -81,12 +81,35 @@ pub(crate) struct Inner {
     store: Arc<dyn SecureStore>,
     store_key: String,
     revocations: RevocationQueue,
-    /// Held by whoever is refreshing: callers queue here, and the first refreshes for all.
+    /// Held by whoever is refreshing (a caller or the timer).
     refresh_gate: tokio::sync::Mutex<()>,
+    /// Bumped each time the gate is released: callers that found it held wait for this, then all
+    /// look at the new token at once instead of queueing through the gate one by one.
+    gate_released: tokio::sync::watch::Sender<u64>,
     events: broadcast::Sender<SessionEvent>,
     wake: Arc<Notify>,
     store_description: String,
     lock_path: std::path::PathBuf,
+}
+
+/// The held refresh gate: on drop (done, failed or cancelled) it releases the gate and then
+/// tells the waiting callers, in that order, so that none of them can miss the release.
+struct Gate<'a> {
+    guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    released: &'a tokio::sync::watch::Sender<u64>,
+}
+
+impl<'a> Gate<'a> {
+    fn held(guard: tokio::sync::MutexGuard<'a, ()>, released: &'a tokio::sync::watch::Sender<u64>) -> Self {
+        Self { guard: Some(guard), released }
+    }
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.released.send_modify(|count| *count = count.wrapping_add(1));
+    }
 }
 
 /// Marks a refresh as failed if it is dropped before its answer was fed to the session.
@@ -150,6 +173,7 @@ impl SessionClient {
             store: config.store,
             store_key,
             refresh_gate: tokio::sync::Mutex::new(()),
+            gate_released: tokio::sync::watch::Sender::new(0),
             events,
             wake: Arc::new(Notify::new()),
         });
@@ -429,10 +453,16 @@ impl Inner {
         call(&mut self.session(), keys.as_ref(), Keys::JustFetched)
     }
 
-    /// The single-flight refresh: the first caller refreshes, the others wait on the gate and
-    /// find a fresh token (or the same failure) when they get it.
+    /// The single-flight refresh: the first caller refreshes; the others wait until it is done
+    /// and then look at the token again (all at once), finding the fresh one or the backoff.
     async fn refresh(&self) -> Result<(), Error> {
-        let _gate = self.refresh_gate.lock().await;
+        // Subscribed before trying the gate, so a release after a failed try is never missed.
+        let mut released = self.gate_released.subscribe();
+        let Ok(gate) = self.refresh_gate.try_lock() else {
+            let _ = released.changed().await;
+            return Ok(());
+        };
+        let _gate = Gate::held(gate, &self.gate_released);
         let now = runtime::now();
         let start = {
             let mut session = self.session();
@@ -538,7 +568,7 @@ impl Inner {
         if self.revocations.time_until_retry().is_some_and(|wait| wait.is_zero()) {
             self.revocations.retry_pending(self).await;
         }
-        let _gate = self.refresh_gate.lock().await;
+        let _gate = Gate::held(self.refresh_gate.lock().await, &self.gate_released);
         self.session().handle_timeout(runtime::now());
         if let Err(error) = self.run_refresh().await {
             tracing::debug!(%error, "background refresh did not succeed");
