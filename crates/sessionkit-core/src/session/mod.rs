@@ -18,8 +18,9 @@
 //!   to 10 minutes); a still-valid access token stays usable meanwhile. A refusal
 //!   (`invalid_grant` and other OAuth errors) ends the session without retrying.
 //! - A refreshed ID token must keep `iss` and `sub`; otherwise the session ends as an anomaly.
-//! - Every sign-in is a fresh session: new random id, new start time, the old refresh token
-//!   revoked. Logout wipes first, then revokes, then offers the end-session URL.
+//! - Every sign-in is a fresh session: new random id, new start time, the old tokens revoked.
+//!   Logout wipes first, then revokes (the refresh token, then the access token), then offers
+//!   the end-session URL; a session that expires is wiped and revoked the same way.
 //! - The wall clock may not stretch a session: a clock set back is reported and ignored.
 //!
 //! What can go wrong: the driver must feed back every `Refresh` it was given (a response or
