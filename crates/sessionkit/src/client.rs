@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sessionkit_core::http::{HttpRequest, HttpResponse};
-use sessionkit_core::oidc::authorize::{AuthorizeOptions, PendingAuthorization};
+use sessionkit_core::oidc::authorize::{AuthorizeOptions, CallbackError, PendingAuthorization};
 use sessionkit_core::oidc::device::{DeviceAuthorization, DeviceError, DevicePoll};
 use sessionkit_core::oidc::discovery::ProviderMetadata;
 use sessionkit_core::oidc::id_token::{IdTokenError, SignatureError};
@@ -89,7 +89,7 @@ pub(crate) struct Inner {
     events: broadcast::Sender<SessionEvent>,
     wake: Arc<Notify>,
     store_description: String,
-    lock_path: std::path::PathBuf,
+    lock: crate::lock::LockTarget,
 }
 
 /// The held refresh gate: on drop (done, failed or cancelled) it releases the gate and then
@@ -169,7 +169,7 @@ impl SessionClient {
             transport,
             jwks,
             store_description: config.store.describe(),
-            lock_path: crate::lock::lock_path(&config.lock_dir.clone().unwrap_or_else(std::env::temp_dir), &store_key),
+            lock: crate::lock::LockTarget::new(&config, &store_key),
             store: config.store,
             store_key,
             refresh_gate: tokio::sync::Mutex::new(()),
@@ -256,15 +256,81 @@ impl SessionClient {
 
     /// Completes a sign-in with the redirect URL the browser was sent to. On success a fresh
     /// session replaces any previous one; on failure the previous session is untouched.
-    pub async fn complete_login(&self, mut request: LoginRequest, callback_url: &str) -> Result<(), Error> {
-        let code = request.pending.accept_callback(callback_url).map_err(CoreError::from)?;
-        let exchange = request.pending.token_request(&code);
+    pub async fn complete_login(&self, request: LoginRequest, callback_url: &str) -> Result<(), Error> {
+        self.complete(request.pending, callback_url).await
+    }
+
+    /// Starts a sign-in that must survive the app going away while the user is at the provider
+    /// (a web page navigating there, a mobile app killed in the background): the pending login
+    /// (PKCE verifier, state, nonce) is kept in the store, sealed like the session, for
+    /// [`MAX_PENDING_AGE`](sessionkit_core::oidc::authorize::MAX_PENDING_AGE). Returns the URL
+    /// to open. A newer call replaces an older pending login.
+    pub async fn begin_redirect_login(&self, options: &AuthorizeOptions) -> Result<String, Error> {
+        let request = self.begin_login(options)?;
+        let record = request.pending.to_record();
+        let key = self.inner.pending_key();
+        self.inner
+            .store_call_with(move |store| store.save(&key, &record), self.inner.store())
+            .await
+            .map_err(|e| error::store(&e))?;
+        Ok(request.url().to_owned())
+    }
+
+    /// Completes a sign-in started by [`begin_redirect_login`](Self::begin_redirect_login),
+    /// possibly in an earlier life of the app. The pending login is removed first: a callback is
+    /// used once, whatever its outcome.
+    pub async fn complete_redirect_login(&self, callback_url: &str) -> Result<(), Error> {
+        self.inner.lock.reload_store().await.map_err(|e| error::store(&e))?;
+        let key = self.inner.pending_key();
+        let record = self
+            .inner
+            .store_call_with(
+                move |store| {
+                    let record = store.load(&key)?;
+                    store.delete(&key)?;
+                    Ok(record)
+                },
+                self.inner.store(),
+            )
+            .await
+            .map_err(|e| error::store(&e))?;
+        let Some(record) = record else {
+            return Err(CoreError::from(CallbackError::NoLoginInProgress).into());
+        };
+        let pending = {
+            let session = self.inner.session();
+            PendingAuthorization::from_record(
+                record.expose().as_bytes(),
+                session.client(),
+                session.metadata(),
+                runtime::now().wall,
+            )
+            .map_err(CoreError::from)?
+        };
+        self.complete(pending, callback_url).await
+    }
+
+    /// Re-reads the store and adopts what another context sharing it (a browser tab, another
+    /// process) wrote there: a refreshed token, a new sign-in, or a sign-out.
+    pub async fn sync_from_store(&self) -> Result<(), Error> {
+        let _gate = Gate::held(self.inner.refresh_gate.lock().await, &self.inner.gate_released);
+        self.inner.lock.reload_store().await.map_err(|e| error::store(&e))?;
+        let change = self.inner.adopt_from_store().await;
+        self.inner.process().await;
+        self.inner.wake.notify_one();
+        tracing::debug!(?change, "synchronised with the store");
+        Ok(())
+    }
+
+    async fn complete(&self, mut pending: PendingAuthorization, callback_url: &str) -> Result<(), Error> {
+        let code = pending.accept_callback(callback_url).map_err(CoreError::from)?;
+        let exchange = pending.token_request(&code);
         // Never retried: a code is single-use.
         let response = self.inner.transport.send(&exchange).await.map_err(error::transport)?;
         let result = self
             .inner
             .with_keys(|session, keys, which| {
-                session.handle_login_response(&request.pending, &response, keys, which, runtime::now())
+                session.handle_login_response(&pending, &response, keys, which, runtime::now())
             })
             .await;
         self.inner.process().await;
@@ -403,6 +469,11 @@ impl Inner {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Where a pending redirect sign-in is kept.
+    fn pending_key(&self) -> String {
+        format!("{}|pending", self.store_key)
+    }
+
     pub(crate) fn transport(&self) -> &Transport {
         &self.transport
     }
@@ -496,7 +567,7 @@ impl Inner {
         let abandoned = AbandonedRefresh { inner: self, armed: true };
         // Another process sharing the store may have refreshed already: take the lock, then
         // look at the store before spending the refresh token.
-        let _lock = match crate::lock::acquire(self.lock_path.clone()).await {
+        let _lock = match crate::lock::acquire(&self.lock).await {
             Ok(lock) => lock,
             Err(error) => {
                 let _ = self.session().handle_refresh_failure(runtime::now());

@@ -13,6 +13,7 @@
 //! Issuer, redirect URI and scopes are validated by the core's rules (https issuer; loopback-only
 //! `http` redirects; `openid` always requested).
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,7 +30,11 @@ pub struct SessionConfig {
     pub(crate) policy: SessionPolicy,
     pub(crate) store: Arc<dyn SecureStore>,
     pub(crate) http: HttpOptions,
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) lock_dir: Option<PathBuf>,
+    /// The browser store, when it is the store: the cross-tab lock keeps it in step.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) web_store: Option<Arc<crate::store::WebStore>>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -54,7 +59,10 @@ impl SessionConfig {
             policy: SessionPolicy::default(),
             store: None,
             http: HttpOptions::default(),
+            #[cfg(not(target_arch = "wasm32"))]
             lock_dir: None,
+            #[cfg(target_arch = "wasm32")]
+            web_store: None,
         }
     }
 
@@ -80,7 +88,10 @@ pub struct SessionConfigBuilder {
     policy: SessionPolicy,
     store: Option<Arc<dyn SecureStore>>,
     http: HttpOptions,
+    #[cfg(not(target_arch = "wasm32"))]
     lock_dir: Option<PathBuf>,
+    #[cfg(target_arch = "wasm32")]
+    web_store: Option<Arc<crate::store::WebStore>>,
 }
 
 impl SessionConfigBuilder {
@@ -116,6 +127,15 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Keeps the session in the browser's encrypted IndexedDB store, shared by the origin's tabs
+    /// under a Web Lock (one refresh between them).
+    #[cfg(target_arch = "wasm32")]
+    pub fn web_store(mut self, store: Arc<crate::store::WebStore>) -> Self {
+        self.store = Some(store.clone());
+        self.web_store = Some(store);
+        self
+    }
+
     /// HTTP settings (timeouts, trust roots, size limits).
     pub fn http(mut self, http: HttpOptions) -> Self {
         self.http = http;
@@ -123,6 +143,7 @@ impl SessionConfigBuilder {
     }
 
     /// The directory for the cross-process refresh lock (default: the system temp directory).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn lock_dir(mut self, dir: PathBuf) -> Self {
         self.lock_dir = Some(dir);
         self
@@ -142,7 +163,10 @@ impl SessionConfigBuilder {
             policy: self.policy,
             store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
             http: self.http,
+            #[cfg(not(target_arch = "wasm32"))]
             lock_dir: self.lock_dir,
+            #[cfg(target_arch = "wasm32")]
+            web_store: self.web_store,
         })
     }
 }

@@ -7,13 +7,17 @@
 //! its holder dies, so a crashed process never blocks the others; a holder that hangs makes
 //! the others give up after 15 seconds with a retryable error.
 //!
-//! In the browser the same role belongs to Web Locks across tabs, which the web package will
-//! bring; until then the wasm build has no cross-tab exclusion (within one page the client's
-//! single-flight gate already allows one refresh at a time).
+//! In the browser the same role belongs to a Web Lock shared by the origin's tabs. Because the
+//! browser store ([`WebStore`](crate::store::WebStore)) reads from a mirror, the lock also keeps
+//! it honest: right after taking the lock the mirror is reloaded from IndexedDB, and the lock is
+//! released only once this tab's writes have landed there. A closed or crashed tab's lock is
+//! released by the browser; a tab that hangs makes the others give up after 15 seconds.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};
 
 /// The lock file for a store key: `<dir>/sessionkit-<fnv64 of the key>.lock`.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn lock_path(dir: &Path, store_key: &str) -> PathBuf {
     // FNV-1a: stable across builds and languages, unlike std's hasher.
     let hash =
@@ -21,7 +25,7 @@ pub(crate) fn lock_path(dir: &Path, store_key: &str) -> PathBuf {
     dir.join(format!("sessionkit-{hash:016x}.lock"))
 }
 
-pub(crate) use imp::acquire;
+pub(crate) use imp::{LockTarget, acquire};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
@@ -35,6 +39,29 @@ mod imp {
     pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
     const POLL: Duration = Duration::from_millis(20);
 
+    /// What to lock: a file.
+    #[derive(Debug, Clone)]
+    pub(crate) struct LockTarget {
+        path: PathBuf,
+    }
+
+    impl LockTarget {
+        pub(crate) fn new(config: &crate::SessionConfig, store_key: &str) -> Self {
+            let dir = config.lock_dir.clone().unwrap_or_else(std::env::temp_dir);
+            Self { path: super::lock_path(&dir, store_key) }
+        }
+
+        #[cfg(test)]
+        pub(crate) fn at(path: PathBuf) -> Self {
+            Self { path }
+        }
+
+        /// Natively every store read goes to the keystore itself: nothing to bring up to date.
+        pub(crate) async fn reload_store(&self) -> Result<(), crate::store::StoreError> {
+            Ok(())
+        }
+    }
+
     /// A held lock; dropping it releases the lock.
     #[derive(Debug)]
     pub(crate) struct RefreshLock {
@@ -42,7 +69,8 @@ mod imp {
     }
 
     /// Takes the lock, waiting up to [`LOCK_TIMEOUT`] (on a blocking thread).
-    pub(crate) async fn acquire(path: PathBuf) -> Result<RefreshLock, Error> {
+    pub(crate) async fn acquire(target: &LockTarget) -> Result<RefreshLock, Error> {
+        let path = target.path.clone();
         crate::runtime::run_blocking(move || acquire_blocking(&path)).await.unwrap_or_else(|| {
             Err(Error::RetryLater { message: "the refresh lock task failed".into(), retry_after: None })
         })
@@ -76,16 +104,67 @@ mod imp {
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
-    use std::path::PathBuf;
+    use std::sync::Arc;
 
     use crate::error::Error;
+    use crate::store::{StoreError, WebStore};
 
-    /// No cross-tab lock yet in the browser (see the module guide).
+    /// How long to wait for another tab's refresh, in milliseconds.
+    const LOCK_TIMEOUT_MS: u32 = 15_000;
+
+    /// What to lock: the Web Lock named after the store key, and the browser store to keep in
+    /// step with it (none if the app gave another store).
+    #[derive(Debug, Clone)]
+    pub(crate) struct LockTarget {
+        name: String,
+        store: Option<Arc<WebStore>>,
+    }
+
+    impl LockTarget {
+        pub(crate) fn new(config: &crate::SessionConfig, store_key: &str) -> Self {
+            Self { name: format!("sessionkit-refresh|{store_key}"), store: config.web_store.clone() }
+        }
+
+        /// Brings the store's mirror up to date with what other tabs wrote.
+        pub(crate) async fn reload_store(&self) -> Result<(), StoreError> {
+            match &self.store {
+                Some(store) => store.reload().await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// A held Web Lock; dropping it releases the lock once this tab's writes are on disk.
     #[derive(Debug)]
-    pub(crate) struct RefreshLock;
+    pub(crate) struct RefreshLock {
+        release: Option<js_sys::Function>,
+        store: Option<Arc<WebStore>>,
+    }
 
-    pub(crate) async fn acquire(_path: PathBuf) -> Result<RefreshLock, Error> {
-        Ok(RefreshLock)
+    impl Drop for RefreshLock {
+        fn drop(&mut self) {
+            let (Some(release), store) = (self.release.take(), self.store.take()) else { return };
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(store) = store {
+                    store.flushed().await;
+                }
+                let _ = release.call0(&wasm_bindgen::JsValue::NULL);
+            });
+        }
+    }
+
+    /// Takes the lock (waiting up to 15 s), then reloads the store from IndexedDB.
+    pub(crate) async fn acquire(target: &LockTarget) -> Result<RefreshLock, Error> {
+        let release = crate::store::web::take_web_lock(&target.name, LOCK_TIMEOUT_MS).await.map_err(|reason| {
+            Error::RetryLater {
+                message: format!("the cross-tab refresh lock was not granted: {reason}"),
+                retry_after: None,
+            }
+        })?;
+        let lock = RefreshLock { release: Some(release), store: target.store.clone() };
+        // Without a fresh view, this tab could spend a refresh token another tab already rotated.
+        target.reload_store().await.map_err(|e| crate::error::store(&e))?;
+        Ok(lock)
     }
 }
 
@@ -133,7 +212,7 @@ mod tests {
         holder.kill().expect("kill");
         holder.wait().expect("reaped");
         let started = Instant::now();
-        let lock = acquire(path).await.expect("the dead holder's lock is free");
+        let lock = acquire(&imp::LockTarget::at(path)).await.expect("the dead holder's lock is free");
         assert!(started.elapsed() < LOCK_TIMEOUT);
         drop(lock);
     }
@@ -143,7 +222,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sessionkit-lock-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = lock_path(&dir, "k");
-        let held = acquire(path.clone()).await.expect("first");
+        let held = acquire(&imp::LockTarget::at(path.clone())).await.expect("first");
         let file = OpenOptions::new().write(true).open(&path).expect("open");
         assert!(matches!(file.try_lock(), Err(TryLockError::WouldBlock)));
         drop(held);

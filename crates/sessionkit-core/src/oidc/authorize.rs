@@ -8,6 +8,11 @@
 //! has been accepted or has reported an error, it refuses every later callback.
 //! [`PendingAuthorization::token_request`] builds the code exchange.
 //!
+//! A web page unloads while the user is at the provider, so its pending login must outlive
+//! the page: [`PendingAuthorization::to_record`] / [`PendingAuthorization::from_record`] turn it
+//! into a small secret record for the app's encrypted store. A record is good for
+//! [`MAX_PENDING_AGE`] and only for the issuer and client that made it.
+//!
 //! What can go wrong: callbacks are attacker-controlled input; every failure is a typed
 //! [`CallbackError`] and none of them echoes the callback URL (it may hold a code).
 
@@ -22,6 +27,9 @@ use crate::{Secret, UnixTime};
 
 /// The longest callback URL accepted.
 pub const MAX_CALLBACK_BYTES: usize = 8 * 1024;
+
+/// How long a saved pending login can be completed (authorization codes live minutes).
+pub const MAX_PENDING_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Optional parameters of an authorization request.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +83,10 @@ pub enum CallbackError {
     /// This login already received its callback.
     #[error("this login has already been completed or abandoned; start a new one")]
     AlreadyUsed,
+    /// No saved login to complete: none was started here, it was completed already, or it is
+    /// older than [`MAX_PENDING_AGE`].
+    #[error("no sign-in is in progress (it expired or was completed); start a new one")]
+    NoLoginInProgress,
     /// `iss` differs from the issuer, or is missing though the provider promised it (RFC 9207).
     #[error("the callback's issuer does not match the configured provider")]
     IssuerMismatch,
@@ -146,6 +158,57 @@ impl PendingAuthorization {
         &self.nonce
     }
 
+    /// The pending login as a secret record, to keep in an encrypted store across a page load.
+    pub fn to_record(&self) -> Secret {
+        let record = PendingRecord {
+            version: PENDING_RECORD_VERSION,
+            state: self.state.expose().to_owned(),
+            nonce: self.nonce.expose().to_owned(),
+            verifier: self.pkce.verifier().expose().to_owned(),
+            redirect_uri: self.redirect_uri.as_str().to_owned(),
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            started_at: self.started_at,
+        };
+        // Plain strings and numbers: serializing cannot fail.
+        Secret::new(serde_json::to_string(&record).unwrap_or_default())
+    }
+
+    /// Reads a record made by [`to_record`](Self::to_record). It must be this client's, with
+    /// this provider, and younger than [`MAX_PENDING_AGE`]; otherwise there is no login to
+    /// complete ([`CallbackError::NoLoginInProgress`]).
+    pub fn from_record(
+        bytes: &[u8],
+        client: &ClientConfig,
+        metadata: &ProviderMetadata,
+        now: UnixTime,
+    ) -> Result<Self, CallbackError> {
+        let record: PendingRecord = serde_json::from_slice(bytes).map_err(|_| CallbackError::NoLoginInProgress)?;
+        let age = now.saturating_duration_since(record.started_at);
+        if record.version != PENDING_RECORD_VERSION
+            || record.issuer != metadata.issuer
+            || record.client_id != client.client_id
+            || age > MAX_PENDING_AGE
+            || record.started_at > now.saturating_add(MAX_PENDING_AGE)
+        {
+            return Err(CallbackError::NoLoginInProgress);
+        }
+        let pkce = Pkce::from_verifier(Secret::new(record.verifier)).map_err(|_| CallbackError::NoLoginInProgress)?;
+        let redirect_uri = Url::parse(&record.redirect_uri).map_err(|_| CallbackError::NoLoginInProgress)?;
+        Ok(Self {
+            state: Secret::new(record.state),
+            nonce: Secret::new(record.nonce),
+            pkce,
+            redirect_uri,
+            issuer: record.issuer,
+            client_id: record.client_id,
+            token_endpoint: metadata.token_endpoint.clone(),
+            iss_required: metadata.iss_parameter_supported,
+            started_at: record.started_at,
+            consumed: false,
+        })
+    }
+
     /// Checks a callback URL and returns its code. See the module guide for the rules.
     pub fn accept_callback(&mut self, callback: &str) -> Result<AuthorizationCode, CallbackError> {
         if callback.len() > MAX_CALLBACK_BYTES {
@@ -194,6 +257,21 @@ impl PendingAuthorization {
             ],
         )
     }
+}
+
+const PENDING_RECORD_VERSION: u32 = 1;
+
+/// The stored form of a pending login. Zeroized with its `Secret` wrappers once read.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingRecord {
+    version: u32,
+    state: String,
+    nonce: String,
+    verifier: String,
+    redirect_uri: String,
+    issuer: String,
+    client_id: String,
+    started_at: UnixTime,
 }
 
 struct CallbackParams {
@@ -271,6 +349,43 @@ mod tests {
         let (other, _) = begin();
         assert_ne!(param(&url, "state"), param(&other, "state"));
         assert_ne!(param(&url, "nonce"), param(&other, "nonce"));
+    }
+
+    #[test]
+    fn a_saved_login_completes_once_and_only_for_its_client_in_time() {
+        let (_, pending) = begin();
+        let record = pending.to_record();
+        let mut restored = PendingAuthorization::from_record(
+            record.expose().as_bytes(),
+            &client(),
+            &metadata(),
+            UnixTime::from_secs(60),
+        )
+        .expect("restored");
+        let cb = callback(&pending, "&code=the-code");
+        let code = restored.accept_callback(&cb).expect("accepted");
+        let body = restored.token_request(&code).body.expect("body");
+        assert!(body.expose().contains(&format!("code_verifier={}", pending.pkce.verifier().expose())));
+        assert!(restored.nonce().constant_time_eq(pending.nonce().expose()));
+
+        let too_late = UnixTime::EPOCH.saturating_add(MAX_PENDING_AGE + std::time::Duration::from_secs(1));
+        let stale = PendingAuthorization::from_record(record.expose().as_bytes(), &client(), &metadata(), too_late);
+        assert_eq!(stale.err(), Some(CallbackError::NoLoginInProgress));
+        let other_client = ClientConfig::new(
+            Issuer::parse(ISSUER).expect("issuer"),
+            "other-app",
+            RedirectUri::parse("http://127.0.0.1:4711/cb").expect("redirect"),
+            &[],
+        )
+        .expect("config");
+        let foreign =
+            PendingAuthorization::from_record(record.expose().as_bytes(), &other_client, &metadata(), UnixTime::EPOCH);
+        assert_eq!(foreign.err(), Some(CallbackError::NoLoginInProgress));
+        for garbage in [&b""[..], b"{}", b"null", b"\xff\xfe", br#"{"version":1}"#] {
+            let refused = PendingAuthorization::from_record(garbage, &client(), &metadata(), UnixTime::EPOCH);
+            assert_eq!(refused.err(), Some(CallbackError::NoLoginInProgress));
+        }
+        assert!(!format!("{record:?}").contains(pending.pkce.verifier().expose()));
     }
 
     #[test]

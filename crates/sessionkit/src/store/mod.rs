@@ -2,6 +2,8 @@
 //!
 //! - [`KeyringStore`]: the OS keystore through the keyring-core v4 family (Linux: Secret
 //!   Service or kernel keyutils; the Apple, Windows and Android stores plug into the same type).
+//! - `WebStore` (wasm32 only): the browser's IndexedDB, each record sealed with AES-GCM under a
+//!   non-extractable WebCrypto key.
 //! - [`MemoryStore`]: in-process only, for tests and for apps that want no persistence. It can
 //!   be told to fail, to test how the session survives a locked store.
 //!
@@ -15,6 +17,8 @@ mod ios;
 #[cfg(not(target_arch = "wasm32"))]
 mod keyring;
 mod memory;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod web;
 
 #[cfg(target_os = "ios")]
 pub use ios::IosKeychainStore;
@@ -22,6 +26,8 @@ pub use ios::IosKeychainStore;
 pub use keyring::KeyringStore;
 pub use memory::MemoryStore;
 use sessionkit_core::Secret;
+#[cfg(target_arch = "wasm32")]
+pub use web::WebStore;
 
 /// Why the store could not do what was asked. Messages never contain the stored value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

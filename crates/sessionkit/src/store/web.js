@@ -1,0 +1,139 @@
+// Browser primitives for the web store and the cross-tab lock (see web.rs and lock.rs): IndexedDB,
+// WebCrypto AES-GCM and Web Locks, each as one small promise-returning function. What to store,
+// under which key, and when, is decided in Rust; nothing here keeps state between calls.
+
+const DB_VERSION = 1;
+const RECORDS = 'records';
+const KEYS = 'keys';
+const KEY_ID = 'aes-gcm-256';
+
+function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+// A connection per operation: if the browser evicts or the user clears the database, the next
+// call starts from an empty one instead of failing on a dead connection.
+function openDb(name) {
+  const req = indexedDB.open(name, DB_VERSION);
+  req.onupgradeneeded = () => {
+    const db = req.result;
+    if (!db.objectStoreNames.contains(RECORDS)) db.createObjectStore(RECORDS);
+    if (!db.objectStoreNames.contains(KEYS)) db.createObjectStore(KEYS);
+  };
+  return request(req).then((db) => {
+    db.onversionchange = () => db.close();
+    return db;
+  });
+}
+
+async function withDb(name, mode, stores, body) {
+  const db = await openDb(name);
+  try {
+    const tx = db.transaction(stores, mode);
+    const done = new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new DOMException('aborted', 'AbortError'));
+    });
+    const result = await body(tx);
+    await done;
+    return result;
+  } finally {
+    db.close();
+  }
+}
+
+// The database's AES-GCM key, created on first use as non-extractable: script can use it but
+// never read it. `add` fails if another tab created one first; then that one is used.
+async function databaseKey(name) {
+  const existing = await withDb(name, 'readonly', [KEYS], (tx) => request(tx.objectStore(KEYS).get(KEY_ID)));
+  if (existing) return existing;
+  const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  try {
+    await withDb(name, 'readwrite', [KEYS], (tx) => request(tx.objectStore(KEYS).add(key, KEY_ID)));
+    return key;
+  } catch (_) {
+    return withDb(name, 'readonly', [KEYS], (tx) => request(tx.objectStore(KEYS).get(KEY_ID)));
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+// Seals `plaintext` under the database key with a fresh 96-bit IV; `aad` (the record's name)
+// binds the ciphertext to its slot, so records cannot be swapped. Stored: IV || ciphertext.
+export async function sealAndPut(name, slot, plaintext) {
+  const key = await databaseKey(name);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = await crypto.subtle.encrypt(
+    { name: 'AES-GCM', iv, additionalData: encoder.encode(slot) }, key, encoder.encode(plaintext));
+  const value = new Uint8Array(12 + sealed.byteLength);
+  value.set(iv, 0);
+  value.set(new Uint8Array(sealed), 12);
+  await withDb(name, 'readwrite', [RECORDS], (tx) => request(tx.objectStore(RECORDS).put(value, slot)));
+}
+
+export async function remove(name, slot) {
+  await withDb(name, 'readwrite', [RECORDS], (tx) => request(tx.objectStore(RECORDS).delete(slot)));
+}
+
+// Every record, opened: [[slot, plaintext | null], ...]. null marks a record that does not open
+// under the current key (a key lost to eviction, or tampering); the caller decides what to do.
+export async function loadAll(name) {
+  const [slots, values, key] = await withDb(name, 'readonly', [RECORDS, KEYS], async (tx) => {
+    const store = tx.objectStore(RECORDS);
+    return Promise.all([
+      request(store.getAllKeys()), request(store.getAll()), request(tx.objectStore(KEYS).get(KEY_ID)),
+    ]);
+  });
+  const out = [];
+  for (let i = 0; i < slots.length; i += 1) {
+    let plaintext = null;
+    const value = values[i];
+    if (key && value instanceof Uint8Array && value.length > 12) {
+      try {
+        const opened = await crypto.subtle.decrypt(
+          { name: 'AES-GCM', iv: value.subarray(0, 12), additionalData: encoder.encode(String(slots[i])) },
+          key, value.subarray(12));
+        plaintext = decoder.decode(opened);
+      } catch (_) {
+        plaintext = null;
+      }
+    }
+    out.push([String(slots[i]), plaintext]);
+  }
+  return out;
+}
+
+// Asks the browser not to evict this origin's storage under pressure. Resolves to whether it
+// agreed; never rejects (some browsers decide silently, or lack the API).
+export async function requestPersistence() {
+  try {
+    return Boolean(await navigator.storage?.persist?.());
+  } catch (_) {
+    return false;
+  }
+}
+
+// Takes the Web Lock `lockName`, waiting at most `timeoutMs`. Resolves to a function that
+// releases it. The browser releases it by itself when the tab closes or crashes.
+export function acquireLock(lockName, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    if (!navigator.locks) {
+      reject(new Error('Web Locks are not available'));
+      return;
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    navigator.locks.request(lockName, { signal: controller.signal }, () => {
+      clearTimeout(timer);
+      return new Promise((release) => resolve(release));
+    }).catch((error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}

@@ -1,0 +1,220 @@
+//! [`WebStore`]: the browser's store. Records live in IndexedDB, each sealed with AES-GCM under
+//! a non-extractable WebCrypto key kept in the same database (script can use the key, never
+//! read it out); nothing goes to localStorage, sessionStorage or cookies.
+//!
+//! The client's store calls are synchronous, IndexedDB and WebCrypto are not; so the store
+//! keeps an in-memory mirror that reads come from, and applies writes to IndexedDB in order,
+//! one after the other, in the background. Two points need the disk, not the mirror, and get it:
+//! - the cross-tab refresh lock ([`crate::lock`]) reloads the mirror right after taking the lock
+//!   (to see a token another tab rotated) and lets go only once this tab's writes are on disk;
+//! - [`WebStore::reload`] for a tab told by another that the session changed.
+//!
+//! A write that fails in the background is reported by the next `save` (as `Unavailable`, so
+//! the session retries and keeps its tokens in memory). A record that no longer opens (its key
+//! was evicted or the record altered) reads as absent: a clean signed-out start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sessionkit_core::Secret;
+use wasm_bindgen::prelude::*;
+
+use super::{SecureStore, StoreError};
+
+/// The largest record accepted (session records are a few KB).
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+#[wasm_bindgen(module = "/src/store/web.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = sealAndPut, catch)]
+    async fn seal_and_put(database: &str, slot: &str, plaintext: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn remove(database: &str, slot: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(js_name = loadAll, catch)]
+    async fn load_all(database: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = requestPersistence)]
+    async fn request_persistence() -> JsValue;
+    #[wasm_bindgen(js_name = acquireLock, catch)]
+    pub(crate) async fn acquire_lock(name: &str, timeout_ms: u32) -> Result<JsValue, JsValue>;
+}
+
+/// The browser's encrypted IndexedDB store. Open it with [`WebStore::open`].
+#[derive(Debug)]
+pub struct WebStore {
+    shared: Arc<Shared>,
+    persistent: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    database: String,
+    state: Mutex<State>,
+    /// The sequence number of the last write applied to IndexedDB.
+    written: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    mirror: HashMap<String, Secret>,
+    /// The sequence number of the last write queued.
+    queued: u64,
+    /// Why the last background write failed, until the next `save` reports it.
+    failed: Option<String>,
+}
+
+enum Write {
+    Put(String, Secret),
+    Delete(String),
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a write; it runs after every write queued before it.
+    fn enqueue(self: &Arc<Self>, write: Write) {
+        let sequence = {
+            let mut state = self.state();
+            state.queued += 1;
+            state.queued
+        };
+        let shared = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut written = shared.written.subscribe();
+            let _ = written.wait_for(|done| *done + 1 >= sequence).await;
+            let result = match &write {
+                Write::Put(slot, value) => seal_and_put(&shared.database, slot, value.expose()).await,
+                Write::Delete(slot) => remove(&shared.database, slot).await,
+            };
+            if let Err(error) = result {
+                let reason = describe_js_error(&error);
+                tracing::warn!(%reason, "a write to IndexedDB failed; the session stays in memory");
+                shared.state().failed = Some(reason);
+            }
+            shared.written.send_modify(|done| *done = (*done).max(sequence));
+        });
+    }
+
+    /// Waits until every write queued so far is on disk (or has failed).
+    async fn flushed(&self) {
+        let target = self.state().queued;
+        let mut written = self.written.subscribe();
+        let _ = written.wait_for(|done| *done >= target).await;
+    }
+}
+
+impl WebStore {
+    /// Opens (or creates) the IndexedDB database `database`, asks the browser to keep this
+    /// origin's storage (`navigator.storage.persist()`), and reads the stored records.
+    /// IndexedDB being unusable (some private modes) is [`StoreError::Unavailable`].
+    pub async fn open(database: &str) -> Result<Arc<Self>, StoreError> {
+        let persistent = request_persistence().await.as_bool().unwrap_or(false);
+        let store = Arc::new(Self {
+            shared: Arc::new(Shared {
+                database: database.to_owned(),
+                state: Mutex::new(State::default()),
+                written: tokio::sync::watch::Sender::new(0),
+            }),
+            persistent,
+        });
+        store.reload().await?;
+        Ok(store)
+    }
+
+    /// Whether the browser agreed to keep this origin's storage under pressure.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// Waits until every write made so far is in IndexedDB (before a navigation, or before
+    /// letting another tab take the refresh lock).
+    pub async fn flushed(&self) {
+        self.shared.flushed().await;
+    }
+
+    /// Replaces the mirror with what IndexedDB holds now (after this store's own writes have
+    /// landed): what other tabs wrote becomes visible. Records that do not open read as absent.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        // Bounded: a write queued while reading makes the snapshot stale; read again.
+        for _ in 0..3 {
+            let queued_before = self.shared.state().queued;
+            self.shared.flushed().await;
+            let entries = load_all(&self.shared.database).await.map_err(|e| {
+                StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
+            })?;
+            let mirror = parse_entries(&entries);
+            let mut state = self.shared.state();
+            if state.queued == queued_before {
+                state.mirror = mirror;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[[slot, plaintext | null], ...]` from `loadAll`, as a map; unreadable records are left out.
+fn parse_entries(entries: &JsValue) -> HashMap<String, Secret> {
+    let mut mirror = HashMap::new();
+    for entry in js_sys::Array::from(entries).iter() {
+        let pair = js_sys::Array::from(&entry);
+        let Some(slot) = pair.get(0).as_string() else { continue };
+        match pair.get(1).as_string() {
+            Some(plaintext) => {
+                mirror.insert(slot, Secret::new(plaintext));
+            }
+            None => tracing::warn!(%slot, "a stored record does not open under this database's key; ignored"),
+        }
+    }
+    mirror
+}
+
+/// A JS error's name and message, e.g. "QuotaExceededError: ...". Never a stored value: the
+/// helpers throw only IndexedDB, WebCrypto and lock errors.
+fn describe_js_error(error: &JsValue) -> String {
+    let field = |name: &str| js_sys::Reflect::get(error, &name.into()).ok().and_then(|v| v.as_string());
+    match (field("name"), field("message")) {
+        (Some(name), Some(message)) => format!("{name}: {}", message.chars().take(200).collect::<String>()),
+        (Some(name), None) => name,
+        _ => "unknown error".to_owned(),
+    }
+}
+
+impl SecureStore for WebStore {
+    fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
+        Ok(self.shared.state().mirror.get(key).cloned())
+    }
+
+    fn save(&self, key: &str, value: &Secret) -> Result<(), StoreError> {
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(StoreError::TooLarge);
+        }
+        {
+            let mut state = self.shared.state();
+            if let Some(reason) = state.failed.take() {
+                return Err(StoreError::Unavailable(format!("an earlier write to IndexedDB failed: {reason}")));
+            }
+            state.mirror.insert(key.to_owned(), value.clone());
+        }
+        self.shared.enqueue(Write::Put(key.to_owned(), value.clone()));
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.shared.state().mirror.remove(key);
+        self.shared.enqueue(Write::Delete(key.to_owned()));
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let kept = if self.persistent { "persistent" } else { "best-effort" };
+        format!("IndexedDB, AES-GCM sealed ({kept})")
+    }
+}
+
+/// Takes the browser's Web Lock `name` (waiting up to `timeout_ms`); returns its release function.
+pub(crate) async fn take_web_lock(name: &str, timeout_ms: u32) -> Result<js_sys::Function, String> {
+    let release = acquire_lock(name, timeout_ms).await.map_err(|e| describe_js_error(&e))?;
+    release.dyn_into::<js_sys::Function>().map_err(|_| "the lock gave no release function".to_owned())
+}
