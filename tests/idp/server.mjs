@@ -7,6 +7,9 @@
 //   IDP_ACCESS_TTL      access token lifetime in seconds (default 60)
 //   IDP_REFRESH_TTL     refresh token lifetime in seconds (default 3600)
 //   IDP_AUTO_APPROVE=1  answer login and consent automatically (account: login_hint or "alice")
+//   IDP_WEB_ORIGIN      the origin of a web app (e.g. http://127.0.0.1:5173): registers the public
+//                       browser client "sessionkit-web" with redirect <origin>/ and post-logout
+//                       redirect <origin>/?logged-out, and lets that origin call /__test/api
 //
 // On start it prints one JSON line: {"issuer", "port", "ca", "stateDir", "spkiPin"}. Test-only endpoints:
 //   GET  /__test/stats   token endpoint requests by grant type, revocations, introspections
@@ -114,6 +117,16 @@ const provider = new Provider(issuer, {
       redirect_uris: ['http://127.0.0.1/callback', 'http://[::1]/callback'],
       post_logout_redirect_uris: ['http://127.0.0.1/logged-out'],
     },
+    ...(env.IDP_WEB_ORIGIN ? [{
+      // A browser app: public client, code + PKCE, refresh tokens (rotated), CORS by clientBasedCORS.
+      client_id: 'sessionkit-web',
+      application_type: 'web',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: [`${env.IDP_WEB_ORIGIN}/`],
+      post_logout_redirect_uris: [`${env.IDP_WEB_ORIGIN}/?logged-out`],
+    }] : []),
     {
       // A confidential client used only by tests to ask the introspection endpoint.
       client_id: 'introspector',
@@ -247,6 +260,17 @@ provider.use(async (ctx, next) => {
     return;
   }
   if (ctx.path === '/__test/api') {
+    // The web app calls the API from its own origin: answer CORS for it (and only it).
+    if (env.IDP_WEB_ORIGIN && ctx.get('origin') === env.IDP_WEB_ORIGIN) {
+      ctx.set('Access-Control-Allow-Origin', env.IDP_WEB_ORIGIN);
+      ctx.set('Vary', 'Origin');
+      if (ctx.method === 'OPTIONS') {
+        ctx.set('Access-Control-Allow-Headers', 'authorization');
+        ctx.set('Access-Control-Allow-Methods', 'GET');
+        ctx.status = 204;
+        return;
+      }
+    }
     const auth = ctx.get('authorization') || '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
     const found = token ? await provider.AccessToken.find(token) : undefined;

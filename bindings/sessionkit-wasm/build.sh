@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the npm package @sessionkit/web into bindings/sessionkit-wasm/pkg and reports its size.
+# Needs: the wasm32-unknown-unknown target, wasm-bindgen-cli of the same version as the
+# wasm-bindgen crate, and wasm-opt (binaryen). scripts/test installs them.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+out="$here/pkg"
+
+cargo build --locked -p sessionkit-wasm --target wasm32-unknown-unknown --profile wasm --manifest-path "$root/Cargo.toml"
+rm -rf "$out"
+wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/wasm/sessionkit_wasm.wasm"
+# Debian's binaryen 108 needs --all-features to read what rustc emits (bulk memory, sign-ext).
+wasm-opt --all-features -Oz "$out/sessionkit_wasm_bg.wasm" -o "$out/sessionkit_wasm_bg.wasm.opt"
+mv "$out/sessionkit_wasm_bg.wasm.opt" "$out/sessionkit_wasm_bg.wasm"
+cp "$here/js/index.js" "$here/js/index.d.ts" "$here/js/package.json" "$out/"
+rm -f "$out/.gitignore" "$out/sessionkit_wasm_bg.wasm.d.ts"
+
+# The size report: what an app ships (the .wasm plus every JS file the package loads), gzipped.
+gz() { gzip -9c "$1" | wc -c; }
+{
+  printf '%-44s %10s %10s\n' file bytes gzipped
+  total=0 total_gz=0
+  while IFS= read -r file; do
+    bytes=$(wc -c <"$file"); zipped=$(gz "$file")
+    total=$((total + bytes)); total_gz=$((total_gz + zipped))
+    printf '%-44s %10d %10d\n' "${file#"$out"/}" "$bytes" "$zipped"
+  done < <(find "$out" -type f \( -name '*.wasm' -o -name '*.js' \) | sort)
+  printf '%-44s %10d %10d\n' total "$total" "$total_gz"
+} | tee "$out/size.txt"

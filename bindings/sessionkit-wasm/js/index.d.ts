@@ -1,0 +1,92 @@
+// Types for @sessionkit/web.
+
+export interface SessionKitConfig {
+  /** The provider's issuer URL (https). */
+  issuer: string;
+  /** This app's client id (a public client: no secret). */
+  clientId: string;
+  /** Where the provider sends the browser back; usually the page that calls handleRedirectCallback. */
+  redirectUri: string;
+  /** Where the provider sends the browser after sign-out. */
+  postLogoutRedirectUri?: string;
+  /** Scopes beyond `openid` (default ["offline_access"]). */
+  scopes?: string[];
+  /** Sign out after this long without user activity (default 15 minutes). */
+  idleTimeoutSeconds?: number;
+  /** Sign out this long after sign-in, active or not (default 8 hours). */
+  absoluteLifetimeSeconds?: number;
+  /** Send `expiringSoon` this long before either limit (default 2 minutes). */
+  warningLeadSeconds?: number;
+  /** Refresh this long before the access token expires (default 60 s, at most half its lifetime). */
+  refreshLeadSeconds?: number;
+  /** Origins `fetch` may send the token to (default: this page's origin). */
+  apiOrigins?: string[];
+  /** IndexedDB database and BroadcastChannel name (default "sessionkit"). */
+  storeName?: string;
+  /** Count pointer, key, wheel, touch and visibility as activity (default true). */
+  trackActivity?: boolean;
+  /** At most one activity report per this many ms (default 5000). */
+  activityThrottleMs?: number;
+  /** Where to load the .wasm from (default: next to this module). */
+  wasmUrl?: string | URL;
+}
+
+export interface LoginOptions {
+  prompt?: string;
+  loginHint?: string;
+  maxAgeSeconds?: number;
+  /** false: resolve to the URL instead of navigating. */
+  navigate?: boolean;
+}
+
+export interface SessionStatus {
+  sessionId: string;
+  subject: string;
+  startedAt: number;
+  absoluteDeadline: number;
+  idleDeadline: number;
+  accessExpiresAt: number;
+  refreshDueAt: number;
+  hasRefreshToken: boolean;
+  /** Where the session is kept, e.g. "IndexedDB, AES-GCM sealed (persistent)". */
+  store: string;
+}
+
+export type SessionEvent =
+  | { type: 'loggedIn'; sessionId: string; subject: string }
+  | { type: 'restored'; sessionId: string; subject: string }
+  | { type: 'refreshed'; sessionId: string; rotated: boolean; accessExpiresAt: number }
+  | { type: 'expiringSoon'; sessionId: string; reason: 'idle' | 'absolute'; timeLeftMs: number }
+  | { type: 'expired'; sessionId: string; reason: string }
+  | { type: 'loggedOut'; sessionId: string }
+  | { type: 'anomaly'; anomaly: string }
+  | { type: 'storageProblem'; problem: string }
+  | { type: 'other'; detail: string };
+
+export class SessionKit {
+  private constructor();
+  static create(config: SessionKitConfig): Promise<SessionKit>;
+  login(options?: LoginOptions): Promise<string>;
+  isRedirectCallback(url?: string): boolean;
+  handleRedirectCallback(url?: string): Promise<void>;
+  getAccessToken(): Promise<string>;
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  logout(options?: { redirect?: boolean }): Promise<string | null>;
+  onEvent(listener: (event: SessionEvent) => void): () => void;
+  recordActivity(): void;
+  status(): SessionStatus | null;
+  close(): void;
+}
+
+export class SessionKitError extends Error {
+  name: 'SessionKitError' | 'ReauthenticationRequiredError' | 'RetryLaterError' | 'StorageUnavailableError'
+    | 'MisconfiguredError' | 'InvalidInputError';
+}
+export class ReauthenticationRequiredError extends SessionKitError { name: 'ReauthenticationRequiredError'; }
+export class RetryLaterError extends SessionKitError {
+  name: 'RetryLaterError';
+  retryAfterMs?: number;
+}
+export class StorageUnavailableError extends SessionKitError { name: 'StorageUnavailableError'; }
+export class MisconfiguredError extends SessionKitError { name: 'MisconfiguredError'; }
+export class InvalidInputError extends SessionKitError { name: 'InvalidInputError'; }

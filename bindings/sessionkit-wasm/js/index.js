@@ -1,0 +1,210 @@
+// @sessionkit/web: secure OpenID Connect sessions for progressive web apps.
+//
+// The session itself (PKCE sign-in, refresh, idle and absolute timeouts, logout, cross-tab
+// sharing, the encrypted IndexedDB store) is the SessionKit Rust core compiled to WebAssembly.
+// This file is the JavaScript face of it: the `SessionKit` class, one `Error` subclass per
+// failure kind, activity tracking for the idle timeout, and an authorized `fetch`.
+
+import init, { WebSession } from './sessionkit_wasm.js';
+
+/** Base class of every error this package throws. `name` is stable; `message` has no secret. */
+export class SessionKitError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'SessionKitError';
+  }
+}
+/** The session is over (signed out, expired, revoked): sign in again. */
+export class ReauthenticationRequiredError extends SessionKitError {
+  constructor(message) { super(message); this.name = 'ReauthenticationRequiredError'; }
+}
+/** A transient failure (network, provider 5xx/429, lock busy); the session is kept. */
+export class RetryLaterError extends SessionKitError {
+  constructor(message, retryAfterMs) {
+    super(message);
+    this.name = 'RetryLaterError';
+    /** How long the provider asked to wait, if it said. */
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+/** IndexedDB or WebCrypto could not be used (some private modes, quota). */
+export class StorageUnavailableError extends SessionKitError {
+  constructor(message) { super(message); this.name = 'StorageUnavailableError'; }
+}
+/** The configuration or the provider's metadata breaks a rule (http issuer, bad redirect URI...). */
+export class MisconfiguredError extends SessionKitError {
+  constructor(message) { super(message); this.name = 'MisconfiguredError'; }
+}
+/** Refused input: a forged or stale callback, a tampered token, a token for another origin. */
+export class InvalidInputError extends SessionKitError {
+  constructor(message) { super(message); this.name = 'InvalidInputError'; }
+}
+
+const ERRORS = {
+  ReauthenticationRequiredError,
+  StorageUnavailableError,
+  MisconfiguredError,
+  InvalidInputError,
+};
+
+function toSessionKitError(error) {
+  if (error instanceof SessionKitError) return error;
+  const name = error && error.name;
+  const message = (error && error.message) || String(error);
+  if (name === 'RetryLaterError') return new RetryLaterError(message, error.retryAfterMs);
+  if (ERRORS[name]) return new ERRORS[name](message);
+  return new SessionKitError(message);
+}
+
+async function call(promise) {
+  try {
+    return await promise;
+  } catch (error) {
+    throw toSessionKitError(error);
+  }
+}
+
+let loading;
+function loadWasm(wasmUrl) {
+  loading ??= init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+  return loading;
+}
+
+// What counts as user activity for the idle timeout.
+const ACTIVITY_EVENTS = ['pointerdown', 'keydown', 'wheel', 'touchstart'];
+
+/** One user's session in this browser, shared by all of the origin's tabs. */
+export class SessionKit {
+  #core;
+  #apiOrigins;
+  #detach = [];
+
+  /** Use `SessionKit.create(config)`. */
+  constructor(core, config) {
+    this.#core = core;
+    this.#apiOrigins = new Set((config.apiOrigins || [globalThis.location?.origin]).filter(Boolean)
+      .map((origin) => new URL(origin).origin));
+  }
+
+  /**
+   * Loads the WebAssembly module, opens the encrypted store, discovers the provider and restores
+   * a stored session. An evicted store is a clean signed-out start.
+   */
+  static async create(config) {
+    await call(loadWasm(config && config.wasmUrl));
+    const core = await call(WebSession.create(config));
+    const kit = new SessionKit(core, config);
+    if (config.trackActivity !== false && typeof window !== 'undefined') {
+      kit.#trackActivity(config.activityThrottleMs ?? 5000);
+    }
+    return kit;
+  }
+
+  /** Starts a sign-in: navigates to the provider (authorization code + PKCE). */
+  async login(options = {}) {
+    const url = await call(this.#core.beginLogin(options));
+    if (options.navigate === false) return url;
+    window.location.assign(url);
+    return url;
+  }
+
+  /** Whether `url` (default: the current page) is a redirect back from the provider. */
+  isRedirectCallback(url = window.location.href) {
+    const params = new URL(url).searchParams;
+    return params.has('state') && (params.has('code') || params.has('error'));
+  }
+
+  /**
+   * Completes the sign-in from the provider's redirect (default: the current URL), then removes
+   * the code and state from the address bar and history.
+   */
+  async handleRedirectCallback(url = window.location.href) {
+    try {
+      await call(this.#core.handleRedirectCallback(url));
+    } finally {
+      if (url === window.location.href) {
+        const clean = new URL(url);
+        for (const name of ['code', 'state', 'iss', 'session_state', 'error', 'error_description']) {
+          clean.searchParams.delete(name);
+        }
+        window.history.replaceState(window.history.state, '', clean.toString());
+      }
+    }
+  }
+
+  /** A fresh access token (refreshed when needed, once for all callers and tabs). */
+  getAccessToken() {
+    return call(this.#core.getAccessToken());
+  }
+
+  /**
+   * `fetch` with the access token in the Authorization header. Only to the origins in
+   * `config.apiOrigins` (default: this page's origin): a token is never sent anywhere else.
+   */
+  async fetch(input, init) {
+    const request = new Request(input, init);
+    const origin = new URL(request.url).origin;
+    if (!this.#apiOrigins.has(origin)) {
+      throw new InvalidInputError(`refusing to send the access token to ${origin}: it is not in config.apiOrigins`);
+    }
+    const token = await this.getAccessToken();
+    const headers = new Headers(request.headers);
+    headers.set('Authorization', `${this.#core.tokenType() || 'Bearer'} ${token}`);
+    return fetch(new Request(request, { headers }));
+  }
+
+  /**
+   * Signs out everywhere: wipes the session in every tab, revokes the tokens, then navigates to
+   * the provider's end-session page (unless `{ redirect: false }`). Resolves to that URL or null.
+   */
+  async logout(options = {}) {
+    const url = await call(this.#core.logout());
+    if (url && options.redirect !== false) window.location.assign(url);
+    return url;
+  }
+
+  /** Calls `listener(event)` for each session event; returns a function that unsubscribes. */
+  onEvent(listener) {
+    const id = this.#core.onEvent(listener);
+    return () => this.#core.offEvent(id);
+  }
+
+  /** Counts user activity for the idle timeout (done automatically unless trackActivity: false). */
+  recordActivity() {
+    this.#core.recordActivity();
+  }
+
+  /** The session's identity and deadlines (epoch ms), or null when signed out. */
+  status() {
+    return this.#core.status();
+  }
+
+  /** Stops tracking activity and releases the WebAssembly object. */
+  close() {
+    for (const detach of this.#detach) detach();
+    this.#detach = [];
+    this.#core.free();
+  }
+
+  #trackActivity(throttleMs) {
+    let last = 0;
+    const onActivity = () => {
+      const now = Date.now();
+      if (now - last < throttleMs) return;
+      last = now;
+      this.#core.recordActivity();
+    };
+    const onVisibility = () => {
+      if (document.visibilityState !== 'visible') return;
+      onActivity();
+      // A tab coming back may have missed messages while it was frozen.
+      this.#core.syncFromStore().catch(() => {});
+    };
+    for (const type of ACTIVITY_EVENTS) window.addEventListener(type, onActivity, { passive: true, capture: true });
+    document.addEventListener('visibilitychange', onVisibility);
+    this.#detach.push(() => {
+      for (const type of ACTIVITY_EVENTS) window.removeEventListener(type, onActivity, { capture: true });
+      document.removeEventListener('visibilitychange', onVisibility);
+    });
+  }
+}

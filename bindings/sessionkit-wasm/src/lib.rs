@@ -1,0 +1,200 @@
+//! SessionKit for progressive web apps: the `sessionkit` crate compiled to wasm32, wrapped for
+//! JavaScript with wasm-bindgen. The npm package's `index.js` puts the public API on top
+//! (`SessionKit`, the `Error` subclasses, activity tracking, the authorized `fetch`); this crate
+//! is the thin layer between it and the Rust client:
+//!
+//! - [`config`]: the JS config object read into a `SessionConfig`;
+//! - [`convert`]: events, status and errors as plain JS values;
+//! - [`tabs`]: a BroadcastChannel so the origin's tabs share one session.
+//!
+//! Storage (IndexedDB sealed with a non-extractable AES-GCM key) and the cross-tab refresh lock
+//! (Web Locks) are in the `sessionkit` crate, beside the native stores and lock, so every
+//! session rule stays in one place.
+#![cfg(target_arch = "wasm32")]
+#![forbid(unsafe_code)]
+
+mod config;
+mod convert;
+mod tabs;
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use sessionkit::store::WebStore;
+use sessionkit::{SessionClient, SessionEvent};
+use tokio::sync::broadcast::error::RecvError;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::tabs::Tabs;
+
+type Listeners = RefCell<Vec<(u32, js_sys::Function)>>;
+
+struct Shared {
+    client: SessionClient,
+    store: Arc<WebStore>,
+    tabs: Option<Tabs>,
+    listeners: Listeners,
+    next_listener: Cell<u32>,
+}
+
+/// One user's session in this browser, shared by the origin's tabs. Created by
+/// `WebSession.create(config)`.
+#[wasm_bindgen]
+pub struct WebSession {
+    shared: Rc<Shared>,
+}
+
+fn js_error(error: sessionkit::Error) -> JsValue {
+    convert::error(error)
+}
+
+#[wasm_bindgen]
+impl WebSession {
+    /// Opens the encrypted store, discovers the provider, restores a stored session (an evicted
+    /// or unreadable store is a clean signed-out start), and joins the other tabs.
+    pub async fn create(config: JsValue) -> Result<WebSession, JsValue> {
+        let (builder, settings) = config::read(&config).map_err(js_error)?;
+        let store = WebStore::open(&settings.store_name)
+            .await
+            .map_err(|e| js_error(sessionkit::Error::StorageUnavailable { message: e.to_string() }))?;
+        let config = builder.web_store(store.clone()).build().map_err(js_error)?;
+        let client = SessionClient::new(config).await.map_err(js_error)?;
+        let tabs = Tabs::join(&settings.store_name, client.clone());
+        let shared = Rc::new(Shared {
+            client,
+            store,
+            tabs,
+            listeners: RefCell::new(Vec::new()),
+            next_listener: Cell::new(1),
+        });
+        pump_events(&shared);
+        Ok(WebSession { shared })
+    }
+
+    /// Starts a sign-in: keeps the pending login (PKCE verifier, state, nonce) sealed in the
+    /// store and resolves to the authorization URL to navigate to.
+    #[wasm_bindgen(js_name = beginLogin)]
+    pub fn begin_login(&self, options: JsValue) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            let options = config::authorize_options(&options).map_err(js_error)?;
+            let url = shared.client.begin_redirect_login(&options).await.map_err(js_error)?;
+            // The page is about to navigate away: the pending login must be on disk first.
+            shared.store.flushed().await;
+            Ok(url.into())
+        })
+    }
+
+    /// Completes the sign-in with the URL the provider redirected to.
+    #[wasm_bindgen(js_name = handleRedirectCallback)]
+    pub fn handle_redirect_callback(&self, url: String) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            shared.client.complete_redirect_login(&url).await.map_err(js_error)?;
+            shared.store.flushed().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// A fresh access token: from memory, or after one refresh shared by every caller and tab.
+    #[wasm_bindgen(js_name = getAccessToken)]
+    pub fn get_access_token(&self) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            let token = shared.client.access_token().await.map_err(js_error)?;
+            Ok(token.expose().into())
+        })
+    }
+
+    /// The token type for the Authorization header (`Bearer` unless the provider says otherwise).
+    #[wasm_bindgen(js_name = tokenType)]
+    pub fn token_type(&self) -> Option<String> {
+        self.shared.client.token_type()
+    }
+
+    /// Signs out: wipes the session (memory and IndexedDB), tells the other tabs, revokes the
+    /// tokens (retried later if the provider cannot be reached), and resolves to the provider's
+    /// end-session URL (or `null`).
+    pub fn logout(&self) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            let end_session = shared.client.logout().await.map_err(js_error)?;
+            shared.store.flushed().await;
+            if let Some(tabs) = &shared.tabs {
+                tabs.changed();
+            }
+            Ok(end_session.map_or(JsValue::NULL, |request| request.url.expose().into()))
+        })
+    }
+
+    /// Counts user activity for the idle timeout, here and in the other tabs.
+    #[wasm_bindgen(js_name = recordActivity)]
+    pub fn record_activity(&self) {
+        if let Some(tabs) = &self.shared.tabs {
+            tabs.activity();
+        }
+        let client = self.shared.client.clone();
+        wasm_bindgen_futures::spawn_local(async move { client.record_activity().await });
+    }
+
+    /// Re-reads the store (for a tab coming back to the foreground).
+    #[wasm_bindgen(js_name = syncFromStore)]
+    pub fn sync_from_store(&self) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            shared.client.sync_from_store().await.map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The session's identity and deadlines (epoch milliseconds), or `null` when signed out.
+    pub fn status(&self) -> JsValue {
+        convert::status(self.shared.client.status(), self.shared.client.store_description())
+    }
+
+    /// Calls `listener(event)` for every session event; returns an id for `offEvent`.
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(&self, listener: js_sys::Function) -> u32 {
+        let id = self.shared.next_listener.get();
+        self.shared.next_listener.set(id.wrapping_add(1));
+        self.shared.listeners.borrow_mut().push((id, listener));
+        id
+    }
+
+    /// Stops calling the listener `id`.
+    #[wasm_bindgen(js_name = offEvent)]
+    pub fn off_event(&self, id: u32) {
+        self.shared.listeners.borrow_mut().retain(|(listener_id, _)| *listener_id != id);
+    }
+}
+
+/// Forwards the client's events to the JS listeners, and tells the other tabs when the shared
+/// state changed (after this tab's writes are on disk, so that they read the new state).
+fn pump_events(shared: &Rc<Shared>) {
+    let mut events = shared.client.subscribe();
+    let weak: Weak<Shared> = Rc::downgrade(shared);
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            let event: SessionEvent = match events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            let Some(shared) = weak.upgrade() else { return };
+            if convert::changes_shared_state(&event) {
+                shared.store.flushed().await;
+                if let Some(tabs) = &shared.tabs {
+                    tabs.changed();
+                }
+            }
+            let value = convert::event(&event);
+            let listeners: Vec<js_sys::Function> = shared.listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
+            for listener in listeners {
+                // A listener that throws must not stop the others or the pump.
+                let _ = listener.call1(&JsValue::NULL, &value);
+            }
+        }
+    });
+}
