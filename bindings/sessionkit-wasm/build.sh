@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Builds the npm package @sessionkit/web into bindings/sessionkit-wasm/pkg and reports its size.
-# Needs: the wasm32-unknown-unknown target, wasm-bindgen-cli of the same version as the
-# wasm-bindgen crate, and wasm-opt (binaryen). scripts/test installs them.
+# Needs: the wasm32-unknown-unknown target and wasm-bindgen-cli of the same version as the
+# wasm-bindgen crate (scripts/test installs both); wasm-opt comes from npm (tools/).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 out="$here/pkg"
 
+if [ ! -x "$here/tools/node_modules/.bin/wasm-opt" ]; then
+  (cd "$here/tools" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 cargo build --locked -p sessionkit-wasm --target wasm32-unknown-unknown --profile wasm --manifest-path "$root/Cargo.toml"
 rm -rf "$out"
 wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/wasm/sessionkit_wasm.wasm"
-# Debian's binaryen 108 needs --all-features to read what rustc emits (bulk memory, sign-ext).
-wasm-opt --all-features -Oz "$out/sessionkit_wasm_bg.wasm" -o "$out/sessionkit_wasm_bg.wasm.opt"
+# binaryen 132 from npm: Debian's 108 produces a module browsers refuse. The features are those
+# rustc enables by default for wasm32-unknown-unknown.
+"$here/tools/node_modules/.bin/wasm-opt" -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+  --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue "$out/sessionkit_wasm_bg.wasm" -o "$out/sessionkit_wasm_bg.wasm.opt"
 mv "$out/sessionkit_wasm_bg.wasm.opt" "$out/sessionkit_wasm_bg.wasm"
 cp "$here/js/index.js" "$here/js/index.d.ts" "$here/js/package.json" "$out/"
 rm -f "$out/.gitignore" "$out/sessionkit_wasm_bg.wasm.d.ts"

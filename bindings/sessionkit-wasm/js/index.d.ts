@@ -19,6 +19,8 @@ export interface SessionKitConfig {
   warningLeadSeconds?: number;
   /** Refresh this long before the access token expires (default 60 s, at most half its lifetime). */
   refreshLeadSeconds?: number;
+  /** Refresh ahead of expiry in the background (default true); false: only when a token is asked for. */
+  backgroundRefresh?: boolean;
   /** Origins `fetch` may send the token to (default: this page's origin). */
   apiOrigins?: string[];
   /** IndexedDB database and BroadcastChannel name (default "sessionkit"). */

@@ -56,6 +56,10 @@ fn policy(config: &JsValue) -> Result<SessionPolicy, Error> {
     if let Some(value) = seconds(config, "refreshLeadSeconds")? {
         builder = builder.refresh_lead(value);
     }
+    if let Some(value) = field(config, "backgroundRefresh") {
+        let on = value.as_bool().ok_or_else(|| misconfigured("config.backgroundRefresh must be a boolean".into()))?;
+        builder = builder.background_refresh(on);
+    }
     builder.build().map_err(|e| misconfigured(e.to_string()))
 }
 

@@ -62,13 +62,8 @@ impl WebSession {
         let config = builder.web_store(store.clone()).build().map_err(js_error)?;
         let client = SessionClient::new(config).await.map_err(js_error)?;
         let tabs = Tabs::join(&settings.store_name, client.clone());
-        let shared = Rc::new(Shared {
-            client,
-            store,
-            tabs,
-            listeners: RefCell::new(Vec::new()),
-            next_listener: Cell::new(1),
-        });
+        let shared =
+            Rc::new(Shared { client, store, tabs, listeners: RefCell::new(Vec::new()), next_listener: Cell::new(1) });
         pump_events(&shared);
         Ok(WebSession { shared })
     }

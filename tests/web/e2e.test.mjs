@@ -1,0 +1,294 @@
+// End-to-end tests of @sessionkit/web in a real browser (Debian's Chromium, headless, driven by
+// playwright-core) against the local OpenID provider over TLS. The app under test is the PWA
+// example (examples/pwa, built with Vite), served by its own serve.mjs.
+//
+// Run by scripts/test after the package and the example are built; alone: `npm test` here.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import https from 'node:https';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { startStack } from '../../examples/pwa/serve.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+// Short-lived access tokens, so that refreshes happen within a test.
+const ACCESS_TTL_SECONDS = 6;
+
+let stack;
+let browser;
+let baseConfig;
+
+before(async () => {
+  stack = await startStack({ idp: { IDP_AUTO_APPROVE: '1', IDP_ACCESS_TTL: String(ACCESS_TTL_SECONDS) } });
+  baseConfig = { ...stack.config, activityThrottleMs: 500 };
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+/** A request to the provider's test endpoints, trusting its CA. */
+function idp(method, path) {
+  const ca = fs.readFileSync(stack.provider.ca);
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${stack.issuer}${path}`, { method, ca }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => { body += chunk; });
+      res.on('end', () => resolve(body ? JSON.parse(body) : null));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function resetStats() {
+  await idp('POST', '/__test/reset');
+}
+
+/** Polls `check` until it returns a truthy value (bounded). */
+async function eventually(check, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * A fresh browser profile (its own IndexedDB) with the app configured by `config`. Collects
+ * page errors and console lines from every tab, to show that nothing throws or logs a token.
+ */
+async function newApp(config = {}) {
+  stack.config = { ...baseConfig, ...config };
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers: 'block' });
+  const app = { context, errors: [], console: [], callbacks: [] };
+  app.openTab = async () => {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => app.errors.push(String(error)));
+    page.on('console', (message) => app.console.push(message.text()));
+    page.on('framenavigated', (frame) => {
+      if (frame === page.mainFrame() && frame.url().includes('code=')) app.callbacks.push(frame.url());
+    });
+    await page.goto(`${stack.origin}/`);
+    await waitForState(page, ['signed-in', 'signed-out']);
+    return page;
+  };
+  return app;
+}
+
+function waitForState(page, wanted, timeout = 20_000) {
+  return page.waitForFunction(
+    (states) => states.includes(document.getElementById('state').dataset.state),
+    [].concat(wanted), { timeout, polling: 100 },
+  );
+}
+
+async function signIn(page) {
+  await waitForState(page, 'signed-out');
+  await page.click('#login');
+  // Provider (auto-approved login and consent), then back to the app with a code.
+  await waitForState(page, 'signed-in');
+}
+
+const token = (page) => page.evaluate(() => window.sessionKit.getAccessToken());
+const events = (page) => page.evaluate(() => (window.sessionEvents || []).map((e) => ({ ...e })));
+const errorOf = (page, script, arg) => page.evaluate(
+  async ([body, value]) => {
+    try {
+      await new Function('value', `return (${body})(value)`)(value);
+      return null;
+    } catch (error) {
+      return { name: error.name, message: error.message, isError: error instanceof Error };
+    }
+  },
+  [script, arg],
+);
+
+test('redirect sign-in with PKCE, then an authorized API call; the callback works once', async () => {
+  const app = await newApp();
+  const page = await app.openTab();
+  await signIn(page);
+  assert.equal(await page.textContent('#subject'), 'alice');
+  assert.ok(!page.url().includes('code='), 'the code is removed from the address bar');
+  const authorize = app.callbacks.length;
+  assert.equal(authorize, 1, 'one redirect back with a code');
+
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('api').textContent !== '(none yet)');
+  assert.match(await page.textContent('#api'), /^200 .*"sub":"alice"/);
+
+  // Replaying the callback: the pending login was single-use.
+  const replay = await errorOf(page, '(url) => window.sessionKit.handleRedirectCallback(url)', app.callbacks[0]);
+  assert.equal(replay?.name, 'InvalidInputError');
+  assert.ok(replay.isError, 'errors are Error subclasses');
+  assert.equal(await page.getAttribute('#state', 'data-state'), 'signed-in', 'a refused callback loses nothing');
+
+  // The authorized fetch never sends the token to an origin it was not told about.
+  const elsewhere = await errorOf(page, '(url) => window.sessionKit.fetch(url)', 'https://elsewhere.example/');
+  assert.equal(elsewhere?.name, 'InvalidInputError');
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
+test('refresh with rotation: a new access token, the old refresh token spent once', async () => {
+  const app = await newApp();
+  const page = await app.openTab();
+  await signIn(page);
+  await resetStats();
+  const first = await token(page);
+  await eventually(async () => (await events(page)).some((e) => e.type === 'refreshed'), 'a background refresh');
+  const second = await token(page);
+  assert.notEqual(second, first, 'the refreshed token is a new one');
+  const stats = await idp('GET', '/__test/stats');
+  assert.ok(stats.token.refresh_token >= 1, 'the provider saw a refresh grant');
+  assert.deepEqual(stats.tokenErrors, {}, 'no refresh was refused (no replay)');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('api').textContent.startsWith('200'));
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
+test('two tabs with an expired token make one refresh and both stay signed in', async () => {
+  const app = await newApp({ backgroundRefresh: false });
+  const tabA = await app.openTab();
+  await signIn(tabA);
+  const tabB = await app.openTab();
+  await waitForState(tabB, 'signed-in'); // restored from the shared, encrypted store
+  const before = await token(tabA);
+  // Let the access token expire, with nobody refreshing in the background.
+  await new Promise((resolve) => setTimeout(resolve, (ACCESS_TTL_SECONDS + 1) * 1000));
+  await resetStats();
+  const askMany = (page) => page.evaluate(() => Promise.all(
+    Array.from({ length: 5 }, () => window.sessionKit.getAccessToken()),
+  ));
+  const [fromA, fromB] = await Promise.all([askMany(tabA), askMany(tabB)]);
+  const all = new Set([...fromA, ...fromB]);
+  assert.equal(all.size, 1, 'both tabs use the same refreshed token');
+  assert.ok(!all.has(before), 'and it is a new one');
+  const stats = await idp('GET', '/__test/stats');
+  assert.equal(stats.token.refresh_token, 1, 'exactly one refresh grant for two tabs and ten callers');
+  assert.deepEqual(stats.tokenErrors, {}, 'no replayed refresh token');
+  for (const tab of [tabA, tabB]) {
+    assert.equal(await tab.getAttribute('#state', 'data-state'), 'signed-in');
+  }
+  await tabB.click('#call');
+  await tabB.waitForFunction(() => document.getElementById('api').textContent.startsWith('200'));
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
+test('logout in one tab signs out the other, revokes, and goes to the end-session page', async () => {
+  const app = await newApp();
+  const tabA = await app.openTab();
+  await signIn(tabA);
+  const tabB = await app.openTab();
+  await waitForState(tabB, 'signed-in');
+  await resetStats();
+  await tabA.click('#logout');
+  await tabA.waitForURL((url) => url.href.startsWith(`${stack.issuer}/session/end`));
+  await waitForState(tabB, 'signed-out');
+  await eventually(async () => (await idp('GET', '/__test/stats')).revocation >= 1, 'the revocation');
+  const ended = await errorOf(tabB, '() => window.sessionKit.getAccessToken()', null);
+  assert.equal(ended?.name, 'ReauthenticationRequiredError');
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
+test('idle timeout: activity in any tab counts; without it the app is warned, then signed out', async () => {
+  const app = await newApp({ idleTimeoutSeconds: 8, warningLeadSeconds: 4 });
+  const tabA = await app.openTab();
+  await signIn(tabA);
+  const tabB = await app.openTab();
+  await waitForState(tabB, 'signed-in');
+  // 12 s of key presses in tab B only: past the 8 s idle limit, tab A stays signed in.
+  for (let i = 0; i < 12; i += 1) {
+    await tabB.keyboard.press('Shift');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  assert.equal(await tabA.getAttribute('#state', 'data-state'), 'signed-in');
+  // Then nobody is active: the warning, then the end, in both tabs.
+  await waitForState(tabA, 'signed-out', 30_000);
+  await waitForState(tabB, 'signed-out', 30_000);
+  const seen = (await events(tabA)).map((e) => `${e.type}:${e.reason ?? ''}`);
+  const warned = seen.indexOf('expiringSoon:idle');
+  const expired = seen.indexOf('expired:idleTimeout');
+  assert.ok(warned >= 0 && expired > warned, `warning before the end: ${seen.join(', ')}`);
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
+test('evicted storage gives a clean signed-out start, and sign-in works again', async () => {
+  const app = await newApp();
+  const page = await app.openTab();
+  await signIn(page);
+  const cdp = await app.context.newCDPSession(page);
+  await cdp.send('Storage.clearDataForOrigin', { origin: stack.origin, storageTypes: 'indexeddb' });
+  await page.reload();
+  await waitForState(page, 'signed-out');
+  assert.equal(await page.evaluate(() => window.sessionKit.status()), null);
+  await signIn(page);
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
+test('no token in localStorage, sessionStorage, cookies, the console, or readable in IndexedDB', async () => {
+  const app = await newApp();
+  const page = await app.openTab();
+  await signIn(page);
+  await eventually(async () => (await events(page)).some((e) => e.type === 'refreshed'), 'a refresh');
+  const access = await token(page);
+  const probe = await page.evaluate(async () => {
+    const text = (bytes) => Array.from(bytes, (b) => String.fromCharCode(b)).join('');
+    const request = (req) => new Promise((resolve, reject) => {
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+    const out = {
+      local: Object.keys(localStorage), session: Object.keys(sessionStorage), cookie: document.cookie,
+      records: [], keys: [],
+    };
+    for (const { name } of await indexedDB.databases()) {
+      const db = await request(indexedDB.open(name));
+      for (const storeName of db.objectStoreNames) {
+        const tx = db.transaction(storeName);
+        const values = await request(tx.objectStore(storeName).getAll());
+        for (const value of values) {
+          if (value instanceof CryptoKey) {
+            const exportable = await crypto.subtle.exportKey('raw', value).then(() => true, () => false);
+            out.keys.push({ extractable: value.extractable, exportable, algorithm: value.algorithm.name });
+          } else {
+            out.records.push(value instanceof Uint8Array ? text(value) : JSON.stringify(value));
+          }
+        }
+      }
+      db.close();
+    }
+    return out;
+  });
+  assert.deepEqual(probe.local, []);
+  assert.deepEqual(probe.session, []);
+  assert.equal(probe.cookie, '');
+  // Cookies are per host, not per port: the provider's own httpOnly session cookies on 127.0.0.1
+  // show up here. None may be readable by script, and none may hold the token.
+  const cookies = await app.context.cookies(stack.origin);
+  assert.deepEqual(cookies.filter((cookie) => !cookie.httpOnly), []);
+  assert.ok(!cookies.some((cookie) => cookie.value.includes(access)));
+  assert.deepEqual(probe.keys, [{ extractable: false, exportable: false, algorithm: 'AES-GCM' }]);
+  assert.ok(probe.records.length >= 2, 'the session and the provider cache are stored');
+  for (const record of probe.records) {
+    for (const needle of [access, 'refresh_token', 'access_token', 'eyJ', 'schema_version', 'alice']) {
+      assert.ok(!record.includes(needle), `a stored record is readable (found ${needle.slice(0, 12)}...)`);
+    }
+  }
+  assert.ok(!app.console.some((line) => line.includes(access)), 'the token is not in the console');
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
