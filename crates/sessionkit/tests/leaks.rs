@@ -3,6 +3,7 @@
 //! A test binary of its own: the capture is the process-wide tracing subscriber, which a shared
 //! binary's other tests would race with (tracing caches per-callsite interest globally).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub, dead_code)]
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

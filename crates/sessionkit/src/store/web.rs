@@ -218,3 +218,7 @@ pub(crate) async fn take_web_lock(name: &str, timeout_ms: u32) -> Result<js_sys:
     let release = acquire_lock(name, timeout_ms).await.map_err(|e| describe_js_error(&e))?;
     release.dyn_into::<js_sys::Function>().map_err(|_| "the lock gave no release function".to_owned())
 }
+
+#[cfg(test)]
+#[path = "web_tests.rs"]
+mod tests;

@@ -1,0 +1,145 @@
+//! The browser store and the Web Lock in headless Chromium (wasm-bindgen-test):
+//! `CHROMEDRIVER=/usr/bin/chromedriver cargo test -p sessionkit --target wasm32-unknown-unknown --lib`.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+use super::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+// Raw IndexedDB access, to look at what the store really wrote.
+#[wasm_bindgen(inline_js = r#"
+function req(r) { return new Promise((ok, no) => { r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); }); }
+async function withStore(db, name, mode, body) {
+  const conn = await req(indexedDB.open(db));
+  try { const tx = conn.transaction(name, mode); const out = await body(tx.objectStore(name)); return out; }
+  finally { conn.close(); }
+}
+export function rawRecord(db, slot) { return withStore(db, 'records', 'readonly', (s) => req(s.get(slot))); }
+export function writeRaw(db, slot, value) { return withStore(db, 'records', 'readwrite', (s) => req(s.put(value, slot))); }
+export async function keyFacts(db) {
+  const key = await withStore(db, 'keys', 'readonly', (s) => req(s.get('aes-gcm-256')));
+  const exportable = await crypto.subtle.exportKey('raw', key).then(() => true, () => false);
+  return [key.extractable, exportable, key.algorithm.name, key.algorithm.length];
+}
+export function deleteDb(db) { return req(indexedDB.deleteDatabase(db)); }
+export function uniqueName(prefix) { return prefix + '-' + crypto.randomUUID(); }
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = rawRecord)]
+    async fn raw_record(db: &str, slot: &str) -> JsValue;
+    #[wasm_bindgen(js_name = writeRaw)]
+    async fn write_raw(db: &str, slot: &str, value: JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = keyFacts)]
+    async fn key_facts(db: &str) -> JsValue;
+    #[wasm_bindgen(js_name = deleteDb)]
+    async fn delete_db(db: &str) -> JsValue;
+    #[wasm_bindgen(js_name = uniqueName)]
+    fn unique_name(prefix: &str) -> String;
+}
+
+const PLAINTEXT: &str = "refresh-token-7f3a9c-plaintext-marker";
+
+async fn store_with_record() -> (String, Arc<WebStore>) {
+    let db = unique_name("sessionkit-test");
+    let store = WebStore::open(&db).await.expect("IndexedDB opens");
+    store.save("session", &Secret::new(PLAINTEXT.to_owned())).expect("saved");
+    store.flushed().await;
+    (db, store)
+}
+
+fn bytes(value: &JsValue) -> Vec<u8> {
+    js_sys::Uint8Array::new(value).to_vec()
+}
+
+#[wasm_bindgen_test]
+async fn records_survive_a_reopen_and_are_sealed_on_disk() {
+    let (db, _store) = store_with_record().await;
+    let reopened = WebStore::open(&db).await.expect("reopened");
+    assert_eq!(reopened.load("session").expect("load").expect("present").expose(), PLAINTEXT);
+
+    let raw = bytes(&raw_record(&db, "session").await);
+    // 12-byte IV, the ciphertext, a 16-byte tag; and no trace of the plaintext.
+    assert_eq!(raw.len(), 12 + PLAINTEXT.len() + 16);
+    assert!(!raw.windows(8).any(|w| PLAINTEXT.as_bytes().windows(8).any(|p| p == w)), "plaintext on disk");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn the_key_cannot_be_read_by_script() {
+    let (db, _store) = store_with_record().await;
+    let facts = js_sys::Array::from(&key_facts(&db).await);
+    assert_eq!(facts.get(0).as_bool(), Some(false), "extractable");
+    assert_eq!(facts.get(1).as_bool(), Some(false), "exportKey succeeded");
+    assert_eq!(facts.get(2).as_string().as_deref(), Some("AES-GCM"));
+    assert_eq!(facts.get(3).as_f64(), Some(256.0));
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_altered_record_reads_as_absent() {
+    let (db, _store) = store_with_record().await;
+    let mut raw = bytes(&raw_record(&db, "session").await);
+    let last = raw.len() - 1;
+    raw[last] ^= 0x01;
+    write_raw(&db, "session", js_sys::Uint8Array::from(raw.as_slice()).into()).await;
+    write_raw(&db, "garbage", JsValue::from_str("not a sealed record")).await;
+    let reopened = WebStore::open(&db).await.expect("an altered record is not an error");
+    assert!(reopened.load("session").expect("load").is_none());
+    assert!(reopened.load("garbage").expect("load").is_none());
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_record_moved_to_another_slot_does_not_open() {
+    let (db, _store) = store_with_record().await;
+    let raw = raw_record(&db, "session").await;
+    write_raw(&db, "session|pending", raw).await;
+    let reopened = WebStore::open(&db).await.expect("reopened");
+    assert!(reopened.load("session").expect("load").is_some());
+    assert!(reopened.load("session|pending").expect("load").is_none(), "the slot name is bound in");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn eviction_leaves_a_clean_empty_store() {
+    let (db, store) = store_with_record().await;
+    delete_db(&db).await;
+    store.reload().await.expect("an evicted database reads as empty, not as an error");
+    assert!(store.load("session").expect("load").is_none());
+    // And it works again afterwards, with a new key.
+    store.save("session", &Secret::new("again".into())).expect("saved");
+    store.flushed().await;
+    let reopened = WebStore::open(&db).await.expect("reopened");
+    assert_eq!(reopened.load("session").expect("load").expect("present").expose(), "again");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn writes_land_in_the_order_they_were_made() {
+    let db = unique_name("sessionkit-order");
+    let store = WebStore::open(&db).await.expect("opens");
+    for value in ["one", "two", "three"] {
+        store.save("k", &Secret::new(value.into())).expect("saved");
+    }
+    store.delete("k").expect("deleted");
+    store.save("k", &Secret::new("last".into())).expect("saved");
+    store.delete("other").expect("deleting nothing succeeds");
+    store.flushed().await;
+    let reopened = WebStore::open(&db).await.expect("reopened");
+    assert_eq!(reopened.load("k").expect("load").expect("present").expose(), "last");
+    assert!(store.save("big", &Secret::new("x".repeat(MAX_VALUE_BYTES + 1))).is_err_and(|e| e == StoreError::TooLarge));
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn the_web_lock_excludes_a_second_holder_until_released() {
+    let name = unique_name("sessionkit-lock");
+    let release = take_web_lock(&name, 1_000).await.expect("first holder");
+    let refused = take_web_lock(&name, 200).await;
+    assert!(refused.is_err(), "a second holder waits, then gives up");
+    release.call0(&JsValue::NULL).expect("released");
+    let again = take_web_lock(&name, 1_000).await.expect("free again after release");
+    again.call0(&JsValue::NULL).expect("released");
+}
