@@ -45,3 +45,26 @@ in_keyring_session() {
   rm -rf "$home"
   return $status
 }
+
+# What the web package's build and tests need: the wasm32 target, wasm-bindgen-cli of exactly the
+# wasm-bindgen crate's version (from Cargo.lock), and Debian's Chromium with its chromedriver.
+ensure_web_tools() {
+  rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  local want
+  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    step "installing wasm-bindgen-cli $want (about 2 minutes)"
+    # Not --locked: the registry here lacks one of its locked transitive versions.
+    cargo install wasm-bindgen-cli --version "$want" --quiet
+  fi
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    step "installing chromium and chromium-driver"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+      echo "missing: chromium chromium-driver" >&2
+      exit 1
+    fi
+  fi
+}
