@@ -34,16 +34,17 @@ after(async () => {
 });
 
 /** A request to the provider's test endpoints, trusting its CA. */
-function idp(method, path) {
+function idp(method, path, body) {
   const ca = fs.readFileSync(stack.provider.ca);
   return new Promise((resolve, reject) => {
-    const req = https.request(`${stack.issuer}${path}`, { method, ca }, (res) => {
+    const headers = body ? { 'content-type': 'application/json' } : {};
+    const req = https.request(`${stack.issuer}${path}`, { method, ca, headers }, (res) => {
       let body = '';
       res.on('data', (chunk) => { body += chunk; });
       res.on('end', () => resolve(body ? JSON.parse(body) : null));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body ? JSON.stringify(body) : undefined);
   });
 }
 
@@ -134,6 +135,25 @@ test('redirect sign-in with PKCE, then an authorized API call; the callback work
   // The authorized fetch never sends the token to an origin it was not told about.
   const elsewhere = await errorOf(page, '(url) => window.sessionKit.fetch(url)', 'https://elsewhere.example/');
   assert.equal(elsewhere?.name, 'InvalidInputError');
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
+test('tampered ID tokens are refused in the browser (WebCrypto signature check, claims, alg)', async () => {
+  const app = await newApp();
+  const page = await app.openTab();
+  for (const tamper of ['signature', 'alg_none', 'hmac', 'nonce', 'aud']) {
+    await idp('POST', '/__test/fault', { path: '/token', mode: 'tamper', tamper });
+    await page.click('#login');
+    await page.waitForFunction(() => /Error: /.test(document.getElementById('api').textContent), null, { timeout: 20_000 });
+    const shown = await page.textContent('#api');
+    assert.match(shown, /^InvalidInputError: /, `${tamper}: ${shown}`);
+    assert.equal(await page.getAttribute('#state', 'data-state'), 'signed-out', `${tamper}: nobody is signed in`);
+    await page.evaluate(() => { document.getElementById('api').textContent = '(none yet)'; });
+  }
+  await idp('POST', '/__test/faults/clear');
+  // The signature check accepts the provider's real tokens (RS256 here).
+  await signIn(page);
   assert.deepEqual(app.errors, []);
   await app.context.close();
 });

@@ -329,7 +329,7 @@ impl SessionClient {
         let response = self.inner.transport.send(&exchange).await.map_err(error::transport)?;
         let result = self
             .inner
-            .with_keys(|session, keys, which| {
+            .with_keys(&response, |session, keys, which| {
                 session.handle_login_response(&pending, &response, keys, which, runtime::now())
             })
             .await;
@@ -397,7 +397,7 @@ impl SessionClient {
                 DevicePoll::Approved => {
                     let result = self
                         .inner
-                        .with_keys(|session, keys, which| {
+                        .with_keys(&response, |session, keys, which| {
                             session.handle_device_login_response(&response, keys, which, runtime::now())
                         })
                         .await;
@@ -504,12 +504,16 @@ impl Inner {
 
     /// Calls into the session with the cached keys; if the ID token names an unknown `kid`,
     /// refetches the JWKS once (rate-limited) and calls again.
+    /// `response` is the token response whose ID token is checked (in the browser its
+    /// signature is checked ahead, asynchronously, with WebCrypto).
     async fn with_keys(
         &self,
+        response: &HttpResponse,
         call: impl Fn(&mut Session, &dyn sessionkit_core::oidc::id_token::SignatureVerifier, Keys) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
         let keys = self.jwks.keys();
-        let first = call(&mut self.session(), keys.as_ref(), Keys::Cached);
+        let verifier = crate::jwks::verifier_for(&keys, response.body()).await;
+        let first = call(&mut self.session(), &verifier, Keys::Cached);
         if first != Err(CoreError::IdToken(IdTokenError::Signature(SignatureError::UnknownKey))) {
             return first;
         }
@@ -521,7 +525,8 @@ impl Inner {
             }
             None => self.jwks.keys(),
         };
-        call(&mut self.session(), keys.as_ref(), Keys::JustFetched)
+        let verifier = crate::jwks::verifier_for(&keys, response.body()).await;
+        call(&mut self.session(), &verifier, Keys::JustFetched)
     }
 
     /// The single-flight refresh: the first caller refreshes; the others wait until it is done
@@ -630,9 +635,11 @@ impl Inner {
     }
 
     async fn feed_refresh(&self, response: &HttpResponse) -> Result<(), Error> {
-        self.with_keys(|session, keys, which| session.handle_refresh_response(response, keys, which, runtime::now()))
-            .await
-            .map_err(Error::from)
+        self.with_keys(response, |session, keys, which| {
+            session.handle_refresh_response(response, keys, which, runtime::now())
+        })
+        .await
+        .map_err(Error::from)
     }
 
     async fn on_timer(&self) {

@@ -240,17 +240,26 @@ fn decode_part(part: &str, what: &'static str) -> Result<Vec<u8>, IdTokenError> 
     URL_SAFE_NO_PAD.decode(part).map_err(|_| IdTokenError::Malformed(what))
 }
 
-/// Validates an ID token; see the module guide for every rule.
-pub fn validate_id_token(
-    raw: &Secret,
-    check: &IdTokenCheck<'_>,
-    verifier: &dyn SignatureVerifier,
-) -> Result<IdTokenClaims, IdTokenError> {
-    if raw.len() > MAX_ID_TOKEN_BYTES {
+/// A compact JWS taken apart for its signature check: what a [`SignatureVerifier`] is given.
+/// Drivers whose crypto is asynchronous (WebCrypto) check the signature ahead of
+/// [`validate_id_token`] with these parts, then hand it a verifier holding the outcome.
+#[derive(Debug)]
+pub struct SignedParts<'a> {
+    /// The allow-listed header.
+    pub header: JwsHeader,
+    /// `base64url(header) "." base64url(payload)`.
+    pub signing_input: &'a [u8],
+    /// The decoded signature.
+    pub signature: Vec<u8>,
+    payload_b64: &'a str,
+}
+
+/// Splits and checks the JOSE layer of a compact JWS: three parts, base64url, an allow-listed
+/// `alg` (never `none` or HMAC), no `crit`, at most 16 KiB.
+pub fn split_jws(text: &str) -> Result<SignedParts<'_>, IdTokenError> {
+    if text.len() > MAX_ID_TOKEN_BYTES {
         return Err(IdTokenError::Malformed("larger than 16 KiB"));
     }
-    // Exposed to split and decode; nothing derived from it is logged.
-    let text = raw.expose();
     let mut parts = text.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -264,12 +273,26 @@ pub fn validate_id_token(
     if raw_header.crit.is_some() {
         return Err(IdTokenError::CriticalHeader);
     }
-    let header = JwsHeader { alg, kid: raw_header.kid };
     let signature = decode_part(signature_b64, "signature is not base64url")?;
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
-    verifier.verify(&header, &text.as_bytes()[..signing_input_len], &signature)?;
+    Ok(SignedParts {
+        header: JwsHeader { alg, kid: raw_header.kid },
+        signing_input: &text.as_bytes()[..signing_input_len],
+        signature,
+        payload_b64,
+    })
+}
 
-    let claims: RawClaims = serde_json::from_slice(&decode_part(payload_b64, "payload is not base64url")?)
+/// Validates an ID token; see the module guide for every rule.
+pub fn validate_id_token(
+    raw: &Secret,
+    check: &IdTokenCheck<'_>,
+    verifier: &dyn SignatureVerifier,
+) -> Result<IdTokenClaims, IdTokenError> {
+    // Exposed to split and decode; nothing derived from it is logged.
+    let parts = split_jws(raw.expose())?;
+    verifier.verify(&parts.header, parts.signing_input, &parts.signature)?;
+    let claims: RawClaims = serde_json::from_slice(&decode_part(parts.payload_b64, "payload is not base64url")?)
         .map_err(|_| IdTokenError::Malformed("claims are missing or of the wrong type"))?;
     check_claims(claims, check)
 }

@@ -1,0 +1,142 @@
+//! The provider's signing keys (JWKS) and the ID token signature check built on them.
+//!
+//! [`KeySet`] holds the public keys; keys are chosen by `kid` (or, without one, by the
+//! algorithm's key type); symmetric (`oct`) keys are dropped when the set is parsed, so an HMAC
+//! "signature" can never be checked against a public key. The crypto is per platform:
+//! - natively (`native.rs`), `jsonwebtoken` with pure-Rust crypto implements the core's
+//!   `SignatureVerifier` directly (it builds for every target without a C toolchain);
+//! - in the browser (`web.rs`), WebCrypto, which is asynchronous: the signature is checked
+//!   before the core runs, and the core gets a verifier holding that outcome
+//!   ([`KeySet::preverify`]). This keeps RSA and elliptic-curve code out of the .wasm.
+//!
+//! [`Jwks`] caches the set and refetches it at most once per [`REFETCH_INTERVAL`], when a token
+//! names a `kid` the cache does not have.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use sessionkit_core::http::HttpRequest;
+use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError};
+use sessionkit_core::url::Url;
+
+use crate::http::{Transport, TransportError};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use native::{KeySet, verifier_for};
+#[cfg(target_arch = "wasm32")]
+pub(crate) use web::{KeySet, verifier_for};
+
+/// The shortest time between two JWKS fetches triggered by unknown key ids.
+pub(crate) const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// The largest JWKS document accepted.
+pub(crate) const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Why a JWKS could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum JwksError {
+    #[error("the JWKS request failed: {0}")]
+    Transport(#[from] TransportError),
+    #[error("the JWKS endpoint answered HTTP {0}")]
+    Status(u16),
+    #[error("the JWKS document is malformed or too large")]
+    Malformed,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    Rsa,
+    Ec,
+    Okp,
+}
+
+fn family_of(alg: JwsAlgorithm) -> Family {
+    match alg {
+        JwsAlgorithm::Rs256
+        | JwsAlgorithm::Rs384
+        | JwsAlgorithm::Rs512
+        | JwsAlgorithm::Ps256
+        | JwsAlgorithm::Ps384
+        | JwsAlgorithm::Ps512 => Family::Rsa,
+        JwsAlgorithm::Es256 | JwsAlgorithm::Es384 => Family::Ec,
+        JwsAlgorithm::EdDsa => Family::Okp,
+    }
+}
+
+/// The keys a signature may be checked against: those with the header's `kid` (or, without
+/// one, every key), of the algorithm's key type. `Err(UnknownKey)` if no key has that `kid`.
+fn candidates<'a, K>(
+    keys: &'a [K],
+    header: &JwsHeader,
+    kid_of: impl Fn(&K) -> Option<&str>,
+    family_of_key: impl Fn(&K) -> Family,
+) -> Result<Vec<&'a K>, SignatureError> {
+    let by_kid: Vec<&K> = match &header.kid {
+        Some(kid) => keys.iter().filter(|k| kid_of(k) == Some(kid.as_str())).collect(),
+        None => keys.iter().filter(|k| family_of_key(k) == family_of(header.alg)).collect(),
+    };
+    if by_kid.is_empty() {
+        return Err(SignatureError::UnknownKey);
+    }
+    Ok(by_kid.into_iter().filter(|k| family_of_key(k) == family_of(header.alg)).collect())
+}
+
+/// The cached JWKS of one provider.
+pub(crate) struct Jwks {
+    uri: Option<Url>,
+    current: RwLock<Arc<KeySet>>,
+    /// When the set was last fetched, on the monotonic clock.
+    last_fetch: Mutex<Option<Duration>>,
+}
+
+impl Jwks {
+    pub(crate) fn new(uri: Option<Url>) -> Self {
+        Self { uri, current: RwLock::new(Arc::new(KeySet::default())), last_fetch: Mutex::new(None) }
+    }
+
+    /// The keys as cached now.
+    pub(crate) fn keys(&self) -> Arc<KeySet> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Fetches the set; returns the document too, for the start-up cache.
+    pub(crate) async fn fetch(&self, transport: &Transport) -> Result<(Arc<KeySet>, Vec<u8>), JwksError> {
+        let Some(uri) = &self.uri else { return Ok((self.keys(), b"{\"keys\":[]}".to_vec())) };
+        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(crate::runtime::monotonic());
+        let response = transport.send_idempotent(&HttpRequest::get_json(uri.clone())).await?;
+        if response.status() != 200 {
+            return Err(JwksError::Status(response.status()));
+        }
+        let set = self.install(response.body())?;
+        tracing::debug!(keys = set.len(), "fetched the provider's signing keys");
+        Ok((set, response.body().to_vec()))
+    }
+
+    /// Uses a JWKS document obtained earlier (the start-up cache).
+    pub(crate) fn install(&self, document: &[u8]) -> Result<Arc<KeySet>, JwksError> {
+        let set = Arc::new(KeySet::parse(document)?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = set.clone();
+        Ok(set)
+    }
+
+    /// Refetches after an unknown `kid`, unless the last fetch was under [`REFETCH_INTERVAL`]
+    /// ago. `None` means the rate limit held and nothing was fetched.
+    pub(crate) async fn refetch_for_unknown_kid(
+        &self,
+        transport: &Transport,
+    ) -> Option<Result<Arc<KeySet>, JwksError>> {
+        let recent = self
+            .last_fetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| crate::runtime::monotonic().saturating_sub(at) < REFETCH_INTERVAL);
+        if recent {
+            return None;
+        }
+        Some(self.fetch(transport).await.map(|(set, _)| set))
+    }
+}

@@ -1,0 +1,142 @@
+//! The signature check in the browser: WebCrypto (`crypto.subtle.verify`), which is
+//! asynchronous while the core's `SignatureVerifier` is not. So the driver checks the ID
+//! token's signature first ([`KeySet::preverify`]) and gives the core a [`Preverified`] that
+//! answers with that outcome for exactly those bytes (anything else is refused). The core
+//! still does every other check (algorithm allow-list, `crit`, claims) itself.
+
+use serde::Deserialize;
+use sessionkit_core::Secret;
+use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier, split_jws};
+use wasm_bindgen::prelude::*;
+
+use super::{Family, JwksError, MAX_JWKS_BYTES, candidates};
+
+#[wasm_bindgen(module = "/src/jwks/web.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = verifyJws)]
+    async fn verify_jws(jwk_json: &str, alg: &str, signing_input: &[u8], signature: &[u8]) -> JsValue;
+}
+
+/// The public members of a JWK, as WebCrypto imports them (`use`, `alg`, `key_ops` are left
+/// out: WebCrypto would refuse a key whose `alg` names a different hash than the token's).
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+struct Key {
+    kid: Option<String>,
+    family: Family,
+    /// The public key as a JWK JSON document for `importKey`.
+    jwk_json: String,
+}
+
+/// A parsed set of public signing keys.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, JwksError> {
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(JwksError::Malformed);
+        }
+        let set: JwkSet = serde_json::from_slice(body).map_err(|_| JwksError::Malformed)?;
+        let keys = set
+            .keys
+            .into_iter()
+            .filter(|jwk| jwk.use_.as_deref().is_none_or(|u| u == "sig"))
+            .filter_map(|jwk| {
+                // Never a symmetric key (it would let an HMAC "signature" pass), nor a kind
+                // this build does not know.
+                let family = match jwk.kty.as_str() {
+                    "RSA" => Family::Rsa,
+                    "EC" => Family::Ec,
+                    "OKP" => Family::Okp,
+                    _ => return None,
+                };
+                let public = serde_json::json!({
+                    "kty": jwk.kty, "n": jwk.n, "e": jwk.e, "crv": jwk.crv, "x": jwk.x, "y": jwk.y, "ext": true,
+                });
+                let members = public.as_object()?.iter().filter(|(_, v)| !v.is_null());
+                let jwk_json = serde_json::Value::Object(members.map(|(k, v)| (k.clone(), v.clone())).collect());
+                Some(Key { kid: jwk.kid, family, jwk_json: jwk_json.to_string() })
+            })
+            .collect();
+        Ok(Self { keys })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Checks the signature of the ID token in a token response body (if there is one) with
+    /// WebCrypto, and returns the verifier to hand to the core.
+    pub(crate) async fn preverify(&self, id_token: Option<&str>) -> Preverified {
+        let Some(parts) = id_token.and_then(|token| split_jws(token).ok()) else {
+            // No token, or one the core will refuse on its own before asking for a signature.
+            return Preverified {
+                signing_input: Vec::new(),
+                signature: Vec::new(),
+                outcome: Err(SignatureError::Invalid),
+            };
+        };
+        let outcome = self.verify_async(&parts.header, parts.signing_input, &parts.signature).await;
+        Preverified { signing_input: parts.signing_input.to_vec(), signature: parts.signature, outcome }
+    }
+
+    async fn verify_async(&self, header: &JwsHeader, input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        let keys = candidates(&self.keys, header, |k| k.kid.as_deref(), |k| k.family)?;
+        let mut result = Err(SignatureError::KeyMismatch);
+        for key in keys {
+            if verify_jws(&key.jwk_json, header.alg.name(), input, signature).await.as_bool() == Some(true) {
+                return Ok(());
+            }
+            result = Err(SignatureError::Invalid);
+        }
+        result
+    }
+}
+
+/// Checks the signature of the ID token in `token_response` (if any) ahead of the core.
+pub(crate) async fn verifier_for(keys: &KeySet, token_response: &[u8]) -> Preverified {
+    #[derive(Deserialize)]
+    struct IdTokenOnly {
+        id_token: Option<String>,
+    }
+    // A secret (zeroized on drop): only split and checked here, never logged.
+    let id_token =
+        serde_json::from_slice::<IdTokenOnly>(token_response).ok().and_then(|body| body.id_token).map(Secret::new);
+    keys.preverify(id_token.as_ref().map(Secret::expose)).await
+}
+
+/// The outcome of a signature check made ahead of the core, for exactly one signature.
+pub(crate) struct Preverified {
+    signing_input: Vec<u8>,
+    signature: Vec<u8>,
+    outcome: Result<(), SignatureError>,
+}
+
+impl SignatureVerifier for Preverified {
+    fn verify(&self, _header: &JwsHeader, signing_input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        if signing_input == self.signing_input && signature == self.signature {
+            self.outcome.clone()
+        } else {
+            Err(SignatureError::Invalid)
+        }
+    }
+}
