@@ -46,9 +46,9 @@ in_keyring_session() {
   return $status
 }
 
-# What the web package's build and tests need: the wasm32 target, wasm-bindgen-cli of exactly the
-# wasm-bindgen crate's version (from Cargo.lock), and Debian's Chromium with its chromedriver.
-ensure_web_tools() {
+# What the web package's build needs: the wasm32 target and wasm-bindgen-cli of exactly the
+# wasm-bindgen crate's version (from Cargo.lock). (wasm-opt comes from npm, see build.sh.)
+ensure_wasm_tools() {
   rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
   local want
   want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
@@ -57,6 +57,10 @@ ensure_web_tools() {
     # Not --locked: the registry here lacks one of its locked transitive versions.
     cargo install wasm-bindgen-cli --version "$want" --quiet
   fi
+}
+
+# What the browser tests need besides: Debian's Chromium and its chromedriver.
+ensure_chromium() {
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     step "installing chromium and chromium-driver"
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
