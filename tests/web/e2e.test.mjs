@@ -205,6 +205,35 @@ test('two tabs with an expired token make one refresh and both stay signed in', 
   await app.context.close();
 });
 
+test('a refresh lock held by a hung tab times out (session kept); closing that tab frees it', async () => {
+  const app = await newApp({ backgroundRefresh: false });
+  const tabA = await app.openTab();
+  await signIn(tabA);
+  // Another tab of the origin takes the refresh lock and never lets go.
+  const hung = await app.context.newPage();
+  await hung.goto(`${stack.origin}/`);
+  const lockName = `sessionkit-refresh|${stack.issuer}|sessionkit-web`;
+  await hung.evaluate((name) => new Promise((held) => {
+    navigator.locks.request(name, () => { held(); return new Promise(() => {}); });
+  }), lockName);
+  await new Promise((resolve) => setTimeout(resolve, (ACCESS_TTL_SECONDS + 1) * 1000));
+  await resetStats();
+  const refused = await errorOf(tabA, '() => window.sessionKit.getAccessToken()', null);
+  assert.equal(refused?.name, 'RetryLaterError', 'the wait for the lock is bounded');
+  assert.equal(await tabA.getAttribute('#state', 'data-state'), 'signed-in', 'and the session is kept');
+  assert.equal((await idp('GET', '/__test/stats')).token.refresh_token, undefined, 'nothing was sent');
+  // The browser releases a closed tab's locks: the next attempt (after the short backoff) refreshes.
+  await hung.close();
+  const fresh = await eventually(
+    () => tabA.evaluate(() => window.sessionKit.getAccessToken().catch(() => null)),
+    'a refresh once the lock is free',
+  );
+  assert.ok(fresh);
+  assert.equal((await idp('GET', '/__test/stats')).token.refresh_token, 1);
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+});
+
 test('logout in one tab signs out the other, revokes, and goes to the end-session page', async () => {
   const app = await newApp();
   const tabA = await app.openTab();

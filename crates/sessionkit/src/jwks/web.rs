@@ -140,3 +140,7 @@ impl SignatureVerifier for Preverified {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "web_tests.rs"]
+mod tests;
