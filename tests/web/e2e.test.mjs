@@ -59,7 +59,7 @@ async function eventually(check, what, timeoutMs = 20_000) {
     const value = await check();
     if (value) return value;
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
 }
 
@@ -99,6 +99,35 @@ async function signIn(page) {
   await waitForState(page, 'signed-in');
 }
 
+/** An app with `tabs` tabs, signed in through the first (the others restore the session). */
+async function signedIn(config = {}, tabs = 1) {
+  const app = await newApp(config);
+  const first = await app.openTab();
+  await signIn(first);
+  const pages = [first];
+  while (pages.length < tabs) {
+    const page = await app.openTab();
+    await waitForState(page, 'signed-in'); // restored from the shared, encrypted store
+    pages.push(page);
+  }
+  return { app, pages };
+}
+
+/** Clicks "Call the protected API" and expects a 200. */
+async function callApi(page) {
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('api').textContent.startsWith('200'));
+}
+
+/** Nothing threw in any tab; the profile is closed. */
+async function finish(app) {
+  assert.deepEqual(app.errors, []);
+  await app.context.close();
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const untilExpired = () => sleep((ACCESS_TTL_SECONDS + 1) * 1000);
+
 const token = (page) => page.evaluate(() => window.sessionKit.getAccessToken());
 const events = (page) => page.evaluate(() => (window.sessionEvents || []).map((e) => ({ ...e })));
 const errorOf = (page, script, arg) => page.evaluate(
@@ -135,8 +164,7 @@ test('redirect sign-in with PKCE, then an authorized API call; the callback work
   // The authorized fetch never sends the token to an origin it was not told about.
   const elsewhere = await errorOf(page, '(url) => window.sessionKit.fetch(url)', 'https://elsewhere.example/');
   assert.equal(elsewhere?.name, 'InvalidInputError');
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await finish(app);
 });
 
 test('tampered ID tokens are refused in the browser (WebCrypto signature check, claims, alg)', async () => {
@@ -154,14 +182,11 @@ test('tampered ID tokens are refused in the browser (WebCrypto signature check, 
   await idp('POST', '/__test/faults/clear');
   // The signature check accepts the provider's real tokens (RS256 here).
   await signIn(page);
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await finish(app);
 });
 
 test('refresh with rotation: a new access token, the old refresh token spent once', async () => {
-  const app = await newApp();
-  const page = await app.openTab();
-  await signIn(page);
+  const { app, pages: [page] } = await signedIn();
   await resetStats();
   const first = await token(page);
   await eventually(async () => (await events(page)).some((e) => e.type === 'refreshed'), 'a background refresh');
@@ -170,21 +195,15 @@ test('refresh with rotation: a new access token, the old refresh token spent onc
   const stats = await idp('GET', '/__test/stats');
   assert.ok(stats.token.refresh_token >= 1, 'the provider saw a refresh grant');
   assert.deepEqual(stats.tokenErrors, {}, 'no refresh was refused (no replay)');
-  await page.click('#call');
-  await page.waitForFunction(() => document.getElementById('api').textContent.startsWith('200'));
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await callApi(page);
+  await finish(app);
 });
 
 test('two tabs with an expired token make one refresh and both stay signed in', async () => {
-  const app = await newApp({ backgroundRefresh: false });
-  const tabA = await app.openTab();
-  await signIn(tabA);
-  const tabB = await app.openTab();
-  await waitForState(tabB, 'signed-in'); // restored from the shared, encrypted store
+  const { app, pages: [tabA, tabB] } = await signedIn({ backgroundRefresh: false }, 2);
   const before = await token(tabA);
   // Let the access token expire, with nobody refreshing in the background.
-  await new Promise((resolve) => setTimeout(resolve, (ACCESS_TTL_SECONDS + 1) * 1000));
+  await untilExpired();
   await resetStats();
   const askMany = (page) => page.evaluate(() => Promise.all(
     Array.from({ length: 5 }, () => window.sessionKit.getAccessToken()),
@@ -199,16 +218,12 @@ test('two tabs with an expired token make one refresh and both stay signed in', 
   for (const tab of [tabA, tabB]) {
     assert.equal(await tab.getAttribute('#state', 'data-state'), 'signed-in');
   }
-  await tabB.click('#call');
-  await tabB.waitForFunction(() => document.getElementById('api').textContent.startsWith('200'));
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await callApi(tabB);
+  await finish(app);
 });
 
 test('a refresh lock held by a hung tab times out (session kept); closing that tab frees it', async () => {
-  const app = await newApp({ backgroundRefresh: false });
-  const tabA = await app.openTab();
-  await signIn(tabA);
+  const { app, pages: [tabA] } = await signedIn({ backgroundRefresh: false });
   // Another tab of the origin takes the refresh lock and never lets go.
   const hung = await app.context.newPage();
   await hung.goto(`${stack.origin}/`);
@@ -216,7 +231,7 @@ test('a refresh lock held by a hung tab times out (session kept); closing that t
   await hung.evaluate((name) => new Promise((held) => {
     navigator.locks.request(name, () => { held(); return new Promise(() => {}); });
   }), lockName);
-  await new Promise((resolve) => setTimeout(resolve, (ACCESS_TTL_SECONDS + 1) * 1000));
+  await untilExpired();
   await resetStats();
   const refused = await errorOf(tabA, '() => window.sessionKit.getAccessToken()', null);
   assert.equal(refused?.name, 'RetryLaterError', 'the wait for the lock is bounded');
@@ -230,16 +245,11 @@ test('a refresh lock held by a hung tab times out (session kept); closing that t
   );
   assert.ok(fresh);
   assert.equal((await idp('GET', '/__test/stats')).token.refresh_token, 1);
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await finish(app);
 });
 
 test('logout in one tab signs out the other, revokes, and goes to the end-session page', async () => {
-  const app = await newApp();
-  const tabA = await app.openTab();
-  await signIn(tabA);
-  const tabB = await app.openTab();
-  await waitForState(tabB, 'signed-in');
+  const { app, pages: [tabA, tabB] } = await signedIn({}, 2);
   await resetStats();
   await tabA.click('#logout');
   await tabA.waitForURL((url) => url.href.startsWith(`${stack.issuer}/session/end`));
@@ -247,20 +257,15 @@ test('logout in one tab signs out the other, revokes, and goes to the end-sessio
   await eventually(async () => (await idp('GET', '/__test/stats')).revocation >= 1, 'the revocation');
   const ended = await errorOf(tabB, '() => window.sessionKit.getAccessToken()', null);
   assert.equal(ended?.name, 'ReauthenticationRequiredError');
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await finish(app);
 });
 
 test('idle timeout: activity in any tab counts; without it the app is warned, then signed out', async () => {
-  const app = await newApp({ idleTimeoutSeconds: 8, warningLeadSeconds: 4 });
-  const tabA = await app.openTab();
-  await signIn(tabA);
-  const tabB = await app.openTab();
-  await waitForState(tabB, 'signed-in');
+  const { app, pages: [tabA, tabB] } = await signedIn({ idleTimeoutSeconds: 8, warningLeadSeconds: 4 }, 2);
   // 12 s of key presses in tab B only: past the 8 s idle limit, tab A stays signed in.
   for (let i = 0; i < 12; i += 1) {
     await tabB.keyboard.press('Shift');
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
   }
   assert.equal(await tabA.getAttribute('#state', 'data-state'), 'signed-in');
   // Then nobody is active: the warning, then the end, in both tabs.
@@ -270,28 +275,22 @@ test('idle timeout: activity in any tab counts; without it the app is warned, th
   const warned = seen.indexOf('expiringSoon:idle');
   const expired = seen.indexOf('expired:idleTimeout');
   assert.ok(warned >= 0 && expired > warned, `warning before the end: ${seen.join(', ')}`);
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await finish(app);
 });
 
 test('evicted storage gives a clean signed-out start, and sign-in works again', async () => {
-  const app = await newApp();
-  const page = await app.openTab();
-  await signIn(page);
+  const { app, pages: [page] } = await signedIn();
   const cdp = await app.context.newCDPSession(page);
   await cdp.send('Storage.clearDataForOrigin', { origin: stack.origin, storageTypes: 'indexeddb' });
   await page.reload();
   await waitForState(page, 'signed-out');
   assert.equal(await page.evaluate(() => window.sessionKit.status()), null);
   await signIn(page);
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await finish(app);
 });
 
 test('no token in localStorage, sessionStorage, cookies, the console, or readable in IndexedDB', async () => {
-  const app = await newApp();
-  const page = await app.openTab();
-  await signIn(page);
+  const { app, pages: [page] } = await signedIn();
   await eventually(async () => (await events(page)).some((e) => e.type === 'refreshed'), 'a refresh');
   const access = await token(page);
   const probe = await page.evaluate(async () => {
@@ -338,6 +337,5 @@ test('no token in localStorage, sessionStorage, cookies, the console, or readabl
     }
   }
   assert.ok(!app.console.some((line) => line.includes(access)), 'the token is not in the console');
-  assert.deepEqual(app.errors, []);
-  await app.context.close();
+  await finish(app);
 });

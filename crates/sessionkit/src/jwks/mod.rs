@@ -67,6 +67,14 @@ fn family_of(alg: JwsAlgorithm) -> Family {
     }
 }
 
+/// Reads a JWKS document of at most [`MAX_JWKS_BYTES`].
+fn parse_document<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, JwksError> {
+    if body.len() > MAX_JWKS_BYTES {
+        return Err(JwksError::Malformed);
+    }
+    serde_json::from_slice(body).map_err(|_| JwksError::Malformed)
+}
+
 /// The keys a signature may be checked against: those with the header's `kid` (or, without
 /// one, every key), of the algorithm's key type. `Err(UnknownKey)` if no key has that `kid`.
 fn candidates<'a, K>(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError, SignatureVerifier};
 
-use super::{Family, JwksError, MAX_JWKS_BYTES, candidates};
+use super::{Family, JwksError, candidates, parse_document};
 
 struct Key {
     kid: Option<String>,
@@ -38,10 +38,7 @@ fn jsonwebtoken_alg(alg: JwsAlgorithm) -> Algorithm {
 
 impl KeySet {
     pub(crate) fn parse(body: &[u8]) -> Result<Self, JwksError> {
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(JwksError::Malformed);
-        }
-        let set: JwkSet = serde_json::from_slice(body).map_err(|_| JwksError::Malformed)?;
+        let set: JwkSet = parse_document(body)?;
         let keys = set
             .keys
             .iter()

@@ -9,7 +9,7 @@ use sessionkit_core::Secret;
 use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier, split_jws};
 use wasm_bindgen::prelude::*;
 
-use super::{Family, JwksError, MAX_JWKS_BYTES, candidates};
+use super::{Family, JwksError, candidates, parse_document};
 
 #[wasm_bindgen(module = "/src/jwks/web.js")]
 extern "C" {
@@ -52,10 +52,7 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     pub(crate) fn parse(body: &[u8]) -> Result<Self, JwksError> {
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(JwksError::Malformed);
-        }
-        let set: JwkSet = serde_json::from_slice(body).map_err(|_| JwksError::Malformed)?;
+        let set: JwkSet = parse_document(body)?;
         let keys = set
             .keys
             .into_iter()

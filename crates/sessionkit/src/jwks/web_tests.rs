@@ -91,7 +91,7 @@ async fn encryption_keys_and_symmetric_keys_are_never_used() {
     let (keys, _) = token_and_keys("RS256", "k1", "enc").await;
     assert_eq!(keys.len(), 0);
     assert!(KeySet::parse(b"not json").is_err());
-    assert!(KeySet::parse(&vec![b' '; MAX_JWKS_BYTES + 1]).is_err());
+    assert!(KeySet::parse(&vec![b' '; crate::jwks::MAX_JWKS_BYTES + 1]).is_err());
 }
 
 #[wasm_bindgen_test]
