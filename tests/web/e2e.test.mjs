@@ -159,6 +159,8 @@ test('redirect sign-in with PKCE, then an authorized API call; the callback work
   const replay = await errorOf(page, '(url) => window.sessionKit.handleRedirectCallback(url)', app.callbacks[0]);
   assert.equal(replay?.name, 'InvalidInputError');
   assert.ok(replay.isError, 'errors are Error subclasses');
+  const code = new URL(app.callbacks[0]).searchParams.get('code');
+  assert.ok(code && !replay.message.includes(code), 'the message does not carry the code');
   assert.equal(await page.getAttribute('#state', 'data-state'), 'signed-in', 'a refused callback loses nothing');
 
   // The authorized fetch never sends the token to an origin it was not told about.

@@ -1,0 +1,55 @@
+// Compiled (not run) by `npx tsc -p .` in scripts/web-test: the package's TypeScript types
+// describe its API, and misuse is a type error (each @ts-expect-error must find one).
+import {
+  InvalidInputError,
+  ReauthenticationRequiredError,
+  RetryLaterError,
+  SessionKit,
+  SessionKitError,
+  type SessionEvent,
+  type SessionStatus,
+} from '../../bindings/sessionkit-wasm/js/index.js';
+
+export async function example(): Promise<void> {
+  const session: SessionKit = await SessionKit.create({
+    issuer: 'https://login.example.com',
+    clientId: 'spa',
+    redirectUri: 'https://app.example.com/',
+    scopes: ['offline_access'],
+    idleTimeoutSeconds: 900,
+    apiOrigins: ['https://api.example.com'],
+  });
+  if (session.isRedirectCallback()) await session.handleRedirectCallback();
+  const url: string = await session.login({ prompt: 'consent', navigate: false });
+  const token: string = await session.getAccessToken();
+  const response: Response = await session.fetch('https://api.example.com/me', { method: 'GET' });
+  const status: SessionStatus | null = session.status();
+  const stop: () => void = session.onEvent((event: SessionEvent) => {
+    if (event.type === 'expiringSoon') {
+      const left: number = event.timeLeftMs;
+      const why: 'idle' | 'absolute' = event.reason;
+      void [left, why];
+    }
+  });
+  try {
+    await session.logout({ redirect: false });
+  } catch (error) {
+    if (error instanceof RetryLaterError) {
+      const wait: number | undefined = error.retryAfterMs;
+      void wait;
+    }
+    const known = error instanceof ReauthenticationRequiredError || error instanceof InvalidInputError;
+    const base: boolean = error instanceof SessionKitError && error instanceof Error;
+    void [known, base];
+  }
+  void [url, token, response, status, stop];
+
+  // @ts-expect-error: clientId is required
+  await SessionKit.create({ issuer: 'https://login.example.com', redirectUri: 'https://app.example.com/' });
+  // @ts-expect-error: timeouts are numbers of seconds
+  await SessionKit.create({ issuer: 'x', clientId: 'y', redirectUri: 'z', idleTimeoutSeconds: '15m' });
+  // @ts-expect-error: there is no such event
+  session.onEvent((event: SessionEvent) => event.type === 'tokenStolen');
+  // @ts-expect-error: the constructor is private; use SessionKit.create
+  new SessionKit();
+}
