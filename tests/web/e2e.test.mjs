@@ -250,8 +250,14 @@ test('a refresh lock held by a hung tab times out (session kept); closing that t
   await finish(app);
 });
 
-test('logout in one tab signs out the other, revokes, and goes to the end-session page', async () => {
-  const { app, pages: [tabA, tabB] } = await signedIn({}, 2);
+test('sign-in in one tab reaches the others; logout in one signs out the others, revokes, opens end-session', async () => {
+  // Tab B is open, signed out, before tab A signs in: the sign-in reaches it over the channel.
+  const app = await newApp();
+  const tabB = await app.openTab();
+  const tabA = await app.openTab();
+  await signIn(tabA);
+  await waitForState(tabB, 'signed-in');
+  assert.equal(await tabB.textContent('#subject'), 'alice');
   await resetStats();
   await tabA.click('#logout');
   await tabA.waitForURL((url) => url.href.startsWith(`${stack.issuer}/session/end`));
