@@ -108,10 +108,12 @@ export async function loadAll(name) {
   return out;
 }
 
-// Asks the browser not to evict this origin's storage under pressure. Resolves to whether it
-// agreed; never rejects (some browsers decide silently, or lack the API).
+// Asks the browser not to evict this origin's storage under pressure, unless it already agreed
+// (Firefox asks the user, so only once). Resolves to whether it agreed; never rejects (some
+// browsers decide silently, or lack the API).
 export async function requestPersistence() {
   try {
+    if (await navigator.storage?.persisted?.()) return true;
     return Boolean(await navigator.storage?.persist?.());
   } catch (_) {
     return false;
