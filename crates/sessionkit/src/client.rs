@@ -81,8 +81,8 @@ pub(crate) struct Inner {
     store: Arc<dyn SecureStore>,
     store_key: String,
     revocations: RevocationQueue,
-    /// Held by whoever is refreshing (a caller or the timer).
-    refresh_gate: tokio::sync::Mutex<()>,
+    /// Held by whoever is refreshing (a caller's refresh task or the timer).
+    refresh_gate: Arc<tokio::sync::Mutex<()>>,
     /// Bumped each time the gate is released: callers that found it held wait for this, then all
     /// look at the new token at once instead of queueing through the gate one by one.
     gate_released: tokio::sync::watch::Sender<u64>,
@@ -95,12 +95,12 @@ pub(crate) struct Inner {
 /// The held refresh gate: on drop (done, failed or cancelled) it releases the gate and then
 /// tells the waiting callers, in that order, so that none of them can miss the release.
 struct Gate<'a> {
-    guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
     released: &'a tokio::sync::watch::Sender<u64>,
 }
 
 impl<'a> Gate<'a> {
-    fn held(guard: tokio::sync::MutexGuard<'a, ()>, released: &'a tokio::sync::watch::Sender<u64>) -> Self {
+    fn held(guard: tokio::sync::OwnedMutexGuard<()>, released: &'a tokio::sync::watch::Sender<u64>) -> Self {
         Self { guard: Some(guard), released }
     }
 }
@@ -172,7 +172,7 @@ impl SessionClient {
             lock: crate::lock::LockTarget::new(&config, &store_key),
             store: config.store,
             store_key,
-            refresh_gate: tokio::sync::Mutex::new(()),
+            refresh_gate: Arc::new(tokio::sync::Mutex::new(())),
             gate_released: tokio::sync::watch::Sender::new(0),
             events,
             wake: Arc::new(Notify::new()),
@@ -313,7 +313,7 @@ impl SessionClient {
     /// Re-reads the store and adopts what another context sharing it (a browser tab, another
     /// process) wrote there: a refreshed token, a new sign-in, or a sign-out.
     pub async fn sync_from_store(&self) -> Result<(), Error> {
-        let _gate = Gate::held(self.inner.refresh_gate.lock().await, &self.inner.gate_released);
+        let _gate = Gate::held(self.inner.refresh_gate.clone().lock_owned().await, &self.inner.gate_released);
         self.inner.lock.reload_store().await.map_err(|e| error::store(&e))?;
         let change = self.inner.adopt_from_store().await;
         self.inner.process().await;
@@ -529,16 +529,31 @@ impl Inner {
         call(&mut self.session(), &verifier, Keys::JustFetched)
     }
 
-    /// The single-flight refresh: the first caller refreshes; the others wait until it is done
+    /// The single-flight refresh: the first caller starts it; the others wait until it is done
     /// and then look at the token again (all at once), finding the fresh one or the backoff.
-    async fn refresh(&self) -> Result<(), Error> {
+    /// The refresh runs in a task of its own, so a caller that stops waiting (a cancelled
+    /// coroutine, a dropped future) does not abandon a rotated refresh token on the wire: the
+    /// answer is still fed to the session and persisted.
+    async fn refresh(self: &Arc<Self>) -> Result<(), Error> {
         // Subscribed before trying the gate, so a release after a failed try is never missed.
         let mut released = self.gate_released.subscribe();
-        let Ok(gate) = self.refresh_gate.try_lock() else {
+        let Ok(gate) = self.refresh_gate.clone().try_lock_owned() else {
             let _ = released.changed().await;
             return Ok(());
         };
-        let _gate = Gate::held(gate, &self.gate_released);
+        let inner = self.clone();
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        runtime::spawn(async move {
+            let _gate = Gate::held(gate, &inner.gate_released);
+            let _ = done.send(inner.refresh_holding_gate().await);
+        });
+        outcome.await.unwrap_or_else(|_| {
+            Err(Error::RetryLater { message: "the refresh task stopped".into(), retry_after: None })
+        })
+    }
+
+    /// The refresh itself, by the holder of the gate.
+    async fn refresh_holding_gate(&self) -> Result<(), Error> {
         let now = runtime::now();
         let start = {
             let mut session = self.session();
@@ -567,8 +582,9 @@ impl Inner {
     /// Sends the queued refresh (the gate is held) and feeds the answer back.
     async fn run_refresh(&self) -> Result<(), Error> {
         let Some(request) = self.process().await else { return Ok(()) };
-        // If the caller gives up (its future is dropped), the refresh counts as failed, so the
-        // session is not left waiting for an answer that will never be fed back.
+        // If this future is dropped all the same (the timer's, or a runtime shutting down), the
+        // refresh counts as failed, so the session is not left waiting for an answer that will
+        // never be fed back.
         let abandoned = AbandonedRefresh { inner: self, armed: true };
         // Another process sharing the store may have refreshed already: take the lock, then
         // look at the store before spending the refresh token.
@@ -646,7 +662,7 @@ impl Inner {
         if self.revocations.time_until_retry().is_some_and(|wait| wait.is_zero()) {
             self.revocations.retry_pending(self).await;
         }
-        let _gate = Gate::held(self.refresh_gate.lock().await, &self.gate_released);
+        let _gate = Gate::held(self.refresh_gate.clone().lock_owned().await, &self.gate_released);
         self.session().handle_timeout(runtime::now());
         if let Err(error) = self.run_refresh().await {
             tracing::debug!(%error, "background refresh did not succeed");

@@ -238,20 +238,26 @@ async fn an_app_started_while_the_provider_is_down_restores_its_session() {
 }
 
 #[tokio::test]
-async fn a_caller_that_gives_up_mid_refresh_does_not_wedge_the_session() {
+async fn a_caller_that_gives_up_mid_refresh_does_not_lose_the_rotated_token() {
     let idp = Idp::start(2);
     let (client, _store) = idp.client(lazy()).await;
     idp.login(&client).await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
     idp.fault(json!({"path": "/token", "mode": "delay", "delayMs": 1500})).await;
+    let before = client.status().unwrap().access_expires_at;
     // The caller stops waiting while the refresh is on the wire (its future is dropped).
     let gave_up = tokio::time::timeout(Duration::from_millis(300), client.access_token()).await;
     assert!(gave_up.is_err(), "the call was still waiting");
-    // The next caller gets a token once the short backoff is over, instead of waiting forever.
+    // The refresh goes on without its caller: the rotated token is fed back and kept, so the
+    // next caller gets it without another grant (and never resends the spent refresh token).
     tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(client.status().unwrap().access_expires_at > before, "the abandoned refresh still landed");
+    assert_eq!(idp.refresh_count().await, 1);
     let token = tokio::time::timeout(Duration::from_secs(10), client.access_token()).await.expect("not wedged");
     let token = token.unwrap();
     assert_eq!(idp.call_api(token.expose()).await, 200);
+    let stats = idp.stats().await;
+    assert_eq!(stats["tokenErrors"], json!({}), "no refused grant (no spent token resent): {stats}");
 }
 
 #[tokio::test]
