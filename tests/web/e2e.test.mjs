@@ -224,6 +224,40 @@ test('two tabs with an expired token make one refresh and both stay signed in', 
   await finish(app);
 });
 
+test('a provider answering 503 keeps the session: RetryLaterError, then a refresh once it recovers', async () => {
+  const { app, pages: [page] } = await signedIn({ backgroundRefresh: false });
+  await untilExpired();
+  await resetStats();
+  await idp('POST', '/__test/fault', { path: '/token', mode: 'status', status: 503, retryAfter: 1 });
+  const refused = await errorOf(page, '() => window.sessionKit.getAccessToken()', null);
+  assert.equal(refused?.name, 'RetryLaterError');
+  assert.equal(await page.getAttribute('#state', 'data-state'), 'signed-in', 'a transient failure never ends it');
+  const fresh = await eventually(
+    () => page.evaluate(() => window.sessionKit.getAccessToken().catch(() => null)),
+    'a refresh after the backoff',
+  );
+  assert.ok(fresh);
+  const stats = await idp('GET', '/__test/stats');
+  assert.deepEqual(stats.tokenErrors, { temporarily_unavailable: 1 }, 'one attempt met the 503, no retry storm');
+  assert.equal(stats.token.refresh_token, 1, 'then one refresh reached the provider');
+  await callApi(page);
+  await finish(app);
+});
+
+test('logout with the revocation endpoint down wipes at once and revokes later', async () => {
+  const { app, pages: [page] } = await signedIn();
+  await resetStats();
+  // Three 503s: the transport's own quick retries of the refresh token's revocation all fail.
+  await idp('POST', '/__test/fault', { path: '/token/revocation', mode: 'status', status: 503, times: 3 });
+  const endSession = await page.evaluate(() => window.sessionKit.logout({ redirect: false }));
+  assert.ok(endSession.startsWith(`${stack.issuer}/session/end?`), 'the end-session URL is offered');
+  assert.equal(await page.evaluate(() => window.sessionKit.status()), null, 'signed out at once');
+  // 3 failed attempts, then the access token's revocation; the refresh token's is retried from
+  // the durable queue 5 s later, without anybody asking: a fifth request.
+  await eventually(async () => (await idp('GET', '/__test/stats')).revocation >= 5, 'the retried revocation');
+  await finish(app);
+});
+
 test('a refresh lock held by a hung tab times out (session kept); closing that tab frees it', async () => {
   const { app, pages: [tabA] } = await signedIn({ backgroundRefresh: false });
   // Another tab of the origin takes the refresh lock and never lets go.
