@@ -320,6 +320,24 @@ test('idle timeout: activity in any tab counts; without it the app is warned, th
   await finish(app);
 });
 
+test('a browser clock 10 minutes slow or fast still signs in and refreshes', async () => {
+  for (const skewMinutes of [-10, 10]) {
+    stack.config = { ...baseConfig };
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers: 'block' });
+    // The page's Date.now() is off; the provider's Date header is unreadable cross-origin.
+    await context.clock.setSystemTime(new Date(Date.now() + skewMinutes * 60_000));
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(String(error)));
+    await page.goto(`${stack.origin}/`);
+    await signIn(page);
+    await eventually(async () => (await events(page)).some((e) => e.type === 'refreshed'), `a refresh (${skewMinutes} min)`);
+    await callApi(page);
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+});
+
 test('evicted storage gives a clean signed-out start, and sign-in works again', async () => {
   const { app, pages: [page] } = await signedIn();
   const cdp = await app.context.newCDPSession(page);

@@ -61,6 +61,11 @@ pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(10 * 60);
 pub const PERSIST_RETRY: Duration = Duration::from_secs(10);
 /// Largest server clock offset believed (a `Date` header further off is ignored).
 const MAX_SERVER_OFFSET: Duration = Duration::from_secs(24 * 3600);
+/// Extra leeway for ID token times while the server's clock is unknown: no `Date` header seen
+/// yet, as in a browser, where a cross-origin `Date` is unreadable unless the provider exposes
+/// it. Ten minutes of skew either way then still signs in; the nonce (at sign-in) and the
+/// direct TLS exchange keep such a token fresh, and the window stays bounded.
+pub const UNKNOWN_SERVER_CLOCK_LEEWAY: Duration = Duration::from_secs(10 * 60);
 
 /// The answer to "what is the access token now?".
 #[derive(Debug, PartialEq, Eq)]
@@ -234,6 +239,8 @@ pub struct Session {
     policy: SessionPolicy,
     clock: ClockGuard,
     server_offset_ms: i64,
+    /// Whether `server_offset_ms` comes from a `Date` header this session saw.
+    server_clock_known: bool,
     state: State,
     events: VecDeque<SessionEvent>,
     actions: VecDeque<Action>,
@@ -248,6 +255,7 @@ impl Session {
             policy,
             clock: ClockGuard::starting_at(UnixTime::EPOCH),
             server_offset_ms: 0,
+            server_clock_known: false,
             state: State::Ended(EndReason::NotSignedIn),
             events: VecDeque::new(),
             actions: VecDeque::new(),
@@ -716,6 +724,7 @@ impl Session {
         let ahead = i128::from(server.as_millis()) - i128::from(t.as_millis());
         if ahead.unsigned_abs() <= u128::from(duration_millis(MAX_SERVER_OFFSET)) {
             self.server_offset_ms = i64::try_from(ahead).unwrap_or(0);
+            self.server_clock_known = true;
         }
     }
 
@@ -810,7 +819,11 @@ impl Session {
             nonce,
             subject,
             server_now: t.offset_by_millis(self.server_offset_ms),
-            leeway: self.policy.clock_leeway(),
+            leeway: if self.server_clock_known {
+                self.policy.clock_leeway()
+            } else {
+                self.policy.clock_leeway().saturating_add(UNKNOWN_SERVER_CLOCK_LEEWAY)
+            },
         };
         validate_id_token(id_token, &check, verifier).map_err(|error| match error {
             IdTokenError::Signature(SignatureError::UnknownKey) if keys == Keys::Cached => {
