@@ -5,18 +5,35 @@ import { SessionKit, ReauthenticationRequiredError } from '@sessionkit/web';
 const $ = (id) => document.getElementById(id);
 const events = [];
 
+let warning = null; // { reason, until } from the last "expiringSoon" event
+
+/** "7 h 59 min", "4 min 05 s", "13 s". */
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s >= 3600) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  if (s >= 60) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${s} s`;
+}
+
 function show(kit) {
   const status = kit.status();
   $('signed-in').hidden = !status;
   $('signed-out').hidden = Boolean(status);
   $('state').dataset.state = status ? 'signed-in' : 'signed-out';
   $('state').textContent = status ? 'Signed in.' : 'Signed out.';
+  // The warning stays up until its deadline passes or activity moved the idle deadline on.
+  const warned = status && warning && Date.now() < warning.until
+    && (warning.reason === 'absolute' || status.idleDeadline <= warning.until + 1000);
+  $('warning').hidden = !warned;
+  if (warned) {
+    $('warning').textContent = `Your session ends in ${duration(warning.until - Date.now())} (${warning.reason}). `
+      + (warning.reason === 'idle' ? 'Click, scroll or press a key to stay signed in.' : 'Sign in again soon.');
+  }
   if (!status) return;
-  const left = (deadline) => `${Math.max(0, Math.round((deadline - Date.now()) / 1000))} s`;
   $('subject').textContent = status.subject;
-  $('idle-left').textContent = left(status.idleDeadline);
-  $('absolute-left').textContent = left(status.absoluteDeadline);
-  $('refresh-left').textContent = left(status.refreshDueAt);
+  $('idle-left').textContent = duration(status.idleDeadline - Date.now());
+  $('absolute-left').textContent = duration(status.absoluteDeadline - Date.now());
+  $('refresh-left').textContent = duration(status.refreshDueAt - Date.now());
 }
 
 function log(event) {
@@ -32,13 +49,7 @@ async function main() {
   window.sessionKit = kit; // for the end-to-end tests
   kit.onEvent((event) => {
     log(event);
-    if (event.type === 'expiringSoon') {
-      $('warning').hidden = false;
-      $('warning').textContent = `Your session ends in ${Math.round(event.timeLeftMs / 1000)} s (${event.reason}). `
-        + 'Move the mouse or press a key to stay signed in.';
-    } else if (event.type !== 'other') {
-      $('warning').hidden = true;
-    }
+    if (event.type === 'expiringSoon') warning = { reason: event.reason, until: Date.now() + event.timeLeftMs };
     show(kit);
   });
   if (kit.isRedirectCallback()) {
