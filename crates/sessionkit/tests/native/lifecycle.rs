@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use sessionkit::{EndReason, Error, ExpiryReason, SessionEvent, SessionPolicy};
+use sessionkit::store::{MemoryStore, SecureStore as _};
+use sessionkit::{EndReason, Error, ExpiryReason, SessionClient, SessionEvent, SessionPolicy};
 use tokio::sync::broadcast::Receiver;
 
 use crate::idp::{Idp, stored_refresh_token};
@@ -188,4 +189,34 @@ async fn device_flow_signs_in_when_the_user_approves() {
     assert_eq!(idp.call_api(token.expose()).await, 200);
     let stats = idp.stats().await;
     assert!(stats["token"]["urn:ietf:params:oauth:grant-type:device_code"].as_u64().unwrap() >= 1);
+}
+
+/// A sign-in that outlives the app: the pending login is sealed in the store, a new client (the
+/// app started again) completes it, and it works once.
+#[tokio::test]
+async fn a_redirect_sign_in_survives_a_restart_and_completes_once() {
+    let idp = Idp::start(60);
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let first = SessionClient::new(idp.config(SessionPolicy::default(), store.clone())).await.unwrap();
+    let url = first.begin_redirect_login(&Default::default()).await.unwrap();
+    let pending_key = format!("{}|sessionkit-test|pending", idp.issuer);
+    let pending = store.load(&pending_key).unwrap().expect("the pending login is in the store");
+    let record: serde_json::Value = serde_json::from_str(pending.expose()).unwrap();
+    let verifier = record["verifier"].as_str().unwrap();
+    assert!(verifier.len() >= 43 && !url.contains(verifier), "the PKCE verifier stays out of the URL");
+    drop(first);
+    let callback = idp.authorize(&url).await;
+
+    let restarted = SessionClient::new(idp.config(SessionPolicy::default(), store.clone())).await.unwrap();
+    restarted.complete_redirect_login(&callback).await.unwrap();
+    assert_eq!(restarted.status().unwrap().subject, "alice");
+    let token = restarted.access_token().await.unwrap();
+    assert_eq!(idp.call_api(token.expose()).await, 200);
+
+    // Single use: the same callback again finds no login in progress, and loses nothing.
+    let err = restarted.complete_redirect_login(&callback).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(restarted.status().is_some());
+    // The pending record held the PKCE verifier; it is gone from the store.
+    assert!(store.load(&pending_key).unwrap().is_none());
 }
