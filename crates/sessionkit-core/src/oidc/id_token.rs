@@ -188,22 +188,69 @@ pub struct IdTokenClaims {
 struct RawHeader {
     alg: String,
     kid: Option<String>,
-    crit: Option<serde_json::Value>,
+    // Only its presence matters (any `crit` is refused), so it is skipped, not parsed.
+    crit: Option<serde::de::IgnoredAny>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+// `aud` and the time claims take one of two JSON shapes. They are read by hand rather than as
+// `#[serde(untagged)]` enums, which buffer the value first and cost ~4 KB gzipped on the web.
+
 enum Audience {
     One(String),
     Many(Vec<String>),
 }
 
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = Audience;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Audience, E> {
+                Ok(Audience::One(value.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element::<String>()? {
+                    all.push(one);
+                }
+                Ok(Audience::Many(all))
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
 /// A JWT NumericDate: seconds, integer or not.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum NumericDate {
     Whole(u64),
     Fraction(f64),
+}
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl serde::de::Visitor<'_> for Shape {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate::Whole(value))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<NumericDate, E> {
+                // Negative: refused as out of range by `to_time`.
+                #[allow(clippy::cast_precision_loss)]
+                Ok(u64::try_from(value).map_or(NumericDate::Fraction(value as f64), NumericDate::Whole))
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<NumericDate, E> {
+                Ok(NumericDate::Fraction(value))
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
 }
 
 impl NumericDate {

@@ -152,20 +152,25 @@ struct RawTokenError {
 }
 
 /// `expires_in` as a JSON number or, as some providers send it, a numeric string.
+/// Read by hand rather than through an untagged enum (which buffers the value first).
 fn expires_in<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumberOrString {
-        Number(u64),
-        Text(String),
-    }
-    match Option::<NumberOrString>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(NumberOrString::Number(n)) => Ok(Some(n)),
-        Some(NumberOrString::Text(t)) => {
-            t.parse().map(Some).map_err(|_| serde::de::Error::custom("expires_in is not a number"))
+    struct Shape;
+    impl serde::de::Visitor<'_> for Shape {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number of seconds, as a number or a string")
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Option<u64>, E> {
+            Ok(Some(value))
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Option<u64>, E> {
+            value.parse().map(Some).map_err(|_| E::custom("expires_in is not a number"))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
         }
     }
+    deserializer.deserialize_any(Shape)
 }
 
 /// Serde's messages can quote input; keep only the part before any quoted value.
@@ -278,6 +283,13 @@ mod tests {
             panic!("expected tokens");
         };
         assert_eq!(t.expires_in, Some(Duration::from_secs(60)));
+        for no_expiry in [
+            r#"{"access_token":"at","token_type":"Bearer","expires_in":null}"#,
+            r#"{"access_token":"at","token_type":"Bearer"}"#,
+        ] {
+            let TokenOutcome::Tokens(t) = ok(no_expiry) else { panic!("expected tokens: {no_expiry}") };
+            assert_eq!(t.expires_in, None);
+        }
     }
 
     #[test]
@@ -287,6 +299,8 @@ mod tests {
             r#"{"access_token":7,"token_type":"Bearer"}"#,
             r#"{"access_token":"at","token_type":"Bearer","expires_in":-5}"#,
             r#"{"access_token":"at","token_type":"Bearer","expires_in":"soon"}"#,
+            r#"{"access_token":"at","token_type":"Bearer","expires_in":300.5}"#,
+            r#"{"access_token":"at","token_type":"Bearer","expires_in":[300]}"#,
             "not json",
         ] {
             assert!(matches!(ok(body), TokenOutcome::Malformed(MalformedToken::Shape(_))), "{body}");

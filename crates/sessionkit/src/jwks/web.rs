@@ -32,6 +32,22 @@ struct Jwk {
     y: Option<String>,
 }
 
+/// What WebCrypto's `importKey('jwk', ...)` gets: the key material only.
+#[derive(serde::Serialize)]
+struct PublicJwk<'a> {
+    kty: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crv: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: &'a Option<String>,
+}
+
 #[derive(Deserialize)]
 struct JwkSet {
     keys: Vec<Jwk>,
@@ -66,12 +82,9 @@ impl KeySet {
                     "OKP" => Family::Okp,
                     _ => return None,
                 };
-                let public = serde_json::json!({
-                    "kty": jwk.kty, "n": jwk.n, "e": jwk.e, "crv": jwk.crv, "x": jwk.x, "y": jwk.y, "ext": true,
-                });
-                let members = public.as_object()?.iter().filter(|(_, v)| !v.is_null());
-                let jwk_json = serde_json::Value::Object(members.map(|(k, v)| (k.clone(), v.clone())).collect());
-                Some(Key { kid: jwk.kid, family, jwk_json: jwk_json.to_string() })
+                let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
+                let jwk_json = serde_json::to_string(&public).ok()?;
+                Some(Key { kid: jwk.kid, family, jwk_json })
             })
             .collect();
         Ok(Self { keys })
