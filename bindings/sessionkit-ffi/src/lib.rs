@@ -164,12 +164,6 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The core's debug name of a reason or anomaly, without payload.
-fn name(value: &impl std::fmt::Debug) -> String {
-    let text = format!("{value:?}");
-    text.split([' ', '{', '(']).next().unwrap_or_default().to_owned()
-}
-
 impl From<sessionkit::SessionEvent> for SessionEvent {
     fn from(event: sessionkit::SessionEvent) -> Self {
         use sessionkit::SessionEvent as E;
@@ -185,11 +179,12 @@ impl From<sessionkit::SessionEvent> for SessionEvent {
                 },
                 time_left_ms: millis(time_left),
             },
-            E::Expired { session_id, reason } => Self::Expired { session_id, reason: name(&reason) },
+            E::Expired { session_id, reason } => Self::Expired { session_id, reason: reason.name().to_owned() },
             E::LoggedOut { session_id } => Self::LoggedOut { session_id },
-            E::AnomalySuspected { anomaly, .. } => Self::AnomalySuspected { anomaly: name(&anomaly) },
-            E::StorageProblem { problem, .. } => Self::StorageProblem { problem: name(&problem) },
-            other => Self::AnomalySuspected { anomaly: name(&other) },
+            E::AnomalySuspected { anomaly, .. } => Self::AnomalySuspected { anomaly: anomaly.name().to_owned() },
+            E::StorageProblem { problem, .. } => Self::StorageProblem { problem: problem.name().to_owned() },
+            // An event kind newer than this binding.
+            _ => Self::AnomalySuspected { anomaly: "Unknown".to_owned() },
         }
     }
 }

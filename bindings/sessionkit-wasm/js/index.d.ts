@@ -63,7 +63,7 @@ export type SessionEvent =
   | { type: 'loggedOut'; sessionId: string }
   | { type: 'anomaly'; anomaly: string }
   | { type: 'storageProblem'; problem: string }
-  | { type: 'other'; detail: string };
+  | { type: 'other' }; // an event kind newer than this version of the package
 
 export class SessionKit {
   private constructor();

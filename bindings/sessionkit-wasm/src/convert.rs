@@ -23,11 +23,10 @@ fn time(time: sessionkit::UnixTime) -> JsValue {
     JsValue::from_f64(time.as_millis() as f64)
 }
 
-/// The variant name of a reason or anomaly, lower camel case ("IdleTimeout" -> "idleTimeout").
-fn name(value: &impl std::fmt::Debug) -> JsValue {
-    let text = format!("{value:?}");
-    let head = text.split([' ', '{', '(']).next().unwrap_or_default();
-    let mut chars = head.chars();
+/// The core's stable name in lower camel case, as JavaScript spells it ("IdleTimeout" ->
+/// "idleTimeout").
+fn name(stable: &str) -> JsValue {
+    let mut chars = stable.chars();
     let camel: String = chars.next().map(|c| c.to_ascii_lowercase()).into_iter().chain(chars).collect();
     camel.into()
 }
@@ -51,20 +50,21 @@ pub(crate) fn event(event: &SessionEvent) -> JsValue {
         SessionEvent::ExpiringSoon { session_id, reason, time_left } => object(&[
             ("type", "expiringSoon".into()),
             id(session_id),
-            ("reason", name(reason)),
+            ("reason", name(reason.name())),
             ("timeLeftMs", millis(*time_left)),
         ]),
         SessionEvent::Expired { session_id, reason } => {
-            object(&[("type", "expired".into()), id(session_id), ("reason", name(reason))])
+            object(&[("type", "expired".into()), id(session_id), ("reason", name(reason.name()))])
         }
         SessionEvent::LoggedOut { session_id } => object(&[("type", "loggedOut".into()), id(session_id)]),
         SessionEvent::AnomalySuspected { anomaly, .. } => {
-            object(&[("type", "anomaly".into()), ("anomaly", name(anomaly))])
+            object(&[("type", "anomaly".into()), ("anomaly", name(anomaly.name()))])
         }
         SessionEvent::StorageProblem { problem, .. } => {
-            object(&[("type", "storageProblem".into()), ("problem", name(problem))])
+            object(&[("type", "storageProblem".into()), ("problem", name(problem.name()))])
         }
-        other => object(&[("type", "other".into()), ("detail", name(other))]),
+        // An event kind newer than this binding.
+        _ => object(&[("type", "other".into())]),
     }
 }
 

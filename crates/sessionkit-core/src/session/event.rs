@@ -36,6 +36,22 @@ pub enum EndReason {
     Anomaly,
 }
 
+impl EndReason {
+    /// The stable name bindings expose ("IdleTimeout"): part of their API, not a `Debug` detail.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NotSignedIn => "NotSignedIn",
+            Self::SignedOut => "SignedOut",
+            Self::IdleTimeout => "IdleTimeout",
+            Self::AbsoluteLifetime => "AbsoluteLifetime",
+            Self::RefreshRejected => "RefreshRejected",
+            Self::Revoked => "Revoked",
+            Self::AccessTokenExpired => "AccessTokenExpired",
+            Self::Anomaly => "Anomaly",
+        }
+    }
+}
+
 /// Which limit an "expiring soon" warning is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExpiryReason {
@@ -43,6 +59,16 @@ pub enum ExpiryReason {
     Idle,
     /// The absolute lifetime: only a new sign-in helps.
     Absolute,
+}
+
+impl ExpiryReason {
+    /// The stable name bindings expose ("Idle").
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Idle => "Idle",
+            Self::Absolute => "Absolute",
+        }
+    }
 }
 
 /// Something that suggests tampering, theft or a broken clock.
@@ -62,6 +88,18 @@ pub enum Anomaly {
     },
 }
 
+impl Anomaly {
+    /// The stable name bindings expose ("ClockJumpedBack"), without the payload.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SubjectChanged => "SubjectChanged",
+            Self::IssuerChanged => "IssuerChanged",
+            Self::InvalidIdToken => "InvalidIdToken",
+            Self::ClockJumpedBack { .. } => "ClockJumpedBack",
+        }
+    }
+}
+
 /// What kind of storage trouble the driver reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -70,6 +108,16 @@ pub enum StorageProblem {
     Unavailable,
     /// The stored record could not be read (corrupt or from a newer version); it was left as is.
     Unreadable,
+}
+
+impl StorageProblem {
+    /// The stable name bindings expose ("Unavailable").
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Unavailable => "Unavailable",
+            Self::Unreadable => "Unreadable",
+        }
+    }
 }
 
 /// One thing that happened to the session, in the same shape on every platform.
@@ -183,4 +231,42 @@ pub enum Action {
     Refresh(HttpRequest),
     /// Revoke this token; on failure, keep it and retry later (it is no longer in the session).
     Revoke(Revocation),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stable names are what the bindings published before they existed (the variant names
+    /// as `Debug` prints them): Kotlin and JS code comparing them keeps working.
+    #[test]
+    fn stable_names_are_the_variant_names() {
+        let variant = |debug: String| debug.split([' ', '{', '(']).next().unwrap_or_default().to_owned();
+        for reason in [
+            EndReason::NotSignedIn,
+            EndReason::SignedOut,
+            EndReason::IdleTimeout,
+            EndReason::AbsoluteLifetime,
+            EndReason::RefreshRejected,
+            EndReason::Revoked,
+            EndReason::AccessTokenExpired,
+            EndReason::Anomaly,
+        ] {
+            assert_eq!(reason.name(), variant(format!("{reason:?}")));
+        }
+        for reason in [ExpiryReason::Idle, ExpiryReason::Absolute] {
+            assert_eq!(reason.name(), variant(format!("{reason:?}")));
+        }
+        for anomaly in [
+            Anomaly::SubjectChanged,
+            Anomaly::IssuerChanged,
+            Anomaly::InvalidIdToken,
+            Anomaly::ClockJumpedBack { by: Duration::from_secs(5) },
+        ] {
+            assert_eq!(anomaly.name(), variant(format!("{anomaly:?}")));
+        }
+        for problem in [StorageProblem::Unavailable, StorageProblem::Unreadable] {
+            assert_eq!(problem.name(), variant(format!("{problem:?}")));
+        }
+    }
 }
