@@ -50,6 +50,6 @@ pub use policy::{PolicyError, SessionPolicy, SessionPolicyBuilder};
 pub use secret::Secret;
 pub use session::{
     Action, Anomaly, EndReason, ExpiryReason, Keys, RefreshStart, Revocation, Session, SessionEvent, SessionRecord,
-    SessionStatus, StorageProblem, StoreChange, TokenKind, TokenState,
+    PendingWrite, SessionStatus, StorageProblem, StoreChange, TokenKind, TokenState,
 };
 pub use time::{Now, UnixTime};

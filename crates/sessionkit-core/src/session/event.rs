@@ -223,10 +223,20 @@ impl Revocation {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Action {
-    /// Write this record (JSON, secret) to the store, replacing the previous one.
+    /// Write this record (JSON, secret) to the store, replacing the previous one. A driver whose
+    /// store is shared with other processes or tabs writes instead what
+    /// [`Session::prepare_write`](crate::Session::prepare_write) gives under its cross-context
+    /// lock, after reading the store, so that a newer record is never replaced.
     Persist(Secret),
-    /// Delete the stored record.
+    /// Delete the stored record, if it is this session's
+    /// ([`Session::wipe_applies_to`](crate::Session::wipe_applies_to) tells).
     Wipe,
+    /// Read the shared record (under the cross-context lock) and feed it to
+    /// [`Session::handle_store_changed`](crate::Session::handle_store_changed), or report
+    /// [`Session::handle_store_unreadable`](crate::Session::handle_store_unreadable): the idle
+    /// limit was reached here, and only the activity of every context sharing the store can
+    /// end the session.
+    SyncWithStore,
     /// Send this refresh request and feed the answer to `handle_refresh_response`.
     Refresh(HttpRequest),
     /// Revoke this token; on failure, keep it and retry later (it is no longer in the session).

@@ -198,6 +198,39 @@ struct Active {
     warned_idle: bool,
     warned_absolute: bool,
     persist_retry_at: Option<UnixTime>,
+    /// Whether a record of this session has been in the store (written here or read there):
+    /// from then on an empty store means another context ended it.
+    written: bool,
+    /// Changes queued for the store, and how many of them a write has carried.
+    changes: u64,
+    persisted_changes: u64,
+    /// The idle limit was reached on this context's own activity; the shared record decides.
+    idle_check: IdleCheck,
+    /// Activity recorded while the idle check was pending: it counts if the session lives on.
+    pending_activity: Option<UnixTime>,
+}
+
+/// Where the confirmation of an idle end stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdleCheck {
+    /// The idle limit has not been reached here.
+    NotNeeded,
+    /// [`Action::SyncWithStore`] was queued; its answer decides.
+    Requested,
+    /// The store could not be read; ask again at this time.
+    RetryAt(UnixTime),
+}
+
+/// A record to write, from [`Session::prepare_write`]; hand it back to
+/// [`Session::handle_persisted`] once it is in the store.
+#[derive(Debug)]
+pub struct PendingWrite {
+    /// The encoded record (secret).
+    pub record: Secret,
+    /// Its revision: higher than the store's.
+    pub revision: u64,
+    session_id: String,
+    changes: u64,
 }
 
 impl Active {
@@ -242,6 +275,10 @@ pub struct Session {
     /// Whether `server_offset_ms` comes from a `Date` header this session saw.
     server_clock_known: bool,
     state: State,
+    /// The highest revision of the store slot this session has written or read.
+    revision: u64,
+    /// The id of the session that ended last: its record is never written or adopted again.
+    ended_session_id: Option<String>,
     events: VecDeque<SessionEvent>,
     actions: VecDeque<Action>,
 }
@@ -257,6 +294,8 @@ impl Session {
             server_offset_ms: 0,
             server_clock_known: false,
             state: State::Ended(EndReason::NotSignedIn),
+            revision: 0,
+            ended_session_id: None,
             events: VecDeque::new(),
             actions: VecDeque::new(),
         }
@@ -356,12 +395,24 @@ impl Session {
         let State::Active(a) = &self.state else { return None };
         let idle_deadline = a.idle_deadline(&self.policy);
         let lead = self.policy.warning_lead();
-        let mut next = a.absolute_deadline.min(idle_deadline);
+        let mut next = a.absolute_deadline;
         let mut consider = |t: Option<UnixTime>| {
             if let Some(t) = t {
                 next = next.min(t);
             }
         };
+        consider(match a.idle_check {
+            IdleCheck::NotNeeded => Some(idle_deadline),
+            IdleCheck::Requested => None,
+            IdleCheck::RetryAt(at) => Some(at),
+        });
+        // Activity not yet in the store is written before the shared idle deadline it extends,
+        // so that a context checking that deadline sees it.
+        let flush_margin = self.policy.idle_timeout() / 4;
+        consider(
+            (a.last_activity_at > a.activity_persisted_at)
+                .then(|| a.activity_persisted_at.saturating_add(self.policy.idle_timeout()).saturating_sub(flush_margin)),
+        );
         consider((!a.warned_absolute).then(|| a.absolute_deadline.saturating_sub(lead)));
         consider((!a.warned_idle && idle_deadline < a.absolute_deadline).then(|| idle_deadline.saturating_sub(lead)));
         let background = self.policy.background_refresh();
@@ -450,10 +501,13 @@ impl Session {
             }
         };
         let session_id = random_identifier()?.expose().to_owned();
-        if let State::Active(old) = std::mem::replace(&mut self.state, State::Ended(EndReason::SignedOut)) {
+        let old = std::mem::replace(&mut self.state, State::Ended(EndReason::SignedOut));
+        self.start(session_id, claims, tokens, t);
+        // The new session's record first, then the old tokens' revocation.
+        if let State::Active(old) = old {
+            self.ended_session_id = Some(old.session_id);
             self.queue_revocations(old.tokens.refresh_token, Some(old.tokens.access_token));
         }
-        self.start(session_id, claims, tokens, t);
         Ok(())
     }
 
@@ -473,10 +527,12 @@ impl Session {
         }
         self.clock = ClockGuard::starting_at(record.last_seen_at);
         self.server_offset_ms = record.server_offset_ms;
+        self.revision = self.revision.max(record.revision);
         let (session_id, subject) = (record.session_id.clone(), record.subject.clone());
         self.state = State::Active(Box::new(self.active_from_record(record)));
         let t = self.observe(now);
-        if !self.end_if_limit_reached(t) {
+        // The record was just read from the store: its activity is the shared one.
+        if !self.end_if_limit_reached(t, true) {
             self.events.push_back(SessionEvent::Restored { session_id, subject });
         }
         Ok(())
@@ -485,7 +541,12 @@ impl Session {
     /// Counts user activity: the idle timeout restarts from `now` (unless it already passed).
     pub fn record_activity(&mut self, now: Now) {
         let t = self.observe(now);
-        if self.end_if_limit_reached(t) {
+        if self.end_if_limit_reached(t, false) {
+            // Past the idle limit here: if the shared record keeps the session alive, this
+            // activity counts once that is known.
+            if let State::Active(a) = &mut self.state {
+                a.pending_activity = Some(t);
+            }
             return;
         }
         let persist_every = (self.policy.idle_timeout() / 4).min(Duration::from_secs(60));
@@ -501,8 +562,9 @@ impl Session {
     /// Asks for a refresh now (a caller got [`TokenState::Renewable`]).
     pub fn request_refresh(&mut self, now: Now) -> RefreshStart {
         let t = self.observe(now);
-        if self.end_if_limit_reached(t) || self.end_if_expired_without_refresh(t) {
-            return RefreshStart::Impossible(self.end_reason().unwrap_or(EndReason::NotSignedIn));
+        if self.end_if_limit_reached(t, false) || self.end_if_expired_without_refresh(t) {
+            // Still active: past the idle limit here, waiting for the shared record.
+            return RefreshStart::Impossible(self.end_reason().unwrap_or(EndReason::IdleTimeout));
         }
         let State::Active(a) = &mut self.state else {
             return RefreshStart::Impossible(self.end_reason().unwrap_or(EndReason::NotSignedIn));
@@ -578,10 +640,19 @@ impl Session {
     /// Runs the timers: limits, warnings, scheduled refreshes and persistence retries.
     pub fn handle_timeout(&mut self, now: Now) {
         let t = self.observe(now);
-        if self.end_if_limit_reached(t) || self.end_if_expired_without_refresh(t) {
+        if self.end_if_limit_reached(t, false) || self.end_if_expired_without_refresh(t) {
             return;
         }
         let policy = self.policy;
+        let State::Active(a) = &mut self.state else { return };
+        let flush_at = a
+            .activity_persisted_at
+            .saturating_add(policy.idle_timeout())
+            .saturating_sub(policy.idle_timeout() / 4);
+        if a.last_activity_at > a.activity_persisted_at && t >= flush_at {
+            a.activity_persisted_at = a.last_activity_at;
+            self.queue_persist();
+        }
         let State::Active(a) = &mut self.state else { return };
         let absolute_left = a.absolute_deadline.saturating_duration_since(t);
         if !a.warned_absolute && absolute_left <= policy.warning_lead() {
@@ -632,38 +703,60 @@ impl Session {
         self.events.push_back(SessionEvent::StorageProblem { session_id, problem: StorageProblem::Unavailable });
     }
 
-    /// Another process or tab changed the shared store; `record` is what it holds now.
-    /// Newer tokens for this session are adopted (no refresh of our own: the old refresh
-    /// token was rotated away), another sign-in replaces this one, and an empty store ends it.
+    /// Another process or tab changed the shared store; `record` is what it holds now (read
+    /// under the cross-context lock). Newer tokens of this session are adopted (no refresh of
+    /// our own: the old refresh token was rotated away) and the later activity of either side
+    /// counts; another context's later sign-in replaces this session, but a sign-in here that
+    /// is not written yet wins over what it finds; an empty store ends a session whose record
+    /// had been stored (another context signed out). A pending idle end is decided here, on the
+    /// shared activity.
     pub fn handle_store_changed(&mut self, record: Option<&[u8]>, now: Now) -> Result<StoreChange, CoreError> {
         let t = self.observe(now);
         let Some(bytes) = record else {
-            // An empty store ends the session only if our record had been written: after a
-            // failed write, the store's emptiness says nothing about other contexts.
-            if matches!(&self.state, State::Active(a) if a.persist_retry_at.is_none()) {
+            if matches!(&self.state, State::Active(a) if a.written) {
                 self.end(EndReason::Revoked, false);
                 self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
                 return Ok(StoreChange::Ended);
             }
+            // Not written yet (a fresh sign-in, or a failed write): the store's emptiness says
+            // nothing about other contexts.
+            self.confirm_idle(t);
             return Ok(StoreChange::Unchanged);
         };
         let record = SessionRecord::decode(bytes)?;
         if record.issuer != self.metadata.issuer || record.client_id != self.client.client_id {
             return Err(RecordError::DifferentClient.into());
         }
+        self.revision = self.revision.max(record.revision);
+        if self.ended_session_id.as_deref() == Some(record.session_id.as_str()) {
+            // A session that ended here is never brought back; its record goes again.
+            self.actions.push_back(Action::Wipe);
+            return Ok(StoreChange::Unchanged);
+        }
+        let mut share_activity = false;
         let change = match &mut self.state {
             State::Active(a) if a.session_id == record.session_id => {
-                a.last_activity_at = a.last_activity_at.max(record.last_activity_at);
-                if record.access_token_issued_at <= a.tokens.issued_at {
-                    return Ok(StoreChange::Unchanged);
+                a.written = true;
+                if record.last_activity_at > a.last_activity_at {
+                    a.last_activity_at = record.last_activity_at;
+                    a.activity_persisted_at = a.activity_persisted_at.max(record.last_activity_at);
+                } else if a.last_activity_at > a.activity_persisted_at.max(record.last_activity_at) {
+                    // Our later activity is for the others to see too.
+                    share_activity = true;
                 }
-                let adopted = self.active_from_record(record);
-                let State::Active(a) = &mut self.state else { return Ok(StoreChange::Unchanged) };
-                a.tokens = adopted.tokens;
-                a.refresh = RefreshState::Idle;
-                self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
-                StoreChange::Adopted
+                if record.access_token_issued_at <= a.tokens.issued_at {
+                    StoreChange::Unchanged
+                } else {
+                    let adopted = self.active_from_record(record);
+                    let State::Active(a) = &mut self.state else { return Ok(StoreChange::Unchanged) };
+                    a.tokens = adopted.tokens;
+                    a.refresh = RefreshState::Idle;
+                    self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
+                    StoreChange::Adopted
+                }
             }
+            // A sign-in here not written yet is newer than whatever the store holds.
+            State::Active(a) if !a.written => StoreChange::Unchanged,
             _ => {
                 let (session_id, subject) = (record.session_id.clone(), record.subject.clone());
                 self.state = State::Active(Box::new(self.active_from_record(record)));
@@ -672,8 +765,71 @@ impl Session {
                 StoreChange::Adopted
             }
         };
-        self.end_if_limit_reached(t);
+        self.confirm_idle(t);
+        if share_activity && let State::Active(a) = &mut self.state {
+            a.activity_persisted_at = a.last_activity_at;
+            self.queue_persist();
+        }
         Ok(change)
+    }
+
+    /// The store could not be read for an idle check: the session stays (unusable here while
+    /// past the local idle limit) and the check is asked again after [`PERSIST_RETRY`].
+    pub fn handle_store_unreadable(&mut self, now: Now) {
+        let t = self.observe(now);
+        if let State::Active(a) = &mut self.state
+            && a.idle_check == IdleCheck::Requested
+        {
+            a.idle_check = IdleCheck::RetryAt(t.saturating_add(PERSIST_RETRY));
+        }
+    }
+
+    /// For a driver whose store is shared: under the cross-context lock, with `stored` the
+    /// record the store holds now, merges it ([`handle_store_changed`](Self::handle_store_changed))
+    /// and gives the record to write, if this session has changes the store lacks. Its
+    /// revision is above every revision seen, so a newer record is never replaced; an ended
+    /// session gives nothing, so no write lands after a logout or an end.
+    pub fn prepare_write(&mut self, stored: Option<&[u8]>, now: Now) -> Result<Option<PendingWrite>, CoreError> {
+        match self.handle_store_changed(stored, now) {
+            Ok(_) => {}
+            // A record this build cannot read is not replaced from here (a newer app wrote it).
+            Err(CoreError::Record(RecordError::Corrupt(_))) => {}
+            Err(error) => return Err(error),
+        }
+        let State::Active(a) = &self.state else { return Ok(None) };
+        if a.written && a.changes == a.persisted_changes {
+            return Ok(None);
+        }
+        let revision = self.revision.saturating_add(1);
+        Ok(Some(PendingWrite {
+            record: self.encode_record(revision),
+            revision,
+            session_id: a.session_id.clone(),
+            changes: a.changes,
+        }))
+    }
+
+    /// A record from [`prepare_write`](Self::prepare_write) is in the store.
+    pub fn handle_persisted(&mut self, write: &PendingWrite) {
+        self.revision = self.revision.max(write.revision);
+        if let State::Active(a) = &mut self.state
+            && a.session_id == write.session_id
+        {
+            a.written = true;
+            a.persisted_changes = write.changes;
+            a.persist_retry_at = None;
+        }
+    }
+
+    /// Whether a [`Action::Wipe`] should delete `stored`: the record of the session that ended
+    /// here (or anything, after a sign-out with no session), never another context's later sign-in.
+    pub fn wipe_applies_to(&self, stored: &[u8]) -> bool {
+        match (SessionRecord::decode(stored), &self.ended_session_id) {
+            (Ok(record), Some(ended)) => record.session_id == *ended,
+            (Ok(_), None) => self.end_reason() == Some(EndReason::SignedOut),
+            // Unreadable: a sign-out removes it; nothing else touches it.
+            (Err(_), _) => self.end_reason() == Some(EndReason::SignedOut),
+        }
     }
 
     /// Signs out: wipe first (memory and store), then revoke the refresh token, then return
@@ -687,6 +843,7 @@ impl Session {
         self.actions.retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_)));
         self.actions.push_back(Action::Wipe);
         let Active { session_id, tokens, .. } = *a;
+        self.ended_session_id = Some(session_id.clone());
         self.queue_revocations(tokens.refresh_token, Some(tokens.access_token));
         self.events.push_back(SessionEvent::LoggedOut { session_id });
         let Some(endpoint) = &self.metadata.end_session_endpoint else { return Ok(None) };
@@ -744,6 +901,11 @@ impl Session {
             warned_idle: false,
             warned_absolute: false,
             persist_retry_at: None,
+            written: false,
+            changes: 0,
+            persisted_changes: 0,
+            idle_check: IdleCheck::NotNeeded,
+            pending_activity: None,
         }));
         self.queue_persist();
     }
@@ -843,17 +1005,38 @@ impl Session {
         delay
     }
 
-    /// Ends the session if the idle or absolute limit has passed; true if it did (or had).
-    fn end_if_limit_reached(&mut self, t: UnixTime) -> bool {
-        match &self.state {
-            State::Ended(_) => true,
-            State::Active(a) => match a.limit_reached(t, &self.policy) {
-                Some(reason) => {
-                    self.end(reason, true);
-                    true
+    /// Ends the session if the idle or absolute limit has passed; true if it did (or had), or
+    /// if the idle limit passed on this context's activity and the shared record must decide
+    /// (`shared_read`: the caller has just read it). The absolute limit is the same everywhere.
+    fn end_if_limit_reached(&mut self, t: UnixTime, shared_read: bool) -> bool {
+        let State::Active(a) = &mut self.state else { return true };
+        match a.limit_reached(t, &self.policy) {
+            None => false,
+            Some(EndReason::IdleTimeout) if !shared_read => {
+                if a.idle_check == IdleCheck::NotNeeded || matches!(a.idle_check, IdleCheck::RetryAt(at) if at <= t) {
+                    a.idle_check = IdleCheck::Requested;
+                    self.actions.push_back(Action::SyncWithStore);
                 }
-                None => false,
-            },
+                true
+            }
+            Some(reason) => {
+                self.end(reason, true);
+                true
+            }
+        }
+    }
+
+    /// After a read of the shared record: ends the session if the shared activity is past the
+    /// idle limit too, otherwise lets activity held back meanwhile count.
+    fn confirm_idle(&mut self, t: UnixTime) {
+        if self.end_if_limit_reached(t, true) {
+            return;
+        }
+        let State::Active(a) = &mut self.state else { return };
+        a.idle_check = IdleCheck::NotNeeded;
+        if let Some(pending) = a.pending_activity.take() {
+            a.last_activity_at = a.last_activity_at.max(pending);
+            a.warned_idle = false;
         }
     }
 
@@ -869,11 +1052,12 @@ impl Session {
     /// Ends an active session: wipe, optionally revoke, tell the app.
     fn end(&mut self, reason: EndReason, revoke: bool) {
         let State::Active(a) = std::mem::replace(&mut self.state, State::Ended(reason)) else { return };
-        self.actions.retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_)));
+        self.actions.retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_) | Action::SyncWithStore));
         if reason != EndReason::Revoked {
             self.actions.push_back(Action::Wipe);
         }
         let Active { session_id, tokens, .. } = *a;
+        self.ended_session_id = Some(session_id.clone());
         if revoke {
             self.queue_revocations(tokens.refresh_token, Some(tokens.access_token));
         }
@@ -903,9 +1087,20 @@ impl Session {
     }
 
     fn queue_persist(&mut self) {
-        let State::Active(a) = &self.state else { return };
-        let record = SessionRecord {
+        let State::Active(a) = &mut self.state else { return };
+        a.changes = a.changes.wrapping_add(1);
+        let record = self.encode_record(self.revision.saturating_add(1));
+        // Only the latest record matters: drop an unwritten older one.
+        self.actions.retain(|action| !matches!(action, Action::Persist(_)));
+        self.actions.push_back(Action::Persist(record));
+    }
+
+    /// The record of the active session (empty if there is none), at `revision`.
+    fn encode_record(&self, revision: u64) -> Secret {
+        let State::Active(a) = &self.state else { return Secret::new(String::new()) };
+        SessionRecord {
             schema_version: CURRENT_SCHEMA_VERSION,
+            revision,
             session_id: a.session_id.clone(),
             issuer: self.metadata.issuer.clone(),
             client_id: self.client.client_id.clone(),
@@ -921,10 +1116,8 @@ impl Session {
             last_activity_at: a.last_activity_at,
             last_seen_at: self.clock.high_water(),
             server_offset_ms: self.server_offset_ms,
-        };
-        // Only the latest record matters: drop an unwritten older one.
-        self.actions.retain(|action| !matches!(action, Action::Persist(_)));
-        self.actions.push_back(Action::Persist(record.encode()));
+        }
+        .encode()
     }
 
     fn active_from_record(&self, record: SessionRecord) -> Active {
@@ -953,6 +1146,11 @@ impl Session {
             warned_idle: false,
             warned_absolute: false,
             persist_retry_at: None,
+            written: true,
+            changes: 0,
+            persisted_changes: 0,
+            idle_check: IdleCheck::NotNeeded,
+            pending_activity: None,
         }
     }
 }

@@ -1,10 +1,14 @@
 //! The persisted session record: what survives a restart, versioned.
 //!
 //! The record is JSON with a `schema_version`. [`SessionRecord::decode`] reads every version
-//! this build knows (today: 1) and refuses newer ones with
-//! [`RecordError::UnsupportedVersion`], so an older app never overwrites what a newer one
-//! wrote. `tests/fixtures/session-record-v1.json` is a frozen version-1 record that the test
-//! suite must always read; never edit it, add a new fixture for a new version instead.
+//! this build knows (1 and 2) and refuses newer ones with [`RecordError::UnsupportedVersion`],
+//! so an older app never overwrites what a newer one wrote. `tests/fixtures/session-record-v1.json`
+//! and `session-record-v2.json` are frozen records that the test suite must always read; never
+//! edit them, add a new fixture for a new version instead.
+//!
+//! Version 2 adds `revision`: a counter that every write of the store slot raises (across
+//! sessions: a new sign-in continues the count), so that a writer can tell a newer record from
+//! an older one and never replaces the newer. A version-1 record reads as revision 0.
 //!
 //! The encoded record holds tokens and is returned as a [`Secret`].
 
@@ -13,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Secret, UnixTime};
 
 /// The schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u32 = 1;
+pub const CURRENT_SCHEMA_VERSION: u32 = 2;
 /// The largest record accepted.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
@@ -32,11 +36,14 @@ pub enum RecordError {
     DifferentClient,
 }
 
-/// Version 1 of the persisted session.
+/// The persisted session (version 2; version 1 lacks `revision`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// Always [`CURRENT_SCHEMA_VERSION`] when written by this build.
     pub schema_version: u32,
+    /// Raised by every write of the store slot; 0 for a version-1 record.
+    #[serde(default)]
+    pub revision: u64,
     /// The session's random id (events and logs use this, never a token).
     pub session_id: String,
     /// The issuer the tokens came from.
@@ -89,7 +96,10 @@ impl SessionRecord {
         let probe: VersionProbe =
             serde_json::from_slice(bytes).map_err(|_| RecordError::Corrupt("no schema_version"))?;
         match probe.schema_version {
-            1 => serde_json::from_slice(bytes).map_err(|_| RecordError::Corrupt("fields missing or of the wrong type")),
+            // Version 1 is version 2 without `revision` (read as 0, the oldest).
+            1 | 2 => {
+                serde_json::from_slice(bytes).map_err(|_| RecordError::Corrupt("fields missing or of the wrong type"))
+            }
             other => Err(RecordError::UnsupportedVersion(other)),
         }
     }

@@ -129,14 +129,27 @@ pub fn policy() -> SessionPolicy {
     SessionPolicy::default()
 }
 
+/// A session driven as a single-context driver would: what it persists lands in `store`, and
+/// the shared-record checks it asks for ([`Action::SyncWithStore`]) are answered from there.
 pub struct Harness {
     pub session: Session,
     pub clock: ManualClock,
+    pub store: Option<Secret>,
+    pending: Vec<Action>,
 }
 
 impl Harness {
+    pub fn with(session: Session, clock: ManualClock) -> Self {
+        Self { session, clock, store: None, pending: Vec::new() }
+    }
+
     pub fn signed_out(policy: SessionPolicy) -> Self {
-        Self { session: Session::new(client(), metadata(), policy), clock: ManualClock::new() }
+        Self {
+            session: Session::new(client(), metadata(), policy),
+            clock: ManualClock::new(),
+            store: None,
+            pending: Vec::new(),
+        }
     }
 
     /// Signs `sub` in with access token `at1` (300 s) and refresh token `rt1`.
@@ -159,11 +172,42 @@ impl Harness {
         self.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, self.clock.now())
     }
 
+    /// Performs the store's side of the queued actions (bounded); keeps the others for
+    /// [`actions`](Self::actions). `SyncWithStore` is answered and not kept.
+    pub fn pump(&mut self) {
+        for _ in 0..1000 {
+            let Some(action) = self.session.poll_action() else { return };
+            match &action {
+                Action::SyncWithStore => {
+                    let stored = self.store.as_ref().map(|s| s.expose().as_bytes().to_vec());
+                    self.session.handle_store_changed(stored.as_deref(), self.clock.now()).unwrap();
+                    continue;
+                }
+                Action::Persist(_) => {
+                    let stored = self.store.as_ref().map(|s| s.expose().as_bytes().to_vec());
+                    if let Some(write) = self.session.prepare_write(stored.as_deref(), self.clock.now()).unwrap() {
+                        self.store = Some(write.record.clone());
+                        self.session.handle_persisted(&write);
+                    }
+                }
+                Action::Wipe => {
+                    if self.store.as_ref().is_some_and(|s| self.session.wipe_applies_to(s.expose().as_bytes())) {
+                        self.store = None;
+                    }
+                }
+                _ => {}
+            }
+            self.pending.push(action);
+        }
+    }
+
     pub fn actions(&mut self) -> Vec<Action> {
-        std::iter::from_fn(|| self.session.poll_action()).collect()
+        self.pump();
+        std::mem::take(&mut self.pending)
     }
 
     pub fn events(&mut self) -> Vec<SessionEvent> {
+        self.pump();
         std::iter::from_fn(|| self.session.poll_event()).collect()
     }
 

@@ -19,7 +19,7 @@ fn login_starts_a_session_persists_it_and_says_so() {
     assert_eq!(records.len(), 1, "{actions:?}");
     let record = SessionRecord::decode(records[0].expose().as_bytes()).unwrap();
     assert_eq!(record.subject, "alice");
-    assert_eq!(record.schema_version, 1);
+    assert_eq!(record.schema_version, 2);
     assert!(record.refresh_token.unwrap().constant_time_eq("rt1"));
     assert_eq!(record.started_at, h.clock.wall());
 

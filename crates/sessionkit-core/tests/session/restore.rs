@@ -51,8 +51,8 @@ fn unreadable_records_are_left_alone() {
         let err = session.restore(bytes, clock.now()).unwrap_err();
         assert!(matches!(err, CoreError::Record(RecordError::Corrupt(_))), "{err:?}");
     }
-    let newer = br#"{"schema_version":2,"whatever":true}"#;
-    assert_eq!(session.restore(newer, clock.now()), Err(CoreError::Record(RecordError::UnsupportedVersion(2))));
+    let newer = br#"{"schema_version":3,"whatever":true}"#;
+    assert_eq!(session.restore(newer, clock.now()), Err(CoreError::Record(RecordError::UnsupportedVersion(3))));
     assert!(session.poll_action().is_none(), "never wiped");
     assert!(matches!(
         session.poll_event(),
@@ -90,7 +90,7 @@ fn another_context_rotated_the_token_so_we_adopt_it_instead_of_refreshing() {
     // Two contexts share one store. B refreshes; A, about to refresh, reads the store first.
     let mut a = Harness::signed_in(policy());
     let record = persisted(&a.actions()).pop().unwrap();
-    let mut b = Harness { session: fresh_session(), clock: a.clock.clone() };
+    let mut b = Harness::with(fresh_session(), a.clock.clone());
     b.session.restore(record.expose().as_bytes(), b.clock.now()).unwrap();
     b.drain();
 
@@ -134,8 +134,10 @@ fn an_empty_store_means_signed_out_elsewhere() {
 
 #[test]
 fn an_empty_store_after_a_failed_write_is_not_a_logout() {
-    let mut h = Harness::signed_in(policy());
-    h.drain();
+    let mut h = Harness::signed_out(policy());
+    h.login("alice", "at1", Some("rt1"), 300).unwrap();
+    // The sign-in's record never reached the store.
+    while h.session.poll_action().is_some() {}
     h.session.handle_persist_failed(h.clock.now());
     assert_eq!(h.session.handle_store_changed(None, h.clock.now()).unwrap(), StoreChange::Unchanged);
     assert_eq!(h.token().as_deref(), Some("at1"));
@@ -144,7 +146,7 @@ fn an_empty_store_after_a_failed_write_is_not_a_logout() {
 #[test]
 fn a_sign_in_elsewhere_is_adopted() {
     let (record, clock) = stored();
-    let mut h = Harness { session: fresh_session(), clock };
+    let mut h = Harness::with(fresh_session(), clock);
     assert_eq!(h.session.handle_store_changed(Some(&record), h.clock.now()).unwrap(), StoreChange::Adopted);
     assert_eq!(h.token().as_deref(), Some("at1"));
     let decoded = SessionRecord::decode(&record).unwrap();
