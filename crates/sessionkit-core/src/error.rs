@@ -111,7 +111,7 @@ impl From<CoreError> for SessionError {
         let message = error.to_string();
         match error {
             // A busy or failing provider is not a misconfiguration.
-            CoreError::Discovery(DiscoveryError::Status(status)) if status == 429 || status >= 500 => {
+            CoreError::Discovery(DiscoveryError::Status(status)) if crate::http::is_transient_status(status) => {
                 Self::RetryLater { message, retry_after: None }
             }
             CoreError::Config(_) | CoreError::Policy(_) | CoreError::Discovery(_) | CoreError::Random(_) => {

@@ -68,7 +68,14 @@ pub struct HttpResponse {
     body: Zeroizing<Vec<u8>>,
 }
 
+/// The one rule for "the server is busy or failing, try again later": 429 and every 5xx.
+/// Everything else is an answer (a success, or a refusal that retrying would not change).
+pub const fn is_transient_status(status: u16) -> bool {
+    status == 429 || (status >= 500 && status <= 599)
+}
+
 impl HttpResponse {
+    /// Whether the answer is transient (see [`is_transient_status`]): retry later, keep state.
     /// A response with a status and body and no headers yet.
     pub fn new(status: u16, body: Vec<u8>) -> Self {
         Self { status, headers: Vec::new(), body: Zeroizing::new(body) }
@@ -79,6 +86,11 @@ impl HttpResponse {
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
         self
+    }
+
+    /// The status code.
+    pub fn is_transient(&self) -> bool {
+        is_transient_status(self.status)
     }
 
     /// The status code.

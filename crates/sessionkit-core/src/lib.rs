@@ -49,7 +49,7 @@ pub use error::{CoreError, SessionError};
 pub use policy::{PolicyError, SessionPolicy, SessionPolicyBuilder};
 pub use secret::Secret;
 pub use session::{
-    Action, Anomaly, EndReason, ExpiryReason, Keys, RefreshStart, Revocation, Session, SessionEvent, SessionRecord,
-    PendingWrite, SessionStatus, StorageProblem, StoreChange, TokenKind, TokenState,
+    Action, Anomaly, EndReason, ExpiryReason, Keys, PendingWrite, RefreshStart, Revocation, RevocationOutcome, Session,
+    SessionEvent, SessionRecord, SessionStatus, StorageProblem, StoreChange, TokenKind, TokenState,
 };
 pub use time::{Now, UnixTime};

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use sessionkit_core::oidc::client::{ClientConfig, Issuer, RedirectUri};
 use sessionkit_core::{CoreError, SessionError, SessionPolicy};
 
-use crate::http::HttpOptions;
+use crate::clock::Clock;
+use crate::http::{HttpClient, HttpOptions};
+use crate::lock::ContextLock;
 use crate::store::{MemoryStore, SecureStore};
 
 /// A validated client configuration.
@@ -30,6 +32,9 @@ pub struct SessionConfig {
     pub(crate) policy: SessionPolicy,
     pub(crate) store: Arc<dyn SecureStore>,
     pub(crate) http: HttpOptions,
+    pub(crate) http_client: Option<Arc<dyn HttpClient>>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
+    pub(crate) context_lock: Option<Arc<dyn ContextLock>>,
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) lock_dir: Option<PathBuf>,
     /// The browser store, when it is the store: the cross-tab lock keeps it in step.
@@ -59,6 +64,9 @@ impl SessionConfig {
             policy: SessionPolicy::default(),
             store: None,
             http: HttpOptions::default(),
+            http_client: None,
+            clock: None,
+            context_lock: None,
             #[cfg(not(target_arch = "wasm32"))]
             lock_dir: None,
             #[cfg(target_arch = "wasm32")]
@@ -88,6 +96,9 @@ pub struct SessionConfigBuilder {
     policy: SessionPolicy,
     store: Option<Arc<dyn SecureStore>>,
     http: HttpOptions,
+    http_client: Option<Arc<dyn HttpClient>>,
+    clock: Option<Arc<dyn Clock>>,
+    context_lock: Option<Arc<dyn ContextLock>>,
     #[cfg(not(target_arch = "wasm32"))]
     lock_dir: Option<PathBuf>,
     #[cfg(target_arch = "wasm32")]
@@ -142,10 +153,35 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// The directory for the cross-process refresh lock (default: the system temp directory).
+    /// The directory for the cross-process lock: a private directory of this user, created
+    /// 0700 if missing (default: `$XDG_RUNTIME_DIR/sessionkit`, else the user's cache
+    /// directory). Processes sharing a session must name the same one: on iOS the app group
+    /// container shared by an app and its extension, on Android the app's files directory.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn lock_dir(mut self, dir: PathBuf) -> Self {
         self.lock_dir = Some(dir);
+        self
+    }
+
+    /// The network under the driver (default: [`PlatformHttp`](crate::http::PlatformHttp) built
+    /// from [`http`](Self::http)'s options). For an app's own HTTP stack, and for tests that
+    /// script a provider.
+    pub fn http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Where the driver reads the time (default: [`SystemClock`](crate::clock::SystemClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The lock shared by every context using this store (default: a
+    /// [`FileLock`](crate::lock::FileLock) in [`lock_dir`](Self::lock_dir) natively, a Web Lock
+    /// in the browser).
+    pub fn context_lock(mut self, lock: Arc<dyn ContextLock>) -> Self {
+        self.context_lock = Some(lock);
         self
     }
 
@@ -163,6 +199,9 @@ impl SessionConfigBuilder {
             policy: self.policy,
             store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
             http: self.http,
+            http_client: self.http_client,
+            clock: self.clock,
+            context_lock: self.context_lock,
             #[cfg(not(target_arch = "wasm32"))]
             lock_dir: self.lock_dir,
             #[cfg(target_arch = "wasm32")]

@@ -8,8 +8,6 @@
 //! different issuer or a 4xx is never papered over by the cache. The copies go with the session
 //! when it is wiped (logout, expiry): without a session there is nothing to restore offline.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use sessionkit_core::http::HttpRequest;
 use sessionkit_core::oidc::client::Issuer;
@@ -19,7 +17,7 @@ use sessionkit_core::{CoreError, Secret};
 use crate::error::{self, Error};
 use crate::http::{Transport, TransportError};
 use crate::jwks::{Jwks, JwksError};
-use crate::store::SecureStore;
+use crate::shared::SharedStore;
 
 #[derive(Serialize, Deserialize, Default)]
 struct Cached {
@@ -27,15 +25,9 @@ struct Cached {
     jwks: Option<String>,
 }
 
-fn transient_status(status: u16) -> bool {
-    status == 429 || status >= 500
-}
-
-async fn load_cache(store: &Arc<dyn SecureStore>, key: &str) -> Cached {
-    let (store, key) = (store.clone(), key.to_owned());
-    let loaded = crate::runtime::run_blocking(move || store.load(&key)).await;
-    match loaded {
-        Some(Ok(Some(text))) => serde_json::from_str(text.expose()).unwrap_or_default(),
+async fn load_cache(shared: &SharedStore) -> Cached {
+    match shared.load_unordered(&shared.slots.provider).await {
+        Ok(Some(text)) => serde_json::from_str(text.expose()).unwrap_or_default(),
         _ => Cached::default(),
     }
 }
@@ -45,18 +37,17 @@ async fn load_cache(store: &Arc<dyn SecureStore>, key: &str) -> Cached {
 pub(crate) async fn load(
     transport: &Transport,
     issuer: &Issuer,
-    store: &Arc<dyn SecureStore>,
-    key: &str,
+    shared: &SharedStore,
 ) -> Result<(ProviderMetadata, Jwks), Error> {
     let mut cache: Option<Cached> = None;
     let request = HttpRequest::get_json(issuer.discovery_url());
     let (metadata, fresh_discovery) = match transport.send_idempotent(&request).await {
-        Ok(response) if !transient_status(response.status()) => {
+        Ok(response) if !response.is_transient() => {
             let metadata = ProviderMetadata::from_response(issuer, &response).map_err(CoreError::from)?;
             (metadata, Some(String::from_utf8_lossy(response.body()).into_owned()))
         }
         outcome => {
-            let cached = cache.get_or_insert(load_cache(store, key).await);
+            let cached = cache.get_or_insert(load_cache(shared).await);
             let Some(document) = &cached.discovery else {
                 return Err(match outcome {
                     Ok(response) => CoreError::Discovery(DiscoveryError::Status(response.status())).into(),
@@ -73,11 +64,11 @@ pub(crate) async fn load(
         Err(JwksError::Transport(
             TransportError::Connect { .. } | TransportError::Timeout { .. } | TransportError::Other { .. },
         )) => None,
-        Err(JwksError::Status(status)) if transient_status(status) => None,
+        Err(JwksError::Status(status)) if sessionkit_core::http::is_transient_status(status) => None,
         Err(e) => return Err(error::jwks(&e)),
     };
     if fresh_jwks.is_none() {
-        let cached = cache.get_or_insert(load_cache(store, key).await);
+        let cached = cache.get_or_insert(load_cache(shared).await);
         let document = cached.jwks.as_deref().ok_or_else(|| Error::RetryLater {
             message: "the provider's signing keys could not be fetched".into(),
             retry_after: None,
@@ -87,9 +78,8 @@ pub(crate) async fn load(
     }
     if let (Some(discovery), Some(keys)) = (fresh_discovery, fresh_jwks) {
         let text = serde_json::to_string(&Cached { discovery: Some(discovery), jwks: Some(keys) }).unwrap_or_default();
-        let (store, key) = (store.clone(), key.to_owned());
-        let saved = crate::runtime::run_blocking(move || store.save(&key, &Secret::new(text))).await;
-        if !matches!(saved, Some(Ok(()))) {
+        // Public documents: written outside the session's turn (see `SharedStore::save_unordered`).
+        if shared.save_unordered(&shared.slots.provider, Secret::new(text)).await.is_err() {
             tracing::debug!("the provider documents could not be cached");
         }
     }

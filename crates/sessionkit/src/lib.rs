@@ -23,20 +23,27 @@
 //! logs) and [`store`] for where tokens are kept.
 #![forbid(unsafe_code)]
 
+mod actions;
 mod client;
+pub mod clock;
 mod config;
 mod discovery;
 mod error;
 pub mod http;
 mod jwks;
-mod lock;
+pub mod lock;
+mod login;
 #[cfg(not(target_arch = "wasm32"))]
 mod loopback;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod pinning;
+mod refresh;
 mod revocation;
 mod runtime;
+mod shared;
 pub mod store;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use http::pinning;
+pub use runtime::{BoxFuture, MaybeSend};
 
 pub use client::{DeviceCode, LoginRequest, SessionClient};
 pub use config::{SessionConfig, SessionConfigBuilder};

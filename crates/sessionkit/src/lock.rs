@@ -1,96 +1,257 @@
-//! The cross-process refresh lock: an OS file lock, so that two processes sharing one store
-//! (two desktop instances, an app and its extension) refresh once between them.
+//! The cross-context lock: one writer of the shared store at a time across processes (two
+//! desktop instances, an app and its extension) or browser tabs, so that they refresh once
+//! between them and never write over each other.
 //!
-//! The holder refreshes and persists the rotated token before it lets go; the other process,
-//! once it gets the lock, re-reads the store and adopts the new token instead of replaying the
-//! old one (which providers answer by revoking the whole grant). The OS releases the lock when
-//! its holder dies, so a crashed process never blocks the others; a holder that hangs makes
-//! the others give up after 15 seconds with a retryable error.
+//! Every store write of a session happens while this lock is held (see `shared.rs`), and the
+//! refresh protocol holds it from the store read before a refresh to the write of the rotated
+//! token. The lock is a small trait, [`ContextLock`], so that tests can model processes that
+//! die while holding it:
+//! - natively, [`FileLock`]: an OS file lock (`flock`), released by the OS when its holder dies.
+//!   The file lives in a private per-user directory (`$XDG_RUNTIME_DIR/sessionkit`, else the
+//!   user's cache directory, or the app's choice through `lock_dir`: the iOS app group
+//!   container, Android's files directory). The directory must be the user's own and not
+//!   writable by others, the file is opened without following symlinks, created 0600, and
+//!   refused if another user owns it: on a shared machine nobody else can hold or replace it.
+//!   The file also carries a generation counter that every write bumps, which other processes
+//!   read (8 bytes, no keystore access) to notice a sign-out or a refresh elsewhere quickly.
+//! - in the browser, a Web Lock named after the store key, released by the browser when a tab
+//!   closes. Because the browser store ([`WebStore`](crate::store::WebStore)) reads from a
+//!   mirror, the lock keeps it honest: right after taking it the mirror is reloaded from
+//!   IndexedDB, and it is released only once this tab's writes have landed there. Other tabs
+//!   hear of changes through the BroadcastChannel, so the generation counter is not used there.
 //!
-//! In the browser the same role belongs to a Web Lock shared by the origin's tabs. Because the
-//! browser store ([`WebStore`](crate::store::WebStore)) reads from a mirror, the lock also keeps
-//! it honest: right after taking the lock the mirror is reloaded from IndexedDB, and the lock is
-//! released only once this tab's writes have landed there. A closed or crashed tab's lock is
-//! released by the browser; a tab that hangs makes the others give up after 15 seconds.
+//! A holder that hangs makes the others give up after 15 seconds with a retryable error; they
+//! never go ahead without the lock.
 
-#[cfg(not(target_arch = "wasm32"))]
-use std::path::{Path, PathBuf};
+use crate::error::Error;
+use crate::runtime::BoxFuture;
+use crate::store::StoreError;
 
-/// The lock file for a store key: `<dir>/sessionkit-<fnv64 of the key>.lock`.
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn lock_path(dir: &Path, store_key: &str) -> PathBuf {
-    // FNV-1a: stable across builds and languages, unlike std's hasher.
-    let hash =
-        store_key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    dir.join(format!("sessionkit-{hash:016x}.lock"))
+/// How long to wait for another context's turn.
+pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A held lock: dropping it releases the lock.
+pub trait HeldLock: crate::runtime::MaybeSend {
+    /// Raises the shared generation counter after a write (called while held) and returns the
+    /// new value. Platforms that tell other contexts another way return 0.
+    fn bump_generation(&mut self) -> u64 {
+        0
+    }
 }
 
-pub(crate) use imp::{LockTarget, acquire};
+/// A held lock, boxed (`Send` natively).
+#[cfg(not(target_arch = "wasm32"))]
+pub type LockGuard = Box<dyn HeldLock + Send>;
+/// A held lock, boxed.
+#[cfg(target_arch = "wasm32")]
+pub type LockGuard = Box<dyn HeldLock>;
+
+/// A lock shared by every context (process, tab) that uses the same store key.
+pub trait ContextLock: Send + Sync + 'static {
+    /// Takes the lock, waiting at most [`LOCK_TIMEOUT`]; a timeout is
+    /// [`Error::RetryLater`]. Never granted to two contexts at once, and released when the
+    /// guard is dropped or its context dies.
+    fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>>;
+
+    /// The generation counter as it is now: cheap (no keystore access), read on the hot path
+    /// at most every quarter second. A change means another context wrote the store.
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    /// Brings a store that mirrors its backing storage up to date (the browser's).
+    fn reload_store(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 #[cfg(not(target_arch = "wasm32"))]
-mod imp {
+pub use native::FileLock;
+#[cfg(target_arch = "wasm32")]
+pub(crate) use web::WebLock;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
     use std::fs::{File, OpenOptions, TryLockError};
     use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, PoisonError};
     use std::time::{Duration, Instant};
 
+    use super::{ContextLock, HeldLock, LOCK_TIMEOUT, LockGuard};
     use crate::error::Error;
+    use crate::runtime::BoxFuture;
 
-    /// How long to wait for another process's refresh.
-    pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
     const POLL: Duration = Duration::from_millis(20);
 
-    /// What to lock: a file.
-    #[derive(Debug, Clone)]
-    pub(crate) struct LockTarget {
-        path: PathBuf,
+    /// The lock file for a store key: `<dir>/sessionkit-<fnv64 of the key>.lock`.
+    pub(crate) fn lock_path(dir: &Path, store_key: &str) -> PathBuf {
+        // FNV-1a: stable across builds and languages, unlike std's hasher.
+        let hash =
+            store_key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        dir.join(format!("sessionkit-{hash:016x}.lock"))
     }
 
-    impl LockTarget {
-        pub(crate) fn new(config: &crate::SessionConfig, store_key: &str) -> Self {
-            let dir = config.lock_dir.clone().unwrap_or_else(std::env::temp_dir);
-            Self { path: super::lock_path(&dir, store_key) }
-        }
-
-        #[cfg(test)]
-        pub(crate) fn at(path: PathBuf) -> Self {
-            Self { path }
-        }
-
-        /// Natively every store read goes to the keystore itself: nothing to bring up to date.
-        pub(crate) async fn reload_store(&self) -> Result<(), crate::store::StoreError> {
-            Ok(())
+    fn refused(what: &str, dir: &Path) -> Error {
+        Error::Misconfigured {
+            message: format!(
+                "the refresh lock directory {} {what}; give SessionKit a private directory of this user \
+                 (lock_dir: the app's data directory, or the app group container shared with an extension)",
+                dir.display()
+            ),
         }
     }
 
-    /// A held lock; dropping it releases the lock.
-    #[derive(Debug)]
-    pub(crate) struct RefreshLock {
-        _file: File,
-    }
-
-    /// Takes the lock, waiting up to [`LOCK_TIMEOUT`] (on a blocking thread).
-    pub(crate) async fn acquire(target: &LockTarget) -> Result<RefreshLock, Error> {
-        let path = target.path.clone();
-        crate::runtime::run_blocking(move || acquire_blocking(&path)).await.unwrap_or_else(|| {
-            Err(Error::RetryLater { message: "the refresh lock task failed".into(), retry_after: None })
+    /// The private directory used when the app names none: `$XDG_RUNTIME_DIR/sessionkit`
+    /// (per-user, cleared at logout), else the user's cache directory.
+    pub(crate) fn default_dir() -> Result<PathBuf, Error> {
+        let absolute = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
+        if let Some(runtime) = absolute("XDG_RUNTIME_DIR") {
+            return Ok(runtime.join("sessionkit"));
+        }
+        if let Some(cache) = absolute("XDG_CACHE_HOME") {
+            return Ok(cache.join("sessionkit"));
+        }
+        if let Some(home) = absolute("HOME") {
+            let cache = if cfg!(any(target_os = "macos", target_os = "ios")) { "Library/Caches" } else { ".cache" };
+            return Ok(home.join(cache).join("sessionkit"));
+        }
+        Err(Error::Misconfigured {
+            message: "there is no private directory for the refresh lock (no XDG_RUNTIME_DIR or HOME); \
+                      set lock_dir to the app's data directory"
+                .into(),
         })
     }
 
-    fn acquire_blocking(path: &Path) -> Result<RefreshLock, Error> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::Misconfigured { message: format!("cannot open the refresh lock file: {e}") })?;
+    /// Creates `dir` (0700) if needed and checks it is this user's own, not a symlink, and not
+    /// writable by anyone else.
+    fn prepare_dir(dir: &Path) -> Result<(), Error> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| refused(&format!("cannot be created ({e})"), dir))?;
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| refused(&format!("cannot be read ({e})"), dir))?;
+        if meta.file_type().is_symlink() || !meta.is_dir() {
+            return Err(refused("is not a directory (or is a symbolic link)", dir));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            if meta.uid() != rustix::process::geteuid().as_raw() {
+                return Err(refused("belongs to another user", dir));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return Err(refused("is writable by other users", dir));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the lock file: created 0600, never through a symlink, and only if it is this
+    /// user's own regular file.
+    fn open_lock_file(path: &Path, write: bool) -> Result<File, Error> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        if write {
+            options.write(true).create(true).truncate(false);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        }
+        let file = options.open(path).map_err(|e| Error::Misconfigured {
+            message: format!("cannot open the refresh lock file {}: {e}", path.display()),
+        })?;
+        let meta = file.metadata().map_err(|e| Error::Misconfigured {
+            message: format!("cannot read the refresh lock file {}: {e}", path.display()),
+        })?;
+        if !meta.is_file() {
+            return Err(Error::Misconfigured { message: format!("{} is not a regular file", path.display()) });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            if meta.uid() != rustix::process::geteuid().as_raw() {
+                return Err(Error::Misconfigured {
+                    message: format!("the refresh lock file {} belongs to another user", path.display()),
+                });
+            }
+        }
+        Ok(file)
+    }
+
+    fn read_counter(file: &File) -> u64 {
+        let mut bytes = [0u8; 8];
+        #[cfg(unix)]
+        let read = std::os::unix::fs::FileExt::read_at(file, &mut bytes, 0);
+        #[cfg(windows)]
+        let read = std::os::windows::fs::FileExt::seek_read(file, &mut bytes, 0);
+        #[cfg(not(any(unix, windows)))]
+        let read: std::io::Result<usize> = { Ok(0) };
+        match read {
+            Ok(8) => u64::from_le_bytes(bytes),
+            _ => 0,
+        }
+    }
+
+    fn write_counter(file: &File, value: u64) {
+        #[cfg(unix)]
+        let _ = std::os::unix::fs::FileExt::write_at(file, &value.to_le_bytes(), 0);
+        #[cfg(windows)]
+        let _ = std::os::windows::fs::FileExt::seek_write(file, &value.to_le_bytes(), 0);
+        #[cfg(not(any(unix, windows)))]
+        let _ = (file, value);
+    }
+
+    /// The native [`ContextLock`]: an OS file lock in a private directory.
+    #[derive(Debug)]
+    pub struct FileLock {
+        path: PathBuf,
+        /// A read handle for the generation counter, opened on first use.
+        reader: Mutex<Option<File>>,
+    }
+
+    impl FileLock {
+        /// The lock for `store_key` in `dir` (created 0700 if missing; refused if it is not this
+        /// user's private directory), or in the default directory when `dir` is `None`.
+        pub fn new(dir: Option<&Path>, store_key: &str) -> Result<Self, Error> {
+            let dir = match dir {
+                Some(dir) => dir.to_path_buf(),
+                None => default_dir()?,
+            };
+            prepare_dir(&dir)?;
+            Ok(Self { path: lock_path(&dir, store_key), reader: Mutex::new(None) })
+        }
+
+        /// Where the lock file is.
+        pub fn path(&self) -> &Path {
+            &self.path
+        }
+    }
+
+    struct HeldFile {
+        file: File,
+    }
+
+    impl HeldLock for HeldFile {
+        fn bump_generation(&mut self) -> u64 {
+            let next = read_counter(&self.file).wrapping_add(1);
+            write_counter(&self.file, next);
+            next
+        }
+    }
+
+    fn acquire_blocking(path: &Path) -> Result<LockGuard, Error> {
+        let file = open_lock_file(path, true)?;
         let started = Instant::now();
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(RefreshLock { _file: file }),
+                Ok(()) => return Ok(Box::new(HeldFile { file })),
                 Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_TIMEOUT => std::thread::sleep(POLL),
                 Err(TryLockError::WouldBlock) => {
                     return Err(Error::RetryLater {
-                        message: "another process has been refreshing for too long".into(),
+                        message: "another process has held the session lock for too long; try again shortly".into(),
                         retry_after: None,
                     });
                 }
@@ -100,48 +261,182 @@ mod imp {
             }
         }
     }
+
+    impl ContextLock for FileLock {
+        fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>> {
+            let path = self.path.clone();
+            Box::pin(async move {
+                crate::runtime::run_blocking(move || acquire_blocking(&path)).await.unwrap_or_else(|| {
+                    Err(Error::RetryLater { message: "the refresh lock task failed".into(), retry_after: None })
+                })
+            })
+        }
+
+        fn generation(&self) -> u64 {
+            let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+            if reader.is_none() {
+                *reader = open_lock_file(&self.path, false).ok();
+            }
+            reader.as_ref().map_or(0, read_counter)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::fs::{OpenOptions, TryLockError};
+        use std::sync::Mutex;
+        use std::time::{Duration, Instant};
+
+        use super::*;
+
+        /// The tests below run one at a time: a test that forks a child (`flock`) duplicates
+        /// every open descriptor of the process for a moment, the other test's lock among them,
+        /// which then stays held after that test dropped it (this made the second test fail 2
+        /// runs in 8 under load).
+        static SERIAL: Mutex<()> = Mutex::new(());
+
+        fn private_dir(name: &str) -> PathBuf {
+            let dir = std::env::temp_dir().join(format!("sessionkit-lock-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            dir
+        }
+
+        #[test]
+        fn paths_are_stable_and_distinct() {
+            let dir = Path::new("/tmp");
+            assert_eq!(lock_path(dir, "a"), lock_path(dir, "a"));
+            assert_ne!(lock_path(dir, "a"), lock_path(dir, "b"));
+            assert_eq!(lock_path(dir, ""), dir.join("sessionkit-cbf29ce484222325.lock"));
+        }
+
+        /// A holder that dies (SIGKILL, no clean-up) releases the lock: the OS drops it with the
+        /// process. `flock -o` (util-linux) plays the other process and holds the lock itself.
+        #[tokio::test]
+        async fn a_dead_holder_releases_the_lock() {
+            let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let dir = private_dir("dead");
+            let lock = FileLock::new(Some(&dir), "k").expect("private dir");
+            // Create the file as the lock would, then let another process hold it.
+            drop(lock.acquire().await.expect("free"));
+            let mut holder = std::process::Command::new("flock")
+                .arg("-o")
+                .arg(lock.path())
+                .args(["sleep", "20"])
+                .spawn()
+                .expect("flock(1) is installed");
+            let file = OpenOptions::new().write(true).open(lock.path()).expect("open");
+            let mut held = false;
+            for _ in 0..250 {
+                if matches!(file.try_lock(), Err(TryLockError::WouldBlock)) {
+                    held = true;
+                    break;
+                }
+                let _ = file.unlock();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(held, "the other process took the lock");
+            holder.kill().expect("kill");
+            holder.wait().expect("reaped");
+            let started = Instant::now();
+            let guard = lock.acquire().await.expect("the dead holder's lock is free");
+            assert!(started.elapsed() < LOCK_TIMEOUT);
+            drop(guard);
+        }
+
+        #[tokio::test]
+        async fn a_held_lock_excludes_another_holder_until_dropped() {
+            let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let lock = FileLock::new(Some(&private_dir("held")), "k").expect("private dir");
+            let held = lock.acquire().await.expect("first");
+            let file = OpenOptions::new().write(true).open(lock.path()).expect("open");
+            assert!(matches!(file.try_lock(), Err(TryLockError::WouldBlock)));
+            drop(held);
+            assert!(file.try_lock().is_ok());
+        }
+
+        #[tokio::test]
+        async fn writes_bump_the_generation_others_read() {
+            let dir = private_dir("generation");
+            let (mine, theirs) =
+                (FileLock::new(Some(&dir), "k").expect("a"), FileLock::new(Some(&dir), "k").expect("b"));
+            let before = theirs.generation();
+            let mut guard = mine.acquire().await.expect("lock");
+            let after = guard.bump_generation();
+            assert_eq!(after, before.wrapping_add(1));
+            assert_eq!(theirs.generation(), after);
+        }
+
+        #[cfg(unix)]
+        #[test]
+        fn the_lock_directory_and_file_are_private() {
+            use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+            let dir = private_dir("private").join("nested");
+            let lock = FileLock::new(Some(&dir), "k").expect("created");
+            assert_eq!(std::fs::metadata(&dir).expect("dir").mode() & 0o777, 0o700);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            drop(runtime.block_on(lock.acquire()).expect("lock"));
+            assert_eq!(std::fs::metadata(lock.path()).expect("file").mode() & 0o777, 0o600);
+
+            // A directory others can write to (a shared /tmp) is refused.
+            let shared = private_dir("shared");
+            std::fs::create_dir_all(&shared).expect("dir");
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+            let error = FileLock::new(Some(&shared), "k").expect_err("refused");
+            assert!(error.to_string().contains("writable by other users"), "{error}");
+        }
+
+        /// A lock file replaced by a symlink (to a file the attacker wants us to lock or
+        /// truncate) is not followed.
+        #[cfg(unix)]
+        #[tokio::test]
+        async fn a_symlinked_lock_file_is_refused() {
+            let dir = private_dir("symlink");
+            let lock = FileLock::new(Some(&dir), "k").expect("private dir");
+            let target = dir.join("elsewhere");
+            std::fs::write(&target, b"not yours").expect("target");
+            std::os::unix::fs::symlink(&target, lock.path()).expect("symlink");
+            let Err(error) = lock.acquire().await else { panic!("a symlinked lock file was followed") };
+            assert!(matches!(error, Error::Misconfigured { .. }), "{error}");
+            assert_eq!(std::fs::read(&target).expect("target"), b"not yours");
+        }
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
-mod imp {
+mod web {
     use std::sync::Arc;
 
+    use super::{ContextLock, HeldLock, LockGuard};
     use crate::error::Error;
+    use crate::runtime::BoxFuture;
     use crate::store::{StoreError, WebStore};
 
-    /// How long to wait for another tab's refresh, in milliseconds.
+    /// How long to wait for another tab's turn, in milliseconds.
     const LOCK_TIMEOUT_MS: u32 = 15_000;
 
-    /// What to lock: the Web Lock named after the store key, and the browser store to keep in
-    /// step with it (none if the app gave another store).
+    /// The browser's [`ContextLock`]: the Web Lock named after the store key, and the browser
+    /// store to keep in step with it (none if the app gave another store).
     #[derive(Debug, Clone)]
-    pub(crate) struct LockTarget {
+    pub(crate) struct WebLock {
         name: String,
         store: Option<Arc<WebStore>>,
     }
 
-    impl LockTarget {
-        pub(crate) fn new(config: &crate::SessionConfig, store_key: &str) -> Self {
-            Self { name: format!("sessionkit-refresh|{store_key}"), store: config.web_store.clone() }
-        }
-
-        /// Brings the store's mirror up to date with what other tabs wrote.
-        pub(crate) async fn reload_store(&self) -> Result<(), StoreError> {
-            match &self.store {
-                Some(store) => store.reload().await,
-                None => Ok(()),
-            }
+    impl WebLock {
+        pub(crate) fn new(store_key: &str, store: Option<Arc<WebStore>>) -> Self {
+            Self { name: format!("sessionkit-refresh|{store_key}"), store }
         }
     }
 
     /// A held Web Lock; dropping it releases the lock once this tab's writes are on disk.
-    #[derive(Debug)]
-    pub(crate) struct RefreshLock {
+    struct HeldWebLock {
         release: Option<js_sys::Function>,
         store: Option<Arc<WebStore>>,
     }
 
-    impl Drop for RefreshLock {
+    impl HeldLock for HeldWebLock {}
+
+    impl Drop for HeldWebLock {
         fn drop(&mut self) {
             let (Some(release), store) = (self.release.take(), self.store.take()) else { return };
             wasm_bindgen_futures::spawn_local(async move {
@@ -153,79 +448,31 @@ mod imp {
         }
     }
 
-    /// Takes the lock (waiting up to 15 s), then reloads the store from IndexedDB.
-    pub(crate) async fn acquire(target: &LockTarget) -> Result<RefreshLock, Error> {
-        let release = crate::store::web::take_web_lock(&target.name, LOCK_TIMEOUT_MS).await.map_err(|reason| {
-            Error::RetryLater {
-                message: format!("the cross-tab refresh lock was not granted: {reason}"),
-                retry_after: None,
-            }
-        })?;
-        let lock = RefreshLock { release: Some(release), store: target.store.clone() };
-        // Without a fresh view, this tab could spend a refresh token another tab already rotated.
-        target.reload_store().await.map_err(|e| crate::error::store(&e))?;
-        Ok(lock)
-    }
-}
-
-#[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests {
-    use std::fs::{OpenOptions, TryLockError};
-    use std::time::{Duration, Instant};
-
-    use super::imp::LOCK_TIMEOUT;
-    use super::*;
-
-    #[test]
-    fn paths_are_stable_and_distinct() {
-        let dir = Path::new("/tmp");
-        assert_eq!(lock_path(dir, "a"), lock_path(dir, "a"));
-        assert_ne!(lock_path(dir, "a"), lock_path(dir, "b"));
-        assert_eq!(lock_path(dir, ""), dir.join("sessionkit-cbf29ce484222325.lock"));
-    }
-
-    /// A holder that dies (SIGKILL, no clean-up) releases the lock: the OS drops it with the
-    /// process. `flock -o` (util-linux) plays the other process and holds the lock itself.
-    #[tokio::test]
-    async fn a_dead_holder_releases_the_lock() {
-        let dir = std::env::temp_dir().join(format!("sessionkit-lock-dead-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = lock_path(&dir, "k");
-        let mut holder = std::process::Command::new("flock")
-            .arg("-o")
-            .arg(&path)
-            .args(["sleep", "20"])
-            .spawn()
-            .expect("flock(1) is installed");
-        // Wait until the other process really holds it.
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("open");
-        let mut held = false;
-        for _ in 0..100 {
-            if matches!(file.try_lock(), Err(TryLockError::WouldBlock)) {
-                held = true;
-                break;
-            }
-            let _ = file.unlock();
-            std::thread::sleep(Duration::from_millis(20));
+    impl ContextLock for WebLock {
+        /// Takes the lock (waiting up to 15 s), then reloads the store from IndexedDB: without a
+        /// fresh view, this tab could spend a refresh token another tab already rotated.
+        fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>> {
+            Box::pin(async move {
+                let release =
+                    crate::store::web::take_web_lock(&self.name, LOCK_TIMEOUT_MS).await.map_err(|reason| {
+                        Error::RetryLater {
+                            message: format!("the cross-tab refresh lock was not granted: {reason}"),
+                            retry_after: None,
+                        }
+                    })?;
+                let lock: LockGuard = Box::new(HeldWebLock { release: Some(release), store: self.store.clone() });
+                self.reload_store().await.map_err(|e| crate::error::store(&e))?;
+                Ok(lock)
+            })
         }
-        assert!(held, "the other process took the lock");
-        holder.kill().expect("kill");
-        holder.wait().expect("reaped");
-        let started = Instant::now();
-        let lock = acquire(&imp::LockTarget::at(path)).await.expect("the dead holder's lock is free");
-        assert!(started.elapsed() < LOCK_TIMEOUT);
-        drop(lock);
-    }
 
-    #[tokio::test]
-    async fn a_held_lock_excludes_another_holder_until_dropped() {
-        let dir = std::env::temp_dir().join(format!("sessionkit-lock-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = lock_path(&dir, "k");
-        let held = acquire(&imp::LockTarget::at(path.clone())).await.expect("first");
-        let file = OpenOptions::new().write(true).open(&path).expect("open");
-        assert!(matches!(file.try_lock(), Err(TryLockError::WouldBlock)));
-        drop(held);
-        assert!(file.try_lock().is_ok());
+        fn reload_store(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+            Box::pin(async move {
+                match &self.store {
+                    Some(store) => store.reload().await,
+                    None => Ok(()),
+                }
+            })
+        }
     }
 }

@@ -2,136 +2,141 @@
 //! (RFC 7009), and if the provider cannot be reached it is kept in the store and retried.
 //!
 //! The session is wiped before revocation is tried, so a failure never delays the sign-out.
-//! Pending revocations live in the store under their own key (they hold refresh tokens, so
-//! they belong in the keystore), are retried by the client's timer with backoff (5 s doubling
-//! to 10 minutes), at start-up, and are dropped once the provider answers 200 or refuses the
-//! request for good (4xx other than 429).
+//! Pending revocations live in the store under their own slot (they hold refresh tokens, so
+//! they belong in the keystore), are written under the session lock like every other write,
+//! are retried by the client's timer with backoff (5 s doubling to 10 minutes) and at start-up,
+//! and are dropped once the provider answers for good (the core classifies the answer:
+//! `Revocation::outcome`).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use sessionkit_core::{Revocation, Secret};
+use sessionkit_core::{Revocation, RevocationOutcome, Secret};
 
 use crate::client::Inner;
+use crate::shared::Turn;
 
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 const MAX_RETRY: Duration = Duration::from_secs(600);
 /// Pending revocations kept at most (the oldest are dropped beyond this).
 const MAX_PENDING: usize = 32;
 
-#[derive(Debug)]
-enum Outcome {
-    Done,
-    RetryLater,
-}
-
 pub(crate) struct RevocationQueue {
-    key: String,
     /// The next retry (on the monotonic clock) and the delay that led to it.
     next: Mutex<Option<(Duration, Duration)>>,
 }
 
 impl RevocationQueue {
-    pub(crate) fn new(key: String) -> Self {
-        Self { key, next: Mutex::new(None) }
+    pub(crate) fn new() -> Self {
+        Self { next: Mutex::new(None) }
     }
 
     /// How long until the next scheduled retry, if one is scheduled.
-    pub(crate) fn time_until_retry(&self) -> Option<Duration> {
+    pub(crate) fn time_until_retry(&self, monotonic: Duration) -> Option<Duration> {
         let next = *self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        next.map(|(at, _)| at.saturating_sub(crate::runtime::monotonic()))
+        next.map(|(at, _)| at.saturating_sub(monotonic))
     }
 
-    fn schedule(&self, success: bool) {
+    fn schedule(&self, success: bool, monotonic: Duration) {
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
         *next = if success {
             None
         } else {
             let delay = next.map_or(FIRST_RETRY, |(_, last)| (last * 2).min(MAX_RETRY));
-            Some((crate::runtime::monotonic() + delay, delay))
+            Some((monotonic + delay, delay))
         };
     }
 
-    async fn send(inner: &Inner, revocation: &Revocation) -> Outcome {
-        match inner.transport().send_idempotent(&revocation.request()).await {
-            Ok(response) if response.status() == 200 => Outcome::Done,
-            Ok(response) if response.status() == 429 || response.status() >= 500 => Outcome::RetryLater,
-            Ok(response) => {
-                tracing::warn!(status = response.status(), "the provider refused the revocation; not retried");
-                Outcome::Done
-            }
+    /// Sends one revocation; true when the provider answered for good.
+    async fn send(inner: &Inner, revocation: &Revocation) -> bool {
+        match inner.transport.send_idempotent(&revocation.request()).await {
+            Ok(response) => match Revocation::outcome(&response) {
+                RevocationOutcome::Revoked => true,
+                RevocationOutcome::RetryLater => false,
+                RevocationOutcome::Refused => {
+                    tracing::warn!(status = response.status(), "the provider refused the revocation; not retried");
+                    true
+                }
+            },
             Err(error) => {
                 tracing::info!(%error, "revocation failed; it will be retried");
-                Outcome::RetryLater
+                false
             }
         }
     }
 
     /// Revokes now; on failure keeps the revocation in the store and schedules a retry.
-    pub(crate) async fn revoke_now_or_queue(&self, inner: &Inner, revocation: Revocation) {
-        if let Outcome::Done = Self::send(inner, &revocation).await {
+    pub(crate) async fn revoke_now_or_queue(&self, inner: &Inner, turn: &mut Turn<'_>, revocation: Revocation) {
+        if Self::send(inner, &revocation).await {
             tracing::info!(kind = ?revocation.kind, "token revoked");
             return;
         }
-        let key = self.key.clone();
-        let saved = inner
-            .store_call_with(
-                move |store| {
-                    let mut pending = decode(Ok(store.load(&key)?));
-                    pending.push(revocation);
-                    let skip = pending.len().saturating_sub(MAX_PENDING);
-                    store.save(&key, &encode(&pending[skip..]))
-                },
-                inner.store(),
-            )
-            .await;
+        let saved = async {
+            turn.locked().await.map_err(|e| e.to_string())?;
+            let slot = &inner.shared.slots.revocations;
+            let mut pending = decode(turn.load(slot).await.map_err(|e| e.to_string())?);
+            pending.push(revocation);
+            let skip = pending.len().saturating_sub(MAX_PENDING);
+            turn.save(slot, encode(&pending[skip..])).await.map_err(|e| e.to_string())
+        }
+        .await;
         if let Err(error) = saved {
             tracing::warn!(%error, "could not keep the failed revocation for a retry");
         }
-        self.schedule(false);
+        turn.unlock();
+        self.schedule(false, inner.now().monotonic);
     }
 
     /// Retries every stored revocation; keeps the ones that still fail.
     pub(crate) async fn retry_pending(&self, inner: &Inner) {
-        let key = self.key.clone();
-        let pending = match inner.store_call_with(move |store| store.load(&key), inner.store()).await {
-            Ok(value) => decode(Ok(value)),
+        let slot = inner.shared.slots.revocations.clone();
+        let pending = match inner.shared.load_unordered(&slot).await {
+            Ok(value) => decode(value),
             Err(error) => {
                 tracing::debug!(%error, "pending revocations could not be read");
-                self.schedule(false);
+                self.schedule(false, inner.now().monotonic);
                 return;
             }
         };
         if pending.is_empty() {
-            self.schedule(true);
+            self.schedule(true, inner.now().monotonic);
             return;
         }
-        let mut still = Vec::new();
-        for revocation in pending {
-            if let Outcome::RetryLater = Self::send(inner, &revocation).await {
-                still.push(revocation);
+        let mut done = Vec::new();
+        for revocation in &pending {
+            if Self::send(inner, revocation).await {
+                done.push(revocation.token.clone());
             }
         }
-        let key = self.key.clone();
-        let remaining = still.len();
-        let result = inner
-            .store_call_with(
-                move |store| if still.is_empty() { store.delete(&key) } else { store.save(&key, &encode(&still)) },
-                inner.store(),
-            )
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not update the pending revocations");
+        // Under the lock, what is stored now minus what was just revoked (another context may
+        // have added to the list meanwhile).
+        let mut turn = inner.shared.turn().await;
+        let result = async {
+            turn.locked().await.map_err(|e| e.to_string())?;
+            let mut still = decode(turn.load(&slot).await.map_err(|e| e.to_string())?);
+            still.retain(|r| !done.iter().any(|token| token.constant_time_eq(r.token.expose())));
+            let remaining = still.len();
+            if still.is_empty() {
+                turn.delete(&slot).await.map_err(|e| e.to_string())?;
+            } else {
+                turn.save(&slot, encode(&still)).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<usize, String>(remaining)
         }
-        self.schedule(remaining == 0);
+        .await;
+        drop(turn);
+        match result {
+            Ok(remaining) => self.schedule(remaining == 0, inner.now().monotonic),
+            Err(error) => {
+                tracing::warn!(%error, "could not update the pending revocations");
+                self.schedule(false, inner.now().monotonic);
+            }
+        }
     }
 }
 
-fn decode(value: Result<Option<Secret>, crate::store::StoreError>) -> Vec<Revocation> {
-    match value {
-        Ok(Some(text)) => serde_json::from_str(text.expose()).unwrap_or_default(),
-        _ => Vec::new(),
-    }
+fn decode(value: Option<Secret>) -> Vec<Revocation> {
+    value.and_then(|text| serde_json::from_str(text.expose()).ok()).unwrap_or_default()
 }
 
 fn encode(pending: &[Revocation]) -> Secret {

@@ -8,6 +8,7 @@
 
 use sessionkit_core::{Now, UnixTime};
 
+pub use imp::{BoxFuture, MaybeSend};
 pub(crate) use imp::{monotonic, run_blocking, sleep, spawn, wall_millis};
 
 /// Reads both clocks.
@@ -22,8 +23,12 @@ mod imp {
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
     /// `Send` natively, where tasks move between threads.
-    pub(crate) trait MaybeSend: Send {}
+    pub trait MaybeSend: Send {}
     impl<T: Send> MaybeSend for T {}
+
+    /// A boxed future of the injectable traits ([`Clock`](crate::clock::Clock) aside, which is
+    /// synchronous): `Send` natively.
+    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
     pub(crate) fn wall_millis() -> u64 {
         let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -56,8 +61,11 @@ mod imp {
     use std::time::Duration;
 
     /// Nothing in the browser, where futures stay on the one thread and hold `JsValue`s.
-    pub(crate) trait MaybeSend {}
+    pub trait MaybeSend {}
     impl<T> MaybeSend for T {}
+
+    /// A boxed future of the injectable traits: not `Send` in the browser.
+    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + 'a>>;
 
     pub(crate) fn wall_millis() -> u64 {
         // Date.now() is a whole number of milliseconds, never negative in practice.

@@ -184,7 +184,7 @@ impl TokenOutcome {
     /// Reads a token endpoint response. `now` resolves an HTTP-date `Retry-After`.
     pub fn classify(response: &HttpResponse, now: UnixTime) -> Self {
         let status = response.status();
-        if status == 429 || (500..=599).contains(&status) {
+        if response.is_transient() {
             return Self::Transient { status, retry_after: response.retry_after(now) };
         }
         if response.body().len() > MAX_TOKEN_RESPONSE_BYTES {

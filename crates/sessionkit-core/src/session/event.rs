@@ -208,7 +208,27 @@ pub struct Revocation {
     pub kind: TokenKind,
 }
 
+/// What a revocation endpoint's answer means (RFC 7009 section 2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevocationOutcome {
+    /// 200: revoked (or already invalid, which RFC 7009 answers the same way).
+    Revoked,
+    /// 429 or 5xx: keep the token and try again later.
+    RetryLater,
+    /// Any other answer: the provider refuses this request for good; retrying would not help.
+    Refused,
+}
+
 impl Revocation {
+    /// Classifies the revocation endpoint's answer.
+    pub fn outcome(response: &crate::http::HttpResponse) -> RevocationOutcome {
+        match response.status() {
+            200 => RevocationOutcome::Revoked,
+            _ if response.is_transient() => RevocationOutcome::RetryLater,
+            _ => RevocationOutcome::Refused,
+        }
+    }
+
     /// The request to send.
     pub fn request(&self) -> HttpRequest {
         let hint = match self.kind {

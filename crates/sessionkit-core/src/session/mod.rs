@@ -32,7 +32,9 @@ mod record;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use event::{Action, Anomaly, EndReason, ExpiryReason, Revocation, SessionEvent, StorageProblem, TokenKind};
+pub use event::{
+    Action, Anomaly, EndReason, ExpiryReason, Revocation, RevocationOutcome, SessionEvent, StorageProblem, TokenKind,
+};
 pub use record::{CURRENT_SCHEMA_VERSION, MAX_RECORD_BYTES, RecordError, SessionRecord};
 
 use crate::error::CoreError;
@@ -410,8 +412,9 @@ impl Session {
         // so that a context checking that deadline sees it.
         let flush_margin = self.policy.idle_timeout() / 4;
         consider(
-            (a.last_activity_at > a.activity_persisted_at)
-                .then(|| a.activity_persisted_at.saturating_add(self.policy.idle_timeout()).saturating_sub(flush_margin)),
+            (a.last_activity_at > a.activity_persisted_at).then(|| {
+                a.activity_persisted_at.saturating_add(self.policy.idle_timeout()).saturating_sub(flush_margin)
+            }),
         );
         consider((!a.warned_absolute).then(|| a.absolute_deadline.saturating_sub(lead)));
         consider((!a.warned_idle && idle_deadline < a.absolute_deadline).then(|| idle_deadline.saturating_sub(lead)));
@@ -645,10 +648,8 @@ impl Session {
         }
         let policy = self.policy;
         let State::Active(a) = &mut self.state else { return };
-        let flush_at = a
-            .activity_persisted_at
-            .saturating_add(policy.idle_timeout())
-            .saturating_sub(policy.idle_timeout() / 4);
+        let flush_at =
+            a.activity_persisted_at.saturating_add(policy.idle_timeout()).saturating_sub(policy.idle_timeout() / 4);
         if a.last_activity_at > a.activity_persisted_at && t >= flush_at {
             a.activity_persisted_at = a.last_activity_at;
             self.queue_persist();
@@ -792,7 +793,8 @@ impl Session {
     pub fn prepare_write(&mut self, stored: Option<&[u8]>, now: Now) -> Result<Option<PendingWrite>, CoreError> {
         match self.handle_store_changed(stored, now) {
             Ok(_) => {}
-            // A record this build cannot read is not replaced from here (a newer app wrote it).
+            // Damaged bytes are replaced; a record of a newer schema or another client is not
+            // (that error goes back to the driver, and nothing is written).
             Err(CoreError::Record(RecordError::Corrupt(_))) => {}
             Err(error) => return Err(error),
         }
@@ -807,6 +809,12 @@ impl Session {
             session_id: a.session_id.clone(),
             changes: a.changes,
         }))
+    }
+
+    /// Whether the store lacks some of this session's state (a sign-in or rotated tokens not
+    /// written yet, or newer activity).
+    pub fn needs_write(&self) -> bool {
+        matches!(&self.state, State::Active(a) if !a.written || a.changes != a.persisted_changes)
     }
 
     /// A record from [`prepare_write`](Self::prepare_write) is in the store.
@@ -1052,7 +1060,8 @@ impl Session {
     /// Ends an active session: wipe, optionally revoke, tell the app.
     fn end(&mut self, reason: EndReason, revoke: bool) {
         let State::Active(a) = std::mem::replace(&mut self.state, State::Ended(reason)) else { return };
-        self.actions.retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_) | Action::SyncWithStore));
+        self.actions
+            .retain(|action| !matches!(action, Action::Refresh(_) | Action::Persist(_) | Action::SyncWithStore));
         if reason != EndReason::Revoked {
             self.actions.push_back(Action::Wipe);
         }

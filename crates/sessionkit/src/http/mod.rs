@@ -6,12 +6,18 @@
 //! [`Transport::send`] checks again); redirects are followed only within the same origin, at
 //! most 3; response bodies are capped at [`HttpOptions::max_response_bytes`] while they are
 //! read, so an oversized body never fills memory. [`Transport::send_idempotent`] retries
-//! connection failures, 429 and 502/503/504 with capped backoff honouring `Retry-After`; it is
+//! connection failures and transient answers (429, 5xx) with capped backoff honouring `Retry-After`; it is
 //! used for discovery, JWKS and revocation, never for the token endpoint (a lost answer there
 //! may carry a rotated refresh token, and the core decides what to do about that).
 //!
+//! The network itself sits behind a small trait, [`HttpClient`] (send one request, get one
+//! response), so that an app can bring its own HTTP stack and tests can script a provider
+//! (faults, lost answers, virtual time) without sockets. [`Transport`] keeps the rules above
+//! whatever the client: https only, retries only for idempotent requests.
+//!
 //! What can go wrong: a [`TransportError`] never contains a URL's query or a body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit_core::http::{HttpRequest, HttpResponse};
@@ -32,9 +38,9 @@ pub struct HttpOptions {
     pub max_attempts: u32,
     /// The longest wait between attempts (a longer `Retry-After` ends the retries).
     pub max_retry_wait: Duration,
-    /// Public-key pins for the app's own hosts (native only; see [`crate::pinning`]).
+    /// Public-key pins for the app's own hosts (native only; see [`pinning`]).
     #[cfg(not(target_arch = "wasm32"))]
-    pub spki_pins: Vec<crate::pinning::HostPins>,
+    pub spki_pins: Vec<pinning::HostPins>,
 }
 
 impl Default for HttpOptions {
@@ -102,6 +108,8 @@ pub enum TransportError {
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod pinning;
+#[cfg(not(target_arch = "wasm32"))]
 use native as imp;
 #[cfg(target_arch = "wasm32")]
 mod web;
@@ -111,11 +119,49 @@ use web as imp;
 /// The response headers the core reads (the rest are dropped).
 const KEPT_HEADERS: [&str; 4] = ["date", "retry-after", "content-type", "www-authenticate"];
 
-/// Sends [`HttpRequest`]s built by the core.
-#[derive(Clone, Debug)]
-pub(crate) struct Transport {
+/// Sends one request and returns its response: the network under the driver.
+///
+/// The default is the platform's ([`PlatformHttp`]: reqwest with rustls natively, `fetch` in
+/// the browser). Another implementation must keep the same promises: a timeout on every
+/// request, response bodies cut off at a size limit while read, no redirect to another origin,
+/// and errors that never carry a query or a body. It is only ever given `https` URLs.
+pub trait HttpClient: Send + Sync + 'static {
+    /// Sends `request` once.
+    fn send<'a>(
+        &'a self,
+        request: &'a HttpRequest,
+    ) -> crate::runtime::BoxFuture<'a, Result<HttpResponse, TransportError>>;
+}
+
+/// The platform's HTTP client, configured by [`HttpOptions`].
+#[derive(Debug)]
+pub struct PlatformHttp {
     io: imp::Io,
     options: HttpOptions,
+}
+
+impl PlatformHttp {
+    /// Builds the client (trust roots, pins, timeouts, size limit).
+    pub fn new(options: HttpOptions) -> Result<Self, TransportError> {
+        Ok(Self { io: imp::Io::new(&options)?, options })
+    }
+}
+
+impl HttpClient for PlatformHttp {
+    fn send<'a>(
+        &'a self,
+        request: &'a HttpRequest,
+    ) -> crate::runtime::BoxFuture<'a, Result<HttpResponse, TransportError>> {
+        Box::pin(self.io.send(request, host_of(&request.url), &self.options))
+    }
+}
+
+/// Sends [`HttpRequest`]s built by the core, through the configured [`HttpClient`].
+#[derive(Clone)]
+pub(crate) struct Transport {
+    client: Arc<dyn HttpClient>,
+    options: HttpOptions,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 fn host_of(url: &Url) -> String {
@@ -127,8 +173,8 @@ fn host_of(url: &Url) -> String {
 }
 
 impl Transport {
-    pub(crate) fn new(options: HttpOptions) -> Result<Self, TransportError> {
-        Ok(Self { io: imp::Io::new(&options)?, options })
+    pub(crate) fn new(client: Arc<dyn HttpClient>, options: HttpOptions, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        Self { client, options, clock }
     }
 
     /// Sends once (only to `https` URLs).
@@ -136,10 +182,10 @@ impl Transport {
         if request.url.scheme() != "https" {
             return Err(TransportError::Insecure);
         }
-        self.io.send(request, host_of(&request.url), &self.options).await
+        self.client.send(request).await
     }
 
-    /// Sends an idempotent request, retrying connection failures, 429 and 502-504 with capped
+    /// Sends an idempotent request, retrying connection failures and transient answers (429, 5xx) with capped
     /// exponential backoff that honours `Retry-After`. The last response or error is returned.
     pub(crate) async fn send_idempotent(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let attempts = self.options.max_attempts.max(1);
@@ -148,8 +194,8 @@ impl Transport {
             attempt += 1;
             let result = self.send(request).await;
             let wait = match &result {
-                Ok(response) if matches!(response.status(), 429 | 502 | 503 | 504) => {
-                    let now = crate::runtime::now().wall;
+                Ok(response) if response.is_transient() => {
+                    let now = self.clock.now().wall;
                     response.retry_after(now).unwrap_or_else(|| backoff(attempt))
                 }
                 Err(TransportError::Connect { .. } | TransportError::Timeout { .. } | TransportError::Other { .. }) => {

@@ -34,7 +34,7 @@ fn classify(error: &reqwest::Error, host: String) -> TransportError {
 fn pin_mismatch(error: &reqwest::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
-        if current.to_string().contains(crate::pinning::PIN_MISMATCH) {
+        if current.to_string().contains(super::pinning::PIN_MISMATCH) {
             return true;
         }
         cause = current.source();
@@ -67,7 +67,7 @@ impl Io {
                 if attempt.previous().len() > 3 || !same_origin { attempt.stop() } else { attempt.follow() }
             }));
         if !options.spki_pins.is_empty() {
-            return Ok(builder.tls_backend_preconfigured(crate::pinning::client_config(
+            return Ok(builder.tls_backend_preconfigured(super::pinning::client_config(
                 &options.trust_only_roots_pem,
                 &options.spki_pins,
             )?));

@@ -57,4 +57,8 @@ impl SecureStore for MemoryStore {
     fn describe(&self) -> String {
         "memory (not persisted)".into()
     }
+
+    fn may_block(&self) -> bool {
+        false
+    }
 }

@@ -56,4 +56,11 @@ pub trait SecureStore: Send + Sync + 'static {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// A short description for status displays ("Secret Service", "memory").
     fn describe(&self) -> String;
+
+    /// Whether calls may block the thread (a keystore over D-Bus or XPC): the client then runs
+    /// them on a blocking thread. A store answering from memory says `false` and is called
+    /// in place (which also keeps tests on one thread, in virtual time).
+    fn may_block(&self) -> bool {
+        true
+    }
 }

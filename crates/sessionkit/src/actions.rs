@@ -1,0 +1,172 @@
+//! The action executor: performs what the core asked for, in order, then tells the app.
+//!
+//! Runs with the session's turn at the store held (`shared.rs`), so that two tasks never
+//! interleave their store work. Store actions come first, in the order queued: a record is
+//! written only as `Session::prepare_write` gives it under the cross-context lock (never over a
+//! newer revision, never for an ended session), a wipe deletes only the record of the session
+//! that ended here, and an idle check reads the shared record under the lock and keeps the lock
+//! for the wipe it may lead to. Revocations follow (on the network, without the lock), then the
+//! events: when the app hears "expired" or "logged out", the store no longer holds the session
+//! and the revocation is done or queued durably.
+
+use sessionkit_core::http::HttpRequest;
+use sessionkit_core::{Action, SessionEvent};
+
+use crate::client::Inner;
+use crate::shared::Turn;
+
+/// What a pass of the executor leaves for its caller.
+#[derive(Default)]
+pub(crate) struct Processed {
+    /// A refresh the core queued: only the holder of the refresh gate sends it.
+    pub(crate) refresh: Option<HttpRequest>,
+}
+
+impl Inner {
+    /// Performs every queued action and publishes the events. Bounded: each pass drains what
+    /// the previous one queued, and failures queue events, not more store work.
+    pub(crate) async fn process(&self, turn: &mut Turn<'_>) -> Processed {
+        let mut processed = Processed::default();
+        let mut revocations = Vec::new();
+        for _ in 0..8 {
+            let actions: Vec<Action> = {
+                let mut session = self.session();
+                std::iter::from_fn(|| session.poll_action()).collect()
+            };
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                match action {
+                    // The queued bytes may be stale by the time the lock is ours: the record
+                    // is taken from the core under the lock instead.
+                    Action::Persist(_) => self.write_session(turn).await,
+                    Action::Wipe => self.wipe(turn).await,
+                    Action::SyncWithStore => self.check_shared_record(turn).await,
+                    Action::Refresh(request) => processed.refresh = Some(request),
+                    Action::Revoke(revocation) => revocations.push(revocation),
+                    _ => {}
+                }
+            }
+        }
+        if !revocations.is_empty() {
+            turn.unlock();
+            for revocation in revocations {
+                self.revocations.revoke_now_or_queue(self, turn, revocation).await;
+            }
+        }
+        let events: Vec<SessionEvent> = {
+            let mut session = self.session();
+            std::iter::from_fn(|| session.poll_event()).collect()
+        };
+        for event in events {
+            tracing::info!(event = ?event, "session event");
+            let _ = self.events.send(event);
+        }
+        processed
+    }
+
+    /// Takes a turn and processes: for callers that hold none.
+    pub(crate) async fn process_now(&self) -> Processed {
+        let mut turn = self.shared.turn().await;
+        self.process(&mut turn).await
+    }
+
+    /// Writes the session record, under the lock, merged with what the store holds now.
+    pub(crate) async fn write_session(&self, turn: &mut Turn<'_>) {
+        if let Err(error) = turn.locked().await {
+            tracing::warn!(%error, "could not take the session lock to write; kept in memory and retried");
+            self.session().handle_persist_failed(self.now());
+            return;
+        }
+        let stored = match turn.load(&self.shared.slots.session).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the store before writing; kept in memory and retried");
+                self.session().handle_persist_failed(self.now());
+                return;
+            }
+        };
+        let bytes = stored.as_ref().map(|record| record.expose().as_bytes());
+        let write = match self.session().prepare_write(bytes, self.now()) {
+            Ok(Some(write)) => write,
+            Ok(None) => {
+                if stored.is_none() || self.session().end_reason().is_some() {
+                    // Nothing of ours is in the store that another context could replay.
+                    turn.keep_lock(false);
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the stored record is not this build's to replace; nothing written");
+                return;
+            }
+        };
+        match turn.save(&self.shared.slots.session, write.record.clone()).await {
+            Ok(()) => {
+                self.session().handle_persisted(&write);
+                turn.keep_lock(false);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not write the session to the store; kept in memory and retried");
+                self.session().handle_persist_failed(self.now());
+            }
+        }
+    }
+
+    /// Deletes the ended session's record (and the provider copies kept for an offline start),
+    /// unless the store now holds another context's later sign-in.
+    async fn wipe(&self, turn: &mut Turn<'_>) {
+        if let Err(error) = turn.locked().await {
+            // Deleting needs no lock to be safe for this session; only a writer that read
+            // before the delete could bring the record back, and it reads under the lock.
+            tracing::warn!(%error, "could not take the session lock to wipe; wiping without it");
+        }
+        let slot = self.shared.slots.session.clone();
+        let applies = match turn.load(&slot).await {
+            Ok(None) => false,
+            Ok(Some(stored)) => self.session().wipe_applies_to(stored.expose().as_bytes()),
+            // Unreadable: a sign-out still removes it.
+            Err(_) => self.session().end_reason() == Some(sessionkit_core::EndReason::SignedOut),
+        };
+        let mut result = Ok(());
+        if applies {
+            result = turn.delete(&slot).await;
+            if result.is_ok() {
+                let _ = turn.delete(&self.shared.slots.provider).await;
+            }
+        }
+        turn.keep_lock(false);
+        *self.wipe_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = match result {
+            Ok(()) => None,
+            Err(error) => {
+                tracing::warn!(%error, "could not delete the session from the store");
+                Some(error.to_string())
+            }
+        };
+    }
+
+    /// The idle limit was reached here: read the shared record under the lock (kept for the
+    /// wipe that may follow) and let the core decide on everyone's activity.
+    async fn check_shared_record(&self, turn: &mut Turn<'_>) {
+        if let Err(error) = turn.locked().await {
+            tracing::info!(%error, "the idle check could not take the session lock; it is retried");
+            self.session().handle_store_unreadable(self.now());
+            return;
+        }
+        match turn.load(&self.shared.slots.session).await {
+            Ok(stored) => {
+                let bytes = stored.as_ref().map(|record| record.expose().as_bytes());
+                let result = self.session().handle_store_changed(bytes, self.now());
+                if let Err(error) = result {
+                    tracing::warn!(%error, "the shared record could not be read for the idle check; it is retried");
+                    self.session().handle_store_unreadable(self.now());
+                }
+            }
+            Err(error) => {
+                tracing::info!(%error, "the store could not be read for the idle check; it is retried");
+                self.session().handle_store_unreadable(self.now());
+            }
+        }
+    }
+}

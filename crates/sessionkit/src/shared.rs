@@ -1,0 +1,223 @@
+//! The ordered writer: every store access of a session goes through here, one at a time.
+//!
+//! A session's store is shared with other contexts (processes, tabs), and inside a process
+//! with other tasks (the timer, callers, a logout). The rules that keep it consistent:
+//! - Inside the process, store work takes the session's [`Turn`] (a FIFO async mutex), so
+//!   writes land in the order the core asked for them and a logout's wipe cannot be overtaken
+//!   by an older write.
+//! - Across contexts, every write is made under the [`ContextLock`], after reading what the
+//!   store holds now and letting the core merge it (`Session::prepare_write`): a write never
+//!   replaces a newer revision, and a session that ended is never written again.
+//! - After a refresh whose rotated token could not be written, the store holds a refresh token
+//!   that is spent. The turn then keeps the cross-context lock ([`Turn::keep_lock`]) until a
+//!   write succeeds, so no other context can read the spent token and replay it: they wait,
+//!   time out and retry later.
+//! - Every write bumps the lock's generation counter; [`SharedStore::changed_elsewhere`]
+//!   compares it (at most every [`GENERATION_CHECK`]) so that a sign-out or refresh in another
+//!   process is noticed without a keystore read on the hot path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sessionkit_core::Secret;
+
+use crate::error::Error;
+use crate::lock::{ContextLock, LockGuard};
+use crate::store::{SecureStore, StoreError};
+
+/// How often the hot path looks at the generation counter, at most.
+pub(crate) const GENERATION_CHECK: Duration = Duration::from_millis(250);
+
+/// The store keys of one session, each named once.
+#[derive(Debug, Clone)]
+pub(crate) struct Slots {
+    /// The session record.
+    pub(crate) session: String,
+    /// The provider's discovery document and keys, for an offline start.
+    pub(crate) provider: String,
+    /// Revocations that failed and are retried.
+    pub(crate) revocations: String,
+    /// A redirect sign-in in progress (PKCE verifier, state, nonce).
+    pub(crate) pending: String,
+}
+
+impl Slots {
+    pub(crate) fn new(store_key: &str) -> Self {
+        Self {
+            session: store_key.to_owned(),
+            provider: format!("{store_key}|provider"),
+            revocations: format!("{store_key}|revocations"),
+            pending: format!("{store_key}|pending"),
+        }
+    }
+}
+
+/// The store of one session, its slots, and the locks that order access to it.
+pub(crate) struct SharedStore {
+    store: Arc<dyn SecureStore>,
+    pub(crate) slots: Slots,
+    lock: Arc<dyn ContextLock>,
+    turn: tokio::sync::Mutex<Held>,
+    /// The generation counter as of this context's last read or write of the store.
+    seen_generation: AtomicU64,
+    /// When (monotonic) the hot path last looked at the counter.
+    checked_at: Mutex<Option<Duration>>,
+}
+
+#[derive(Default)]
+struct Held {
+    guard: Option<LockGuard>,
+    keep: bool,
+}
+
+/// This task's turn at the store (see the module guide). Dropping it lets the next task in,
+/// and releases the cross-context lock unless [`keep_lock`](Self::keep_lock) says otherwise.
+pub(crate) struct Turn<'a> {
+    held: tokio::sync::MutexGuard<'a, Held>,
+    shared: &'a SharedStore,
+}
+
+async fn call<T: Send + 'static>(
+    store: &Arc<dyn SecureStore>,
+    f: impl FnOnce(&dyn SecureStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    if !store.may_block() {
+        return f(store.as_ref());
+    }
+    let store = store.clone();
+    crate::runtime::run_blocking(move || f(store.as_ref()))
+        .await
+        .unwrap_or_else(|| Err(StoreError::Failed("the store call panicked".into())))
+}
+
+impl SharedStore {
+    pub(crate) fn new(store: Arc<dyn SecureStore>, slots: Slots, lock: Arc<dyn ContextLock>) -> Self {
+        Self {
+            store,
+            slots,
+            lock,
+            turn: tokio::sync::Mutex::new(Held::default()),
+            seen_generation: AtomicU64::new(0),
+            checked_at: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Waits for this task's turn (in-process order only; see [`Turn::locked`]).
+    pub(crate) async fn turn(&self) -> Turn<'_> {
+        Turn { held: self.turn.lock().await, shared: self }
+    }
+
+    /// A read outside any turn, for values no other context rewrites in a way that matters
+    /// here (the provider's public documents).
+    pub(crate) async fn load_unordered(&self, key: &str) -> Result<Option<Secret>, StoreError> {
+        let key = key.to_owned();
+        call(&self.store, move |s| s.load(&key)).await
+    }
+
+    /// A write outside any turn: only for the provider's public documents.
+    pub(crate) async fn save_unordered(&self, key: &str, value: Secret) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        call(&self.store, move |s| s.save(&key, &value)).await
+    }
+
+    /// Whether another context has written the store since this one last looked (cheap: the
+    /// lock's counter, at most every [`GENERATION_CHECK`] of `monotonic` time).
+    pub(crate) fn changed_elsewhere(&self, monotonic: Duration) -> bool {
+        {
+            let mut checked = self.checked_at.lock().unwrap_or_else(PoisonError::into_inner);
+            if checked.is_some_and(|at| monotonic.saturating_sub(at) < GENERATION_CHECK) {
+                return false;
+            }
+            *checked = Some(monotonic);
+        }
+        self.lock.generation() != self.seen_generation.load(Ordering::Acquire)
+    }
+
+    /// Records the counter as seen: call before reading the store (a write after the read
+    /// then shows as a change).
+    pub(crate) fn note_generation(&self) {
+        self.seen_generation.store(self.lock.generation(), Ordering::Release);
+    }
+}
+
+impl Turn<'_> {
+    /// Takes the cross-context lock for the rest of this turn, if it is not held already.
+    pub(crate) async fn locked(&mut self) -> Result<(), Error> {
+        if self.held.guard.is_none() {
+            self.held.guard = Some(self.shared.lock.acquire().await?);
+        }
+        Ok(())
+    }
+
+    /// Whether the cross-context lock is held.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.held.guard.is_some()
+    }
+
+    /// Keeps the cross-context lock after this turn (`true`: the store holds a spent refresh
+    /// token) or lets it go with the turn (`false`, once a write succeeded).
+    pub(crate) fn keep_lock(&mut self, keep: bool) {
+        self.held.keep = keep;
+    }
+
+    /// Lets the cross-context lock go now (unless it must be kept), for work that needs no
+    /// store (a revocation on the network).
+    pub(crate) fn unlock(&mut self) {
+        if !self.held.keep {
+            self.held.guard = None;
+        }
+    }
+
+    /// Reads `key` (the generation counter is noted first).
+    pub(crate) async fn load(&mut self, key: &str) -> Result<Option<Secret>, StoreError> {
+        self.shared.note_generation();
+        let key = key.to_owned();
+        call(&self.shared.store, move |s| s.load(&key)).await
+    }
+
+    /// Writes `key`. The cross-context lock must be held ([`locked`](Self::locked)).
+    pub(crate) async fn save(&mut self, key: &str, value: Secret) -> Result<(), StoreError> {
+        self.require_lock()?;
+        let key = key.to_owned();
+        call(&self.shared.store, move |s| s.save(&key, &value)).await?;
+        self.bump();
+        Ok(())
+    }
+
+    /// Deletes `key`, under the cross-context lock if it could be taken: a delete never brings
+    /// anything back, so a sign-out still wipes when another context holds the lock too long.
+    pub(crate) async fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        call(&self.shared.store, move |s| s.delete(&key)).await?;
+        self.bump();
+        Ok(())
+    }
+
+    fn require_lock(&self) -> Result<(), StoreError> {
+        if self.is_locked() {
+            Ok(())
+        } else {
+            Err(StoreError::Failed("a store write was attempted without the session lock".into()))
+        }
+    }
+
+    fn bump(&mut self) {
+        if let Some(guard) = self.held.guard.as_mut() {
+            let generation = guard.bump_generation();
+            self.shared.seen_generation.store(generation, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if !self.held.keep {
+            self.held.guard = None;
+        }
+    }
+}
