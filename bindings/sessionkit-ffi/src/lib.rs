@@ -92,6 +92,12 @@ pub struct ClientSettings {
     pub background_refresh: bool,
     /// Trust only this PEM root (tests, private PKI) instead of the platform's.
     pub trust_only_root_pem: Option<String>,
+    /// The directory of the cross-process lock, shared by every process that shares the
+    /// session: on iOS the app group container (so an app and its extension exclude each
+    /// other), on Android `context.filesDir` (Android has no per-user runtime directory).
+    /// Null: `$XDG_RUNTIME_DIR/sessionkit`, else the user's cache directory.
+    #[uniffi(default)]
+    pub lock_dir: Option<String>,
 }
 
 /// Which limit an "expiring soon" warning is about.
@@ -346,6 +352,9 @@ impl SessionClient {
         if let Some(uri) = &settings.post_logout_redirect_uri {
             config = config.post_logout_redirect_uri(uri);
         }
+        if let Some(dir) = settings.lock_dir {
+            config = config.lock_dir(dir.into());
+        }
         let inner = sessionkit::SessionClient::new(config.build()?).await?;
         Ok(Arc::new(Self { inner, runtime: tokio::runtime::Handle::current() }))
     }
@@ -384,6 +393,12 @@ impl SessionClient {
     /// Counts user activity for the idle timeout.
     pub async fn record_activity(&self) {
         self.inner.record_activity().await;
+    }
+
+    /// Re-reads the store and adopts what another process sharing it (the app's extension)
+    /// wrote there: a refreshed token, a new sign-in, or a sign-out.
+    pub async fn sync_from_store(&self) -> Result<(), SessionKitError> {
+        Ok(self.inner.sync_from_store().await?)
     }
 
     /// Signs out (wipe, revoke, end-session); returns the end-session URL to open, if any.

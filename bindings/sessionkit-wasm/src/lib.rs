@@ -146,7 +146,7 @@ impl WebSession {
 
     /// The session's identity and deadlines (epoch milliseconds), or `null` when signed out.
     pub fn status(&self) -> JsValue {
-        convert::status(self.shared.client.status(), self.shared.client.store_description())
+        convert::status(self.shared.client.status(), &self.shared.client.store_description())
     }
 
     /// Calls `listener(event)` for every session event; returns an id for `offEvent`.

@@ -9,24 +9,15 @@
 //! events: when the app hears "expired" or "logged out", the store no longer holds the session
 //! and the revocation is done or queued durably.
 
-use sessionkit_core::http::HttpRequest;
 use sessionkit_core::{Action, SessionEvent};
 
 use crate::client::Inner;
 use crate::shared::Turn;
 
-/// What a pass of the executor leaves for its caller.
-#[derive(Default)]
-pub(crate) struct Processed {
-    /// A refresh the core queued: only the holder of the refresh gate sends it.
-    pub(crate) refresh: Option<HttpRequest>,
-}
-
 impl Inner {
     /// Performs every queued action and publishes the events. Bounded: each pass drains what
     /// the previous one queued, and failures queue events, not more store work.
-    pub(crate) async fn process(&self, turn: &mut Turn<'_>) -> Processed {
-        let mut processed = Processed::default();
+    pub(crate) async fn process(&self, turn: &mut Turn<'_>) {
         let mut revocations = Vec::new();
         for _ in 0..8 {
             let actions: Vec<Action> = {
@@ -43,7 +34,8 @@ impl Inner {
                     Action::Persist(_) => self.write_session(turn).await,
                     Action::Wipe => self.wipe(turn).await,
                     Action::SyncWithStore => self.check_shared_record(turn).await,
-                    Action::Refresh(request) => processed.refresh = Some(request),
+                    // Only the holder of the refresh gate sends it (`refresh.rs`).
+                    Action::Refresh(request) => self.gate.park(request),
                     Action::Revoke(revocation) => revocations.push(revocation),
                     _ => {}
                 }
@@ -63,11 +55,10 @@ impl Inner {
             tracing::info!(event = ?event, "session event");
             let _ = self.events.send(event);
         }
-        processed
     }
 
     /// Takes a turn and processes: for callers that hold none.
-    pub(crate) async fn process_now(&self) -> Processed {
+    pub(crate) async fn process_now(&self) {
         let mut turn = self.shared.turn().await;
         self.process(&mut turn).await
     }
@@ -88,11 +79,16 @@ impl Inner {
             }
         };
         let bytes = stored.as_ref().map(|record| record.expose().as_bytes());
-        let write = match self.session().prepare_write(bytes, self.now()) {
+        // Bound first: a guard in the `match` scrutinee would live through the arms below.
+        let prepared = self.session().prepare_write(bytes, self.now());
+        let write = match prepared {
             Ok(Some(write)) => write,
             Ok(None) => {
-                if stored.is_none() || self.session().end_reason().is_some() {
-                    // Nothing of ours is in the store that another context could replay.
+                // Nothing to write: the store is empty or already holds this session's state,
+                // so nothing spent is there for another context to replay. An ended session's
+                // record is the wipe's to remove, and the wipe's to let the lock go.
+                let ended = self.session().end_reason().is_some();
+                if stored.is_none() || !ended {
                     turn.keep_lock(false);
                 }
                 return;
@@ -117,30 +113,34 @@ impl Inner {
     /// Deletes the ended session's record (and the provider copies kept for an offline start),
     /// unless the store now holds another context's later sign-in.
     async fn wipe(&self, turn: &mut Turn<'_>) {
-        if let Err(error) = turn.locked().await {
-            // Deleting needs no lock to be safe for this session; only a writer that read
-            // before the delete could bring the record back, and it reads under the lock.
-            tracing::warn!(%error, "could not take the session lock to wipe; wiping without it");
-        }
         let slot = self.shared.slots.session.clone();
-        let applies = match turn.load(&slot).await {
-            Ok(None) => false,
-            Ok(Some(stored)) => self.session().wipe_applies_to(stored.expose().as_bytes()),
-            // Unreadable: a sign-out still removes it.
-            Err(_) => self.session().end_reason() == Some(sessionkit_core::EndReason::SignedOut),
+        // Without the lock, or with the store unreadable, nothing is deleted blindly (another
+        // context may be writing its later sign-in): the wipe fails and is retried.
+        let loaded = match turn.locked().await {
+            Ok(()) => turn.load(&slot).await,
+            Err(error) => Err(crate::store::StoreError::Unavailable(error.to_string())),
         };
-        let mut result = Ok(());
-        if applies {
-            result = turn.delete(&slot).await;
-            if result.is_ok() {
-                let _ = turn.delete(&self.shared.slots.provider).await;
+        let result = match loaded {
+            Ok(None) => Ok(()),
+            Ok(Some(stored)) if !self.session().wipe_applies_to(stored.expose().as_bytes()) => Ok(()),
+            Ok(Some(_)) => {
+                let deleted = turn.delete(&slot).await;
+                if deleted.is_ok() {
+                    let _ = turn.delete(&self.shared.slots.provider).await;
+                }
+                deleted
             }
+            Err(error) => Err(error),
+        };
+        if result.is_ok() {
+            turn.keep_lock(false);
         }
-        turn.keep_lock(false);
+        // On failure the lock stays kept if it was: the record may hold a spent refresh token.
         *self.wipe_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = match result {
             Ok(()) => None,
             Err(error) => {
-                tracing::warn!(%error, "could not delete the session from the store");
+                tracing::warn!(%error, "could not delete the session from the store; retried later");
+                self.session().handle_wipe_failed(self.now());
                 Some(error.to_string())
             }
         };

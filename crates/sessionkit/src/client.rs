@@ -125,6 +125,8 @@ impl SessionClient {
     /// Discovers the provider, fetches its keys (or, offline, uses the copies cached at the last
     /// start), restores a stored session if there is one, and starts the timer. A store that
     /// cannot be read is an error; nothing is wiped.
+    // In the browser the held Web Lock is a JS value (not `Send`); wasm32 has one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub async fn new(config: SessionConfig) -> Result<Self, Error> {
         let clock: Arc<dyn Clock> = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let http: Arc<dyn HttpClient> = match &config.http_client {
@@ -253,6 +255,12 @@ impl SessionClient {
     /// quarter of a second of their next call. If the store could not be wiped, the error says
     /// so: the session is over here, and calling `logout` again retries the wipe.
     pub async fn logout(&self) -> Result<Option<EndSessionRequest>, Error> {
+        if self.inner.session().end_reason().is_some() {
+            // Signed out here, but another context may have signed in since: adopt its session
+            // so that it is signed out (wiped and revoked) like one of ours. If the store cannot
+            // be read, what it holds cannot be signed out: the caller hears so and retries.
+            self.inner.sync().await?;
+        }
         let result = self.inner.session().logout(self.inner.now());
         // The wipe and the revocation run in their own task: a caller that stops waiting must
         // not leave a logout half done.
@@ -268,7 +276,7 @@ impl SessionClient {
         if let Some(failure) = failure {
             return Err(Error::StorageUnavailable {
                 message: format!(
-                    "signed out here, but the session could not be removed from the store ({failure}); sign out again to retry"
+                    "signed out here, but the session could not be removed from the store ({failure}); it is retried in the background, and signing out again retries at once"
                 ),
             });
         }

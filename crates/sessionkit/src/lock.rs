@@ -284,7 +284,6 @@ mod native {
     #[cfg(test)]
     mod tests {
         use std::fs::{OpenOptions, TryLockError};
-        use std::sync::Mutex;
         use std::time::{Duration, Instant};
 
         use super::*;
@@ -293,7 +292,7 @@ mod native {
         /// every open descriptor of the process for a moment, the other test's lock among them,
         /// which then stays held after that test dropped it (this made the second test fail 2
         /// runs in 8 under load).
-        static SERIAL: Mutex<()> = Mutex::new(());
+        static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
         fn private_dir(name: &str) -> PathBuf {
             let dir = std::env::temp_dir().join(format!("sessionkit-lock-{name}-{}", std::process::id()));
@@ -313,7 +312,7 @@ mod native {
         /// process. `flock -o` (util-linux) plays the other process and holds the lock itself.
         #[tokio::test]
         async fn a_dead_holder_releases_the_lock() {
-            let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _serial = SERIAL.lock().await;
             let dir = private_dir("dead");
             let lock = FileLock::new(Some(&dir), "k").expect("private dir");
             // Create the file as the lock would, then let another process hold it.
@@ -345,7 +344,7 @@ mod native {
 
         #[tokio::test]
         async fn a_held_lock_excludes_another_holder_until_dropped() {
-            let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _serial = SERIAL.lock().await;
             let lock = FileLock::new(Some(&private_dir("held")), "k").expect("private dir");
             let held = lock.acquire().await.expect("first");
             let file = OpenOptions::new().write(true).open(lock.path()).expect("open");
@@ -383,6 +382,25 @@ mod native {
             std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
             let error = FileLock::new(Some(&shared), "k").expect_err("refused");
             assert!(error.to_string().contains("writable by other users"), "{error}");
+        }
+
+        /// Finding 5 of the concurrency review: a directory of another user (a lock file
+        /// pre-created on a shared /tmp) is refused, not used.
+        #[cfg(unix)]
+        #[test]
+        fn a_directory_of_another_user_is_refused() {
+            let theirs = if rustix::process::geteuid().is_root() {
+                let dir = private_dir("theirs");
+                std::fs::create_dir_all(&dir).expect("dir");
+                std::os::unix::fs::chown(&dir, Some(65_534), Some(65_534)).expect("chown to nobody");
+                dir
+            } else {
+                // Not root: the root directory is another user's.
+                PathBuf::from("/")
+            };
+            let error = FileLock::new(Some(&theirs), "k").expect_err("refused");
+            assert!(error.to_string().contains("belongs to another user"), "{error}");
+            assert!(error.to_string().contains("lock_dir"), "the message names the setting to change: {error}");
         }
 
         /// A lock file replaced by a symlink (to a file the attacker wants us to lock or

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessionkit_core::http::HttpRequest;
 use sessionkit_core::{CoreError, RefreshStart, StoreChange, TokenState};
 use tracing::Instrument as _;
 
@@ -46,6 +47,10 @@ pub(crate) struct Release {
 pub(crate) struct RefreshGate {
     mutex: Arc<tokio::sync::Mutex<()>>,
     released: tokio::sync::watch::Sender<Release>,
+    /// The refresh the core queued, until the gate's holder sends it. Whoever drains the
+    /// action queue (an activity, a sync) parks it here, so it is never lost: the core counts
+    /// it as in flight from the moment it is queued.
+    queued: std::sync::Mutex<Option<HttpRequest>>,
 }
 
 impl RefreshGate {
@@ -53,7 +58,17 @@ impl RefreshGate {
         Self {
             mutex: Arc::new(tokio::sync::Mutex::new(())),
             released: tokio::sync::watch::Sender::new(Release::default()),
+            queued: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keeps a refresh the core queued for the gate's holder.
+    pub(crate) fn park(&self, request: HttpRequest) {
+        *self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(request);
+    }
+
+    fn take_parked(&self) -> Option<HttpRequest> {
+        self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// Waits for the gate (the timer and `sync_from_store` do; callers of `access_token` do not).
@@ -180,7 +195,11 @@ impl Inner {
 
     /// Performs the queued actions; if they include a refresh, runs the protocol above.
     pub(crate) async fn run_refresh(&self, turn: &mut Turn<'_>) -> Result<(), Error> {
-        let Some(request) = self.process(turn).await.refresh else { return Ok(()) };
+        self.process(turn).await;
+        // A parked request the core no longer waits for (an adopted record made it
+        // unnecessary) is dropped: its refresh token may be spent.
+        let parked = self.gate.take_parked();
+        let Some(request) = parked.filter(|_| self.session().refresh_in_flight()) else { return Ok(()) };
         // If this future is dropped all the same (a runtime shutting down), the refresh counts
         // as failed, so the session is not left waiting for an answer that never comes.
         let abandoned = AbandonedRefresh { inner: self, armed: true };
@@ -254,24 +273,30 @@ impl Inner {
         }
     }
 
-    /// Step 5: the successor must be in the store before the lock goes.
+    /// Step 5: the successor must be in the store before the lock goes. Until a write (or,
+    /// if the session ended meanwhile, its wipe) succeeds, the store holds a refresh token the
+    /// provider considers spent, so the lock is kept: only those successes let it go.
     async fn persist_before_release(&self, turn: &mut Turn<'_>) {
+        if !self.session().needs_write() || !turn.is_locked() {
+            return;
+        }
+        turn.keep_lock(true);
         let mut pause = PERSIST_PAUSE;
         for _ in 0..PERSIST_ATTEMPTS {
-            if !self.session().needs_write() {
-                return;
-            }
             crate::runtime::sleep(pause).await;
             pause = pause.saturating_mul(2);
             self.write_session(turn).await;
+            // Reading the store to write may have ended the session (idle on the shared
+            // record, a sign-out elsewhere): its wipe and revocation happen now, under the lock.
+            self.process(turn).await;
+            if !turn.keeps_lock() {
+                return;
+            }
         }
-        if self.session().needs_write() && turn.is_locked() {
-            tracing::warn!(
-                "the refreshed session could not be written; the session lock stays held until it is, \
-                 so that no other process sends the spent refresh token"
-            );
-            turn.keep_lock(true);
-        }
+        tracing::warn!(
+            "the refreshed session could not be written; the session lock stays held until it is, \
+             so that no other process sends the spent refresh token"
+        );
     }
 
     async fn feed_refresh(&self, response: &sessionkit_core::http::HttpResponse) -> Result<(), Error> {

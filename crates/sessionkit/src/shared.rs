@@ -140,8 +140,16 @@ impl SharedStore {
 
     /// Records the counter as seen: call before reading the store (a write after the read
     /// then shows as a change).
-    pub(crate) fn note_generation(&self) {
-        self.seen_generation.store(self.lock.generation(), Ordering::Release);
+    /// Gives the counter seen before, for [`read_failed`](Self::read_failed).
+    fn note_generation(&self) -> u64 {
+        self.seen_generation.swap(self.lock.generation(), Ordering::AcqRel)
+    }
+
+    /// A read noted the counter but failed: what it would have seen is still unseen, so the
+    /// hot path looks again at once (and hands out nothing until a read succeeds).
+    fn read_failed(&self, seen_before: u64) {
+        self.seen_generation.store(seen_before, Ordering::Release);
+        *self.checked_at.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -165,6 +173,11 @@ impl Turn<'_> {
         self.held.keep = keep;
     }
 
+    /// Whether the lock is kept after this turn.
+    pub(crate) fn keeps_lock(&self) -> bool {
+        self.held.keep
+    }
+
     /// Lets the cross-context lock go now (unless it must be kept), for work that needs no
     /// store (a revocation on the network).
     pub(crate) fn unlock(&mut self) {
@@ -175,9 +188,13 @@ impl Turn<'_> {
 
     /// Reads `key` (the generation counter is noted first).
     pub(crate) async fn load(&mut self, key: &str) -> Result<Option<Secret>, StoreError> {
-        self.shared.note_generation();
+        let seen_before = self.shared.note_generation();
         let key = key.to_owned();
-        call(&self.shared.store, move |s| s.load(&key)).await
+        let loaded = call(&self.shared.store, move |s| s.load(&key)).await;
+        if loaded.is_err() {
+            self.shared.read_failed(seen_before);
+        }
+        loaded
     }
 
     /// Writes `key`. The cross-context lock must be held ([`locked`](Self::locked)).

@@ -281,6 +281,8 @@ pub struct Session {
     revision: u64,
     /// The id of the session that ended last: its record is never written or adopted again.
     ended_session_id: Option<String>,
+    /// A wipe that failed is asked for again at this time.
+    wipe_retry_at: Option<UnixTime>,
     events: VecDeque<SessionEvent>,
     actions: VecDeque<Action>,
 }
@@ -298,6 +300,7 @@ impl Session {
             state: State::Ended(EndReason::NotSignedIn),
             revision: 0,
             ended_session_id: None,
+            wipe_retry_at: None,
             events: VecDeque::new(),
             actions: VecDeque::new(),
         }
@@ -394,7 +397,15 @@ impl Session {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next run, in session time.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        let State::Active(a) = &self.state else { return None };
+        let State::Active(a) = &self.state else { return self.wipe_retry_at };
+        // While the idle limit waits for the shared record, nothing else happens but the
+        // check's retry and the absolute limit (`handle_timeout` stops there, so any other
+        // deadline already past would wake the driver again and again at the same instant).
+        match a.idle_check {
+            IdleCheck::NotNeeded => {}
+            IdleCheck::Requested => return Some(a.absolute_deadline),
+            IdleCheck::RetryAt(at) => return Some(at.min(a.absolute_deadline)),
+        }
         let idle_deadline = a.idle_deadline(&self.policy);
         let lead = self.policy.warning_lead();
         let mut next = a.absolute_deadline;
@@ -403,11 +414,7 @@ impl Session {
                 next = next.min(t);
             }
         };
-        consider(match a.idle_check {
-            IdleCheck::NotNeeded => Some(idle_deadline),
-            IdleCheck::Requested => None,
-            IdleCheck::RetryAt(at) => Some(at),
-        });
+        consider(Some(idle_deadline));
         // Activity not yet in the store is written before the shared idle deadline it extends,
         // so that a context checking that deadline sees it.
         let flush_margin = self.policy.idle_timeout() / 4;
@@ -643,6 +650,10 @@ impl Session {
     /// Runs the timers: limits, warnings, scheduled refreshes and persistence retries.
     pub fn handle_timeout(&mut self, now: Now) {
         let t = self.observe(now);
+        if self.wipe_retry_at.is_some_and(|at| at <= t) {
+            self.wipe_retry_at = None;
+            self.actions.push_back(Action::Wipe);
+        }
         if self.end_if_limit_reached(t, false) || self.end_if_expired_without_refresh(t) {
             return;
         }
@@ -704,6 +715,17 @@ impl Session {
         self.events.push_back(SessionEvent::StorageProblem { session_id, problem: StorageProblem::Unavailable });
     }
 
+    /// The driver could not delete the ended session's record: the wipe is asked for again
+    /// after [`PERSIST_RETRY`] (a store that stays broken is reported by the driver).
+    pub fn handle_wipe_failed(&mut self, now: Now) {
+        let t = self.observe(now);
+        if matches!(self.state, State::Ended(_)) {
+            self.wipe_retry_at = Some(t.saturating_add(PERSIST_RETRY));
+            self.events
+                .push_back(SessionEvent::StorageProblem { session_id: None, problem: StorageProblem::Unavailable });
+        }
+    }
+
     /// Another process or tab changed the shared store; `record` is what it holds now (read
     /// under the cross-context lock). Newer tokens of this session are adopted (no refresh of
     /// our own: the old refresh token was rotated away) and the later activity of either side
@@ -715,7 +737,9 @@ impl Session {
         let t = self.observe(now);
         let Some(bytes) = record else {
             if matches!(&self.state, State::Active(a) if a.written) {
-                self.end(EndReason::Revoked, false);
+                // Revoked again from here: the context that emptied the store may not have
+                // known these tokens (a session it never adopted); a second revocation is a no-op.
+                self.end(EndReason::Revoked, true);
                 self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
                 return Ok(StoreChange::Ended);
             }
@@ -732,6 +756,7 @@ impl Session {
         if self.ended_session_id.as_deref() == Some(record.session_id.as_str()) {
             // A session that ended here is never brought back; its record goes again.
             self.actions.push_back(Action::Wipe);
+            self.confirm_idle(t);
             return Ok(StoreChange::Unchanged);
         }
         let mut share_activity = false;
@@ -756,11 +781,21 @@ impl Session {
                     StoreChange::Adopted
                 }
             }
-            // A sign-in here not written yet is newer than whatever the store holds.
-            State::Active(a) if !a.written => StoreChange::Unchanged,
+            // A sign-in here not written yet is newer than whatever the store holds, which it
+            // replaces: those tokens are revoked (nobody will use them again).
+            State::Active(a) if !a.written => {
+                self.queue_revocations(record.refresh_token, Some(record.access_token));
+                StoreChange::Unchanged
+            }
             _ => {
                 let (session_id, subject) = (record.session_id.clone(), record.subject.clone());
-                self.state = State::Active(Box::new(self.active_from_record(record)));
+                let adopted = State::Active(Box::new(self.active_from_record(record)));
+                let replaced = std::mem::replace(&mut self.state, adopted);
+                if let State::Active(old) = replaced {
+                    // A later sign-in elsewhere replaced this session: its tokens are revoked.
+                    self.ended_session_id = Some(old.session_id);
+                    self.queue_revocations(old.tokens.refresh_token, Some(old.tokens.access_token));
+                }
                 self.actions.retain(|action| !matches!(action, Action::Refresh(_)));
                 self.events.push_back(SessionEvent::Restored { session_id, subject });
                 StoreChange::Adopted
@@ -811,6 +846,12 @@ impl Session {
         }))
     }
 
+    /// Whether a queued [`Action::Refresh`] still waits for its answer (it was not made
+    /// unnecessary by an adopted record, nor ended with the session).
+    pub fn refresh_in_flight(&self) -> bool {
+        matches!(&self.state, State::Active(a) if matches!(a.refresh, RefreshState::InFlight { .. }))
+    }
+
     /// Whether the store lacks some of this session's state (a sign-in or rotated tokens not
     /// written yet, or newer activity).
     pub fn needs_write(&self) -> bool {
@@ -830,12 +871,12 @@ impl Session {
     }
 
     /// Whether a [`Action::Wipe`] should delete `stored`: the record of the session that ended
-    /// here (or anything, after a sign-out with no session), never another context's later sign-in.
+    /// here, never another context's later sign-in (a wipe may be retried long after the end).
     pub fn wipe_applies_to(&self, stored: &[u8]) -> bool {
         match (SessionRecord::decode(stored), &self.ended_session_id) {
             (Ok(record), Some(ended)) => record.session_id == *ended,
-            (Ok(_), None) => self.end_reason() == Some(EndReason::SignedOut),
-            // Unreadable: a sign-out removes it; nothing else touches it.
+            (Ok(_), None) => false,
+            // Damaged bytes: a sign-out removes them; nothing else touches them.
             (Err(_), _) => self.end_reason() == Some(EndReason::SignedOut),
         }
     }
@@ -894,6 +935,7 @@ impl Session {
     }
 
     fn start(&mut self, session_id: String, claims: IdTokenClaims, tokens: TokenResponse, t: UnixTime) {
+        self.wipe_retry_at = None;
         let tokens = Tokens::new(tokens, t, self.policy.refresh_lead());
         self.events.push_back(SessionEvent::LoggedIn { session_id: session_id.clone(), subject: claims.sub.clone() });
         self.state = State::Active(Box::new(Active {

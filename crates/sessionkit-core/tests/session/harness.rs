@@ -190,10 +190,10 @@ impl Harness {
                         self.session.handle_persisted(&write);
                     }
                 }
-                Action::Wipe => {
-                    if self.store.as_ref().is_some_and(|s| self.session.wipe_applies_to(s.expose().as_bytes())) {
-                        self.store = None;
-                    }
+                Action::Wipe
+                    if self.store.as_ref().is_some_and(|s| self.session.wipe_applies_to(s.expose().as_bytes())) =>
+                {
+                    self.store = None;
                 }
                 _ => {}
             }

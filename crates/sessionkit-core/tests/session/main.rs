@@ -9,5 +9,6 @@ mod login;
 mod logout;
 mod properties;
 mod record_v1;
+mod record_v2;
 mod refresh;
 mod restore;

@@ -128,7 +128,8 @@ fn an_empty_store_means_signed_out_elsewhere() {
     assert_eq!(h.session.handle_store_changed(None, h.clock.now()).unwrap(), StoreChange::Ended);
     assert_eq!(h.session.access_token(h.clock.now()), TokenState::Dead(EndReason::Revoked));
     let actions = h.actions();
-    assert!(actions.is_empty(), "the other context already wiped and revoked: {actions:?}");
+    // The other context wiped; the tokens are revoked again from here (it may not have known them).
+    assert!(matches!(actions.as_slice(), [Action::Revoke(_), Action::Revoke(_)]), "no wipe: {actions:?}");
     assert!(matches!(h.events().as_slice(), [SessionEvent::Expired { reason: EndReason::Revoked, .. }]));
 }
 

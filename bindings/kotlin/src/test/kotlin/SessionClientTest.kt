@@ -94,21 +94,30 @@ class SessionClientTest {
             runBlocking { SessionClient.create(settings(), FailingStore()) }
         }
         assertTrue(failing.message!!.contains("locked"))
-        // A store that starts failing after sign-in: the session continues in memory.
+        // A store that starts failing after sign-in. Unreadable: no refresh is sent (the store
+        // might hold a newer refresh token than this process), the session is kept, the caller
+        // is told to retry. Writes failing: the refresh goes through, the session continues in
+        // memory, and the app hears of it.
         val flaky = object : ForeignStore {
-            @Volatile var broken = false
+            @Volatile var readsFail = false
+            @Volatile var writesFail = false
             val inner = KotlinStore()
-            override fun load(key: String) = if (broken) throw StoreFailure.Failed("locked") else inner.load(key)
-            override fun save(key: String, value: String) = if (broken) throw StoreFailure.Failed("locked") else inner.save(key, value)
-            override fun delete(key: String) = if (broken) throw StoreFailure.Failed("locked") else inner.delete(key)
+            override fun load(key: String) = if (readsFail) throw StoreFailure.Failed("locked") else inner.load(key)
+            override fun save(key: String, value: String) = if (writesFail) throw StoreFailure.Failed("locked") else inner.save(key, value)
+            override fun delete(key: String) = if (writesFail) throw StoreFailure.Failed("locked") else inner.delete(key)
         }
         val recorder = Recorder()
         val client = signedIn(flaky)
         client.setListener(recorder)
-        flaky.broken = true
+        flaky.readsFail = true
         delay(2300)
+        val retry = assertThrows<SessionKitException.RetryLater> { runBlocking { client.accessToken() } }
+        assertTrue(retry.message!!.contains("nothing was sent"), retry.message)
+        assertNotNull(client.status(), "the session is kept")
+        flaky.readsFail = false
+        flaky.writesFail = true
         val token = client.accessToken()
-        assertTrue(token.isNotEmpty(), "refreshed although the store is broken")
+        assertTrue(token.isNotEmpty(), "refreshed although the store cannot be written")
         delay(200)
         assertTrue(recorder.events.any { it is SessionEvent.StorageProblem }, "the app heard of it")
     }
@@ -121,6 +130,39 @@ class SessionClientTest {
         assertNull(gaveUp, "the first call was cancelled")
         delay(1500)
         assertTrue(client.accessToken().isNotEmpty())
+    }
+
+    @Test
+    fun `two clients with one store and one lock directory share one session`() = runBlocking {
+        val lockDir = java.nio.file.Files.createTempDirectory("sessionkit-kotlin-lock").toFile()
+        val shared = KotlinStore()
+        val settings = settings().copy(lockDir = lockDir.path + "/locks")
+        val app = SessionClient.create(settings, shared)
+        val request = app.beginLogin()
+        app.completeLogin(request, authorize(request.url()))
+        // The extension starts later and finds the app's session.
+        val extension = SessionClient.create(settings, shared)
+        assertEquals(app.status()!!.sessionId, extension.status()!!.sessionId)
+        val locks = java.io.File(lockDir, "locks")
+        val lockFiles = locks.listFiles()!!.filter { it.name.endsWith(".lock") }
+        assertEquals(1, lockFiles.size, "one lock file in the given directory")
+        val perms = java.nio.file.Files.getPosixFilePermissions(locks.toPath())
+        assertEquals(java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"), perms)
+        // Both refresh the expired token at once: one refresh, the other adopts its result.
+        delay(2300)
+        val tokens = listOf(async { app.accessToken() }, async { extension.accessToken() }).awaitAll()
+        assertEquals(tokens[0], tokens[1], "one refresh for both")
+        // A logout in the app signs the extension out too: its next call, a quarter of a
+        // second later, sees the lock's generation counter moved and reads the empty store.
+        app.logout()
+        assertTrue(shared.values.isEmpty())
+        delay(300)
+        assertNull(extension.freshAccessToken())
+        assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { extension.accessToken() } }
+        assertNull(extension.status())
+        extension.syncFromStore()
+        lockDir.deleteRecursively()
+        Unit
     }
 
     @Test
