@@ -141,41 +141,60 @@ impl Inner {
         let (done, outcome) = tokio::sync::oneshot::channel();
         crate::runtime::spawn(async move {
             let mut gate = Gate { guard: Some(guard), released: &inner.gate.released, outcome: None };
-            let result = inner.refresh_holding_gate().await;
+            let result = inner
+                .refresh_holding_gate(|result| {
+                    let _ = done.send(result.clone());
+                })
+                .await;
             gate.set_outcome(&result);
-            drop(gate);
-            let _ = done.send(result);
         });
         outcome.await.unwrap_or_else(|_| {
             Err(Error::RetryLater { message: "the refresh task stopped".into(), retry_after: None })
         })
     }
 
-    /// The refresh itself, by the holder of the gate.
-    async fn refresh_holding_gate(&self) -> Result<(), Error> {
+    /// The refresh itself, by the holder of the gate. `report` hears the outcome as soon as it
+    /// is known: the caller has its token while the successor's write is still being retried
+    /// (under the lock, step 5).
+    async fn refresh_holding_gate(&self, report: impl FnOnce(&Result<(), Error>)) -> Result<(), Error> {
+        if let Some(early) = self.start_refresh() {
+            report(&early);
+            return early;
+        }
+        let mut turn = self.shared.turn().await;
+        let result = self.run_refresh(&mut turn).await;
+        report(&result);
+        self.persist_before_release(&mut turn).await;
+        self.wake.notify_one();
+        result
+    }
+
+    /// Asks the core for a refresh: `Some` when none is needed or none may start now.
+    fn start_refresh(&self) -> Option<Result<(), Error>> {
         let now = self.now();
         let start = {
             let mut session = self.session();
             match session.access_token(now) {
-                TokenState::Fresh(_) => return Ok(()),
-                TokenState::Dead(reason) => return Err(error::ended(reason)),
+                TokenState::Fresh(_) => return Some(Ok(())),
+                TokenState::Dead(reason) => return Some(Err(error::ended(reason))),
                 TokenState::Renewable => session.request_refresh(now),
             }
         };
         match start {
-            RefreshStart::Started | RefreshStart::InFlight => {}
+            RefreshStart::Started | RefreshStart::InFlight => None,
             RefreshStart::BackingOff { until } => {
-                return Err(Error::RetryLater {
-                    message: "the provider failed recently; the session is kept".into(),
-                    retry_after: Some(until.saturating_duration_since(now.wall)),
-                });
+                let wait = until.saturating_duration_since(now.wall);
+                Some(Err(Error::RetryLater {
+                    message: format!(
+                        "a refresh failed moments ago (the provider or the secure store); the session is kept, \
+                         try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                    retry_after: Some(wait),
+                }))
             }
-            RefreshStart::Impossible(reason) => return Err(error::ended(reason)),
+            RefreshStart::Impossible(reason) => Some(Err(error::ended(reason))),
         }
-        let mut turn = self.shared.turn().await;
-        let result = self.run_refresh(&mut turn).await;
-        self.wake.notify_one();
-        result
     }
 
     /// Runs the timers of the core and, if they queued a refresh, the refresh (gate held).
@@ -187,13 +206,15 @@ impl Inner {
         self.session().handle_timeout(self.now());
         let mut turn = self.shared.turn().await;
         let result = self.run_refresh(&mut turn).await;
+        self.persist_before_release(&mut turn).await;
         if let Err(error) = &result {
             tracing::debug!(%error, "background refresh did not succeed");
         }
         gate.set_outcome(&result);
     }
 
-    /// Performs the queued actions; if they include a refresh, runs the protocol above.
+    /// Performs the queued actions; if they include a refresh, runs steps 1 to 4 of the protocol
+    /// above (the caller then runs step 5, [`persist_before_release`](Self::persist_before_release)).
     pub(crate) async fn run_refresh(&self, turn: &mut Turn<'_>) -> Result<(), Error> {
         self.process(turn).await;
         // A parked request the core no longer waits for (an adopted record made it
@@ -227,7 +248,6 @@ impl Inner {
         .await;
         abandoned.disarm();
         self.process(turn).await;
-        self.persist_before_release(turn).await;
         outcome
     }
 

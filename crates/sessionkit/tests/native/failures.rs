@@ -164,24 +164,53 @@ async fn a_process_killed_after_rotation_recovers_to_sign_in_again() {
     assert!(stored_refresh_token(&store, &idp.issuer).is_none());
 }
 
+/// Finding 2 of the concurrency review: a store that cannot be read before a refresh may hold
+/// a newer refresh token than this process (another one rotated it): nothing is sent, the
+/// session is kept, the caller is told to retry.
 #[tokio::test]
-async fn a_store_locked_during_a_refresh_keeps_the_session_and_catches_up_after_unlock() {
+async fn a_locked_store_refuses_the_refresh_and_keeps_the_session() {
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(lazy()).await;
+    idp.login(&client).await;
+    let before = stored_refresh_token(&store, &idp.issuer).unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.set_unavailable(true);
+    let error = client.access_token().await.expect_err("no refresh without reading the store");
+    assert!(matches!(error, Error::RetryLater { .. }), "{error}");
+    assert!(error.to_string().contains("nothing was sent"), "{error}");
+    assert!(client.status().is_some(), "the session is kept");
+    store.set_unavailable(false);
+    // The failed attempt backs off (1 s), as after any transient failure; the error said how long.
+    let Error::RetryLater { retry_after: Some(wait), .. } = client.access_token().await.expect_err("backing off")
+    else {
+        panic!("a retry-later with its wait")
+    };
+    tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    let token = client.access_token().await.expect("refreshed once the store can be read");
+    assert_eq!(idp.call_api(token.expose()).await, 200);
+    assert_ne!(stored_refresh_token(&store, &idp.issuer).unwrap(), before, "rotated and written");
+}
+
+/// A store whose writes fail during a refresh: the refresh goes through (the store was read),
+/// the session continues in memory, the app hears of it, and the write catches up.
+#[tokio::test]
+async fn a_store_that_cannot_be_written_during_a_refresh_keeps_the_session_and_catches_up() {
     let idp = Idp::start(2);
     let (client, store) = idp.client(lazy()).await;
     let mut events = client.subscribe();
     idp.login(&client).await;
     let before = stored_refresh_token(&store, &idp.issuer).unwrap();
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    store.set_unavailable(true);
+    store.set_writes_fail(true);
     let token = client.access_token().await.expect("the refresh works; only the write fails");
     assert_eq!(idp.call_api(token.expose()).await, 200);
     crate::lifecycle::wait_for(&mut events, Duration::from_secs(2), |e| {
         matches!(e, sessionkit::SessionEvent::StorageProblem { problem: sessionkit::StorageProblem::Unavailable, .. })
     })
     .await;
-    store.set_unavailable(false);
     assert_eq!(stored_refresh_token(&store, &idp.issuer).unwrap(), before, "the write has not happened yet");
-    // The write is retried 10 s later by the timer.
+    store.set_writes_fail(false);
+    // The write is retried by the timer.
     let mut caught_up = false;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -190,7 +219,7 @@ async fn a_store_locked_during_a_refresh_keeps_the_session_and_catches_up_after_
             break;
         }
     }
-    assert!(caught_up, "the rotated token reached the store after unlock");
+    assert!(caught_up, "the rotated token reached the store once it could be written");
     assert!(client.status().is_some());
 }
 

@@ -115,6 +115,7 @@ class SessionClientTest {
         assertTrue(retry.message!!.contains("nothing was sent"), retry.message)
         assertNotNull(client.status(), "the session is kept")
         flaky.readsFail = false
+        delay(1100) // the failed attempt backs off for a second, as after any transient failure
         flaky.writesFail = true
         val token = client.accessToken()
         assertTrue(token.isNotEmpty(), "refreshed although the store cannot be written")
