@@ -61,7 +61,7 @@ pub enum CoreError {
     #[error(transparent)]
     Device(#[from] crate::oidc::device::DeviceError),
     /// There is no usable session.
-    #[error("no session: {0:?}")]
+    #[error("no session: {}", .0.explanation())]
     NoSession(EndReason),
     /// The store is locked or unreachable (reported by the driver).
     #[error("the secure store is unavailable")]

@@ -75,7 +75,6 @@ pub const fn is_transient_status(status: u16) -> bool {
 }
 
 impl HttpResponse {
-    /// Whether the answer is transient (see [`is_transient_status`]): retry later, keep state.
     /// A response with a status and body and no headers yet.
     pub fn new(status: u16, body: Vec<u8>) -> Self {
         Self { status, headers: Vec::new(), body: Zeroizing::new(body) }
@@ -88,7 +87,7 @@ impl HttpResponse {
         self
     }
 
-    /// The status code.
+    /// Whether the answer is transient (see [`is_transient_status`]): retry later, keep state.
     pub fn is_transient(&self) -> bool {
         is_transient_status(self.status)
     }

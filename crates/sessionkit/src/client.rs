@@ -309,6 +309,11 @@ impl SessionClient {
     async fn restore(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let mut turn = inner.shared.turn().await;
+        // Under the lock: a limit found reached on this record ends the session, and the wipe
+        // that follows must find the same record (not one another process wrote since).
+        if let Err(error) = turn.locked().await {
+            tracing::warn!(%error, "starting without the session lock; an end found now is wiped only under it, later");
+        }
         let record = turn.load(&inner.shared.slots.session).await.map_err(|e| error::store(&e))?;
         if let Some(record) = record {
             // An unreadable record is reported and left in place; the app starts signed out.

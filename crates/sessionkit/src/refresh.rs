@@ -162,11 +162,13 @@ impl Inner {
             return early;
         }
         let mut turn = self.shared.turn().await;
-        let result = self.run_refresh(&mut turn).await;
-        report(&result);
-        self.persist_before_release(&mut turn).await;
+        let result = self.run_refresh(&mut turn, report).await;
         self.wake.notify_one();
         result
+    }
+
+    fn current_session_id(&self) -> Option<String> {
+        self.session().status().map(|status| status.session_id)
     }
 
     /// Asks the core for a refresh: `Some` when none is needed or none may start now.
@@ -205,29 +207,41 @@ impl Inner {
         let mut gate = self.gate.enter().await;
         self.session().handle_timeout(self.now());
         let mut turn = self.shared.turn().await;
-        let result = self.run_refresh(&mut turn).await;
-        self.persist_before_release(&mut turn).await;
+        let result = self.run_refresh(&mut turn, |_| {}).await;
         if let Err(error) = &result {
             tracing::debug!(%error, "background refresh did not succeed");
         }
         gate.set_outcome(&result);
     }
 
-    /// Performs the queued actions; if they include a refresh, runs steps 1 to 4 of the protocol
-    /// above (the caller then runs step 5, [`persist_before_release`](Self::persist_before_release)).
-    pub(crate) async fn run_refresh(&self, turn: &mut Turn<'_>) -> Result<(), Error> {
+    /// Performs the queued actions; if they include a refresh, runs the protocol above. `report`
+    /// hears the outcome before step 5's write retries.
+    async fn run_refresh(&self, turn: &mut Turn<'_>, report: impl FnOnce(&Result<(), Error>)) -> Result<(), Error> {
         self.process(turn).await;
         // A parked request the core no longer waits for (an adopted record made it
         // unnecessary) is dropped: its refresh token may be spent.
         let parked = self.gate.take_parked();
-        let Some(request) = parked.filter(|_| self.session().refresh_in_flight()) else { return Ok(()) };
+        let Some(request) = parked.filter(|_| self.session().refresh_in_flight()) else {
+            report(&Ok(()));
+            return Ok(());
+        };
+        let for_session = self.current_session_id();
         // If this future is dropped all the same (a runtime shutting down), the refresh counts
         // as failed, so the session is not left waiting for an answer that never comes.
         let abandoned = AbandonedRefresh { inner: self, armed: true };
         if let Some(early) = self.before_sending(turn).await {
             abandoned.disarm();
             self.process(turn).await;
+            report(&early);
             return early;
+        }
+        // Waiting for the lock takes time: a sign-in here may have replaced the session whose
+        // refresh this is (its refresh token may be spent by now). Only the current one is sent.
+        if !self.session().refresh_in_flight() || self.current_session_id() != for_session {
+            abandoned.disarm();
+            self.process(turn).await;
+            report(&Ok(()));
+            return Ok(());
         }
         let outcome = async {
             match self.transport.send(&request).await {
@@ -247,7 +261,15 @@ impl Inner {
         .instrument(tracing::debug_span!("refresh"))
         .await;
         abandoned.disarm();
+        if outcome.is_ok() && turn.is_locked() {
+            // From here until the successor is written (or the session wiped), the store holds
+            // a spent refresh token: nothing, not even a revocation sent meanwhile, lets the
+            // lock go; only a successful write or wipe does.
+            turn.keep_lock(true);
+        }
         self.process(turn).await;
+        report(&outcome);
+        self.persist_before_release(turn).await;
         outcome
     }
 
@@ -297,10 +319,9 @@ impl Inner {
     /// if the session ended meanwhile, its wipe) succeeds, the store holds a refresh token the
     /// provider considers spent, so the lock is kept: only those successes let it go.
     async fn persist_before_release(&self, turn: &mut Turn<'_>) {
-        if !self.session().needs_write() || !turn.is_locked() {
+        if !turn.keeps_lock() {
             return;
         }
-        turn.keep_lock(true);
         let mut pause = PERSIST_PAUSE;
         for _ in 0..PERSIST_ATTEMPTS {
             crate::runtime::sleep(pause).await;

@@ -16,7 +16,7 @@
 //!   compares it (at most every [`GENERATION_CHECK`]) so that a sign-out or refresh in another
 //!   process is noticed without a keystore read on the hot path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,8 +59,12 @@ pub(crate) struct SharedStore {
     pub(crate) slots: Slots,
     lock: Arc<dyn ContextLock>,
     turn: tokio::sync::Mutex<Held>,
-    /// The generation counter as of this context's last read or write of the store.
+    /// The generation counter as of this context's last successful read of the session record
+    /// (or its own write, when it had seen everything before it).
     seen_generation: AtomicU64,
+    /// A change elsewhere was noticed and no read of the session record has succeeded since:
+    /// the hot path hands out nothing until one does.
+    stale: AtomicBool,
     /// When (monotonic) the hot path last looked at the counter.
     checked_at: Mutex<Option<Duration>>,
 }
@@ -99,6 +103,7 @@ impl SharedStore {
             lock,
             turn: tokio::sync::Mutex::new(Held::default()),
             seen_generation: AtomicU64::new(0),
+            stale: AtomicBool::new(false),
             checked_at: Mutex::new(None),
         }
     }
@@ -125,9 +130,13 @@ impl SharedStore {
         call(&self.store, move |s| s.save(&key, &value)).await
     }
 
-    /// Whether another context has written the store since this one last looked (cheap: the
-    /// lock's counter, at most every [`GENERATION_CHECK`] of `monotonic` time).
+    /// Whether another context has written the store since this one last read the session
+    /// record (cheap: the lock's counter, at most every [`GENERATION_CHECK`] of `monotonic`
+    /// time). Once a change is seen, it stays seen until a read of the record succeeds.
     pub(crate) fn changed_elsewhere(&self, monotonic: Duration) -> bool {
+        if self.stale.load(Ordering::Acquire) {
+            return true;
+        }
         {
             let mut checked = self.checked_at.lock().unwrap_or_else(PoisonError::into_inner);
             if checked.is_some_and(|at| monotonic.saturating_sub(at) < GENERATION_CHECK) {
@@ -135,21 +144,11 @@ impl SharedStore {
             }
             *checked = Some(monotonic);
         }
-        self.lock.generation() != self.seen_generation.load(Ordering::Acquire)
-    }
-
-    /// Records the counter as seen: call before reading the store (a write after the read
-    /// then shows as a change).
-    /// Gives the counter seen before, for [`read_failed`](Self::read_failed).
-    fn note_generation(&self) -> u64 {
-        self.seen_generation.swap(self.lock.generation(), Ordering::AcqRel)
-    }
-
-    /// A read noted the counter but failed: what it would have seen is still unseen, so the
-    /// hot path looks again at once (and hands out nothing until a read succeeds).
-    fn read_failed(&self, seen_before: u64) {
-        self.seen_generation.store(seen_before, Ordering::Release);
-        *self.checked_at.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let changed = self.lock.generation() != self.seen_generation.load(Ordering::Acquire);
+        if changed {
+            self.stale.store(true, Ordering::Release);
+        }
+        changed
     }
 }
 
@@ -186,13 +185,17 @@ impl Turn<'_> {
         }
     }
 
-    /// Reads `key` (the generation counter is noted first).
+    /// Reads `key`. A successful read of the session record marks every write before it as
+    /// seen (the counter is taken before the read, so a write during it shows as a change);
+    /// a failed one, or a read of another slot, marks nothing.
     pub(crate) async fn load(&mut self, key: &str) -> Result<Option<Secret>, StoreError> {
-        let seen_before = self.shared.note_generation();
+        let session_slot = key == self.shared.slots.session;
+        let generation = self.shared.lock.generation();
         let key = key.to_owned();
         let loaded = call(&self.shared.store, move |s| s.load(&key)).await;
-        if loaded.is_err() {
-            self.shared.read_failed(seen_before);
+        if session_slot && loaded.is_ok() {
+            self.shared.seen_generation.store(generation, Ordering::Release);
+            self.shared.stale.store(false, Ordering::Release);
         }
         loaded
     }
@@ -206,8 +209,9 @@ impl Turn<'_> {
         Ok(())
     }
 
-    /// Deletes `key`, under the cross-context lock if it could be taken: a delete never brings
-    /// anything back, so a sign-out still wipes when another context holds the lock too long.
+    /// Deletes `key`. The session record is deleted only under the cross-context lock, after
+    /// reading it (the wipe in `actions.rs`), so a later sign-in elsewhere is never deleted;
+    /// the other slots (revocations, a pending sign-in) need no lock.
     pub(crate) async fn delete(&mut self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         call(&self.shared.store, move |s| s.delete(&key)).await?;
@@ -226,7 +230,14 @@ impl Turn<'_> {
     fn bump(&mut self) {
         if let Some(guard) = self.held.guard.as_mut() {
             let generation = guard.bump_generation();
-            self.shared.seen_generation.store(generation, Ordering::Release);
+            // Our own write is seen only if everything before it was: a change made elsewhere
+            // and not read yet stays unseen.
+            let _ = self.shared.seen_generation.compare_exchange(
+                generation.wrapping_sub(1),
+                generation,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 }

@@ -27,6 +27,8 @@
 //! - (d) no token is handed out past the idle or absolute limit, measured on all activity that
 //!   counted (the ground truth kept by the simulation);
 //! - (e) at most one refresh request per grant is in flight from live contexts;
+//! - (f) a caller of `access_token` gets a token or the cause of the failure (the outcome of
+//!   the refresh that ran, whether it ran it or the timer did), never a causeless give-up;
 //! - and no operation of a live context hangs: each finishes within the bound of its waits.
 //!
 //! `SESSIONKIT_SIM_SEEDS=n` runs seeds 0..n (default 300; `scripts/test` runs 1,000);
@@ -769,17 +771,34 @@ fn session_of(client: &SessionClient) -> Option<(String, UnixTime)> {
     client.status().map(|s| (s.session_id, s.started_at))
 }
 
-fn op_token(sim: &Arc<Sim>, contexts: &Arc<Contexts>, ctx: usize) {
+/// A token call: `access_token`, or first the hot path `fresh_access_token` as the FFI
+/// bindings do (`fresh_first`), falling back to `access_token` when it gives nothing.
+fn op_token(sim: &Arc<Sim>, contexts: &Arc<Contexts>, ctx: usize, fresh_first: bool) {
     let Some(client) = contexts.client(ctx) else { return };
     let who = (ctx, sim.world().current[ctx]);
     let sim2 = sim.clone();
+    if fresh_first && let Some(token) = client.fresh_access_token() {
+        on_token(sim, who, token.expose());
+        sim.trace(format!("  ctx{ctx} fresh_access_token: token {}", token.expose()));
+        return;
+    }
     spawn_op(sim, who, "access_token".into(), async move {
         match client.access_token().await {
             Ok(token) => {
                 on_token(&sim2, who, token.expose());
                 format!("token {}", token.expose())
             }
-            Err(error) => format!("error: {error}"),
+            Err(error) => {
+                // (f) The caller learns the outcome of the refresh that ran (whoever ran it),
+                // not the driver giving up without a cause.
+                if error
+                    .to_string()
+                    .starts_with("temporarily unavailable, try again later: the token could not be refreshed")
+                {
+                    sim2.violation(format!("(f) ctx{} got no cause from access_token: {error}", who.0));
+                }
+                format!("error: {error}")
+            }
         }
     });
 }
@@ -1114,7 +1133,7 @@ async fn simulate(seed: u64) -> Outcome {
             }
             0..=24 => {
                 sim.trace(format!("step {step}: token ctx{ctx}"));
-                op_token(&sim, &contexts, ctx);
+                op_token(&sim, &contexts, ctx, rng.below(2) == 0);
             }
             25..=36 => {
                 sim.trace(format!("step {step}: activity ctx{ctx}"));
@@ -1174,7 +1193,7 @@ async fn simulate(seed: u64) -> Outcome {
             _ => {
                 sim.trace(format!("step {step}: token on every context"));
                 for c in 0..contexts_count {
-                    op_token(&sim, &contexts, c);
+                    op_token(&sim, &contexts, c, rng.below(2) == 0);
                 }
             }
         }

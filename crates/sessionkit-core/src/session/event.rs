@@ -50,6 +50,22 @@ impl EndReason {
             Self::Anomaly => "Anomaly",
         }
     }
+
+    /// Why there is no session, in plain words with the next step (for error messages).
+    pub const fn explanation(self) -> &'static str {
+        match self {
+            Self::NotSignedIn => "nobody is signed in; sign in first",
+            Self::SignedOut => "the user signed out; sign in again",
+            Self::IdleTimeout => "the session ended after a period without activity; sign in again",
+            Self::AbsoluteLifetime => "the session reached its maximum lifetime; sign in again",
+            Self::RefreshRejected => "the provider no longer accepts this session; sign in again",
+            Self::Revoked => "the session was ended elsewhere (another app process or tab); sign in again",
+            Self::AccessTokenExpired => "the access token expired and there is no refresh token; sign in again",
+            Self::Anomaly => {
+                "the session was ended because something looked wrong (see the anomaly event); sign in again"
+            }
+        }
+    }
 }
 
 /// Which limit an "expiring soon" warning is about.
