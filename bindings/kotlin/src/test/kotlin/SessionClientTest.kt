@@ -121,6 +121,13 @@ class SessionClientTest {
         assertTrue(token.isNotEmpty(), "refreshed although the store cannot be written")
         delay(200)
         assertTrue(recorder.events.any { it is SessionEvent.StorageProblem }, "the app heard of it")
+        // Once the store takes writes again, the rotated token reaches it (retried by the timer).
+        flaky.writesFail = false
+        val written = withTimeoutOrNull(15_000) {
+            while (flaky.inner.values.values.none { it.contains(token) }) delay(100)
+            true
+        }
+        assertNotNull(written, "the refreshed session was written once the store worked again")
     }
 
     @Test

@@ -56,6 +56,9 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
         // Lazy refresh, so that the tests decide when a refresh happens.
         backgroundRefresh = false,
         trustOnlyRootPem = caPem,
+        // Each client its own lock directory, as separate apps would have: the tests run in one
+        // JVM and must not wait for each other's lock (the app + extension test shares one).
+        lockDir = java.nio.file.Files.createTempDirectory("sessionkit-lock").toString() + "/locks",
     )
 
     /** Follows the authorization URL through the provider until it redirects back. */
