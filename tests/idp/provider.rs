@@ -60,10 +60,25 @@ impl LocalProvider {
             .map_err(|e| format!("could not start node (is Node.js installed?): {e}"))?;
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line).map_err(|e| format!("the provider did not start: {e}"))?;
-        // Keep draining: the provider logs notices to stdout and must never hit a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        // The first line says where it listens. Bounded: a provider that never says it (seen
+        // once, idle in its event loop) is killed and reported instead of stalling the suite.
+        let (sender, first_line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = stdout.read_line(&mut line).map(|_| line);
+            let _ = sender.send(read);
+            // Keep draining: the provider logs notices to stdout and must never hit a closed pipe.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        });
+        let line = match first_line.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(format!("the provider did not start: {e}")),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the local provider did not start within 60 s; its log (stderr) says why".into());
+            }
+        };
         let info: serde_json::Value =
             serde_json::from_str(&line).map_err(|_| format!("the provider did not start (it said {line:?})"))?;
         let issuer = info["issuer"].as_str().ok_or("no issuer in the provider's answer")?.to_owned();
