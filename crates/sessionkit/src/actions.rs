@@ -44,7 +44,7 @@ impl Inner {
         if !revocations.is_empty() {
             turn.unlock();
             for revocation in revocations {
-                self.revocations.revoke_now_or_queue(self, turn, revocation).await;
+                self.revocations.revoke_now_or_queue(turn, revocation).await;
             }
         }
         let events: Vec<SessionEvent> = {

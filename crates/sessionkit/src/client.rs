@@ -140,10 +140,10 @@ impl SessionClient {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let inner = Arc::new(Inner {
             session: Mutex::new(Session::new(config.client.clone(), metadata, config.policy)),
+            revocations: RevocationQueue::new(transport.clone(), clock.clone()),
             transport,
             jwks,
             shared,
-            revocations: RevocationQueue::new(),
             gate: RefreshGate::new(),
             events,
             wake: Arc::new(Notify::new()),
@@ -153,7 +153,7 @@ impl SessionClient {
         let client = Self { inner };
         client.restore().await?;
         client.spawn_timer();
-        client.inner.revocations.retry_pending(&client.inner).await;
+        client.inner.revocations.retry_pending(&client.inner.shared).await;
         client.inner.wake.notify_one();
         Ok(client)
     }

@@ -202,7 +202,7 @@ impl Inner {
     /// Runs the timers of the core and, if they queued a refresh, the refresh (gate held).
     pub(crate) async fn on_timer(&self) {
         if self.revocations.time_until_retry(self.now().monotonic).is_some_and(|wait| wait.is_zero()) {
-            self.revocations.retry_pending(self).await;
+            self.revocations.retry_pending(&self.shared).await;
         }
         let mut gate = self.gate.enter().await;
         self.session().handle_timeout(self.now());

@@ -11,24 +11,31 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use sessionkit_core::{Revocation, RevocationOutcome, Secret};
 
-use crate::client::Inner;
-use crate::shared::Turn;
+use crate::clock::Clock;
+use crate::http::Transport;
+use crate::shared::{SharedStore, Turn};
 
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 const MAX_RETRY: Duration = Duration::from_secs(600);
 /// Pending revocations kept at most (the oldest are dropped beyond this).
 const MAX_PENDING: usize = 32;
 
+/// The revocations of one session's store: sent through its transport, kept in its
+/// `revocations` slot while they fail.
 pub(crate) struct RevocationQueue {
+    transport: Transport,
+    clock: Arc<dyn Clock>,
     /// The next retry (on the monotonic clock) and the delay that led to it.
     next: Mutex<Option<(Duration, Duration)>>,
 }
 
 impl RevocationQueue {
-    pub(crate) fn new() -> Self {
-        Self { next: Mutex::new(None) }
+    pub(crate) fn new(transport: Transport, clock: Arc<dyn Clock>) -> Self {
+        Self { transport, clock, next: Mutex::new(None) }
     }
 
     /// How long until the next scheduled retry, if one is scheduled.
@@ -37,7 +44,8 @@ impl RevocationQueue {
         next.map(|(at, _)| at.saturating_sub(monotonic))
     }
 
-    fn schedule(&self, success: bool, monotonic: Duration) {
+    fn schedule(&self, success: bool) {
+        let monotonic = self.clock.now().monotonic;
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
         *next = if success {
             None
@@ -48,8 +56,8 @@ impl RevocationQueue {
     }
 
     /// Sends one revocation; true when the provider answered for good.
-    async fn send(inner: &Inner, revocation: &Revocation) -> bool {
-        match inner.transport.send_idempotent(&revocation.request()).await {
+    async fn send(&self, revocation: &Revocation) -> bool {
+        match self.transport.send_idempotent(&revocation.request()).await {
             Ok(response) => match Revocation::outcome(&response) {
                 RevocationOutcome::Revoked => true,
                 RevocationOutcome::RetryLater => false,
@@ -66,14 +74,14 @@ impl RevocationQueue {
     }
 
     /// Revokes now; on failure keeps the revocation in the store and schedules a retry.
-    pub(crate) async fn revoke_now_or_queue(&self, inner: &Inner, turn: &mut Turn<'_>, revocation: Revocation) {
-        if Self::send(inner, &revocation).await {
+    pub(crate) async fn revoke_now_or_queue(&self, turn: &mut Turn<'_>, revocation: Revocation) {
+        if self.send(&revocation).await {
             tracing::info!(kind = ?revocation.kind, "token revoked");
             return;
         }
         let saved = async {
             turn.locked().await.map_err(|e| e.to_string())?;
-            let slot = &inner.shared.slots.revocations;
+            let slot = &turn.slots().revocations;
             let mut pending = decode(turn.load(slot).await.map_err(|e| e.to_string())?);
             pending.push(revocation);
             let skip = pending.len().saturating_sub(MAX_PENDING);
@@ -84,33 +92,33 @@ impl RevocationQueue {
             tracing::warn!(%error, "could not keep the failed revocation for a retry");
         }
         turn.unlock();
-        self.schedule(false, inner.now().monotonic);
+        self.schedule(false);
     }
 
     /// Retries every stored revocation; keeps the ones that still fail.
-    pub(crate) async fn retry_pending(&self, inner: &Inner) {
-        let slot = inner.shared.slots.revocations.clone();
-        let pending = match inner.shared.load_unordered(&slot).await {
+    pub(crate) async fn retry_pending(&self, shared: &SharedStore) {
+        let slot = shared.slots.revocations.clone();
+        let pending = match shared.load_unordered(&slot).await {
             Ok(value) => decode(value),
             Err(error) => {
                 tracing::debug!(%error, "pending revocations could not be read");
-                self.schedule(false, inner.now().monotonic);
+                self.schedule(false);
                 return;
             }
         };
         if pending.is_empty() {
-            self.schedule(true, inner.now().monotonic);
+            self.schedule(true);
             return;
         }
         let mut done = Vec::new();
         for revocation in &pending {
-            if Self::send(inner, revocation).await {
+            if self.send(revocation).await {
                 done.push(revocation.token.clone());
             }
         }
         // Under the lock, what is stored now minus what was just revoked (another context may
         // have added to the list meanwhile).
-        let mut turn = inner.shared.turn().await;
+        let mut turn = shared.turn().await;
         let result = async {
             turn.locked().await.map_err(|e| e.to_string())?;
             let mut still = decode(turn.load(&slot).await.map_err(|e| e.to_string())?);
@@ -126,10 +134,10 @@ impl RevocationQueue {
         .await;
         drop(turn);
         match result {
-            Ok(remaining) => self.schedule(remaining == 0, inner.now().monotonic),
+            Ok(remaining) => self.schedule(remaining == 0),
             Err(error) => {
                 tracing::warn!(%error, "could not update the pending revocations");
-                self.schedule(false, inner.now().monotonic);
+                self.schedule(false);
             }
         }
     }

@@ -152,7 +152,12 @@ impl SharedStore {
     }
 }
 
-impl Turn<'_> {
+impl<'a> Turn<'a> {
+    /// The store keys of this turn's session.
+    pub(crate) fn slots(&self) -> &'a Slots {
+        &self.shared.slots
+    }
+
     /// Takes the cross-context lock for the rest of this turn, if it is not held already.
     pub(crate) async fn locked(&mut self) -> Result<(), Error> {
         if self.held.guard.is_none() {

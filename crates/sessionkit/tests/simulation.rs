@@ -136,6 +136,10 @@ struct Provider {
     faults: VecDeque<Fault>,
     refusals: HashSet<Incarnation>,
     refreshes: u64,
+    /// ID tokens name another user from now on (a provider mix-up: an anomaly).
+    impostor: bool,
+    /// Every token sent to the revocation endpoint.
+    revoked: Vec<String>,
 }
 
 /// What the simulation knows of one session (by id).
@@ -486,8 +490,7 @@ impl Provider {
     fn id_token(&self, nonce: Option<&str>, provider_ms: u64) -> String {
         let header = b64(br#"{"alg":"EdDSA","kid":"sim-key","typ":"JWT"}"#);
         let iat = provider_ms / 1000;
-        let mut claims =
-            serde_json::json!({"iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "iat": iat, "exp": iat + 600});
+        let mut claims = serde_json::json!({"iss": ISSUER, "sub": if self.impostor { "mallory" } else { "alice" }, "aud": CLIENT_ID, "iat": iat, "exp": iat + 600});
         if let Some(nonce) = nonce {
             claims["nonce"] = nonce.into();
         }
@@ -543,6 +546,7 @@ async fn handle(sim: &Arc<Sim>, who: Incarnation, request: &HttpRequest) -> Hand
             let form = form(request);
             let mut world = sim.world();
             let token = form.get("token").cloned().unwrap_or_default();
+            world.provider.revoked.push(token.clone());
             if let Some(grant) = world.provider.refresh.get(&token).map(|r| r.grant) {
                 world.provider.grants[grant].revoked = true;
             }
@@ -1072,16 +1076,9 @@ fn run(seed: u64) -> Outcome {
     runtime.block_on(simulate(seed))
 }
 
-async fn simulate(seed: u64) -> Outcome {
-    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(7));
-    let contexts_count = 2 + rng.below(4) as usize;
-    let mut key_seed = [0u8; 32];
-    for chunk in key_seed.chunks_mut(8) {
-        chunk.copy_from_slice(&rng.next().to_le_bytes());
-    }
-    let grace = (rng.below(3) == 0).then(|| Duration::from_secs(rng.pick(&[1, 5, 30])));
-    let skew_ms = rng.below(240_001) as i64 - 120_000;
-    let sim = Arc::new(Sim {
+/// A world of `contexts_count` contexts, none started, and a provider with no grant yet.
+fn new_sim(contexts_count: usize, key_seed: &[u8; 32], grace: Option<Duration>, skew_ms: i64) -> Arc<Sim> {
+    Arc::new(Sim {
         world: Mutex::new(World {
             current: vec![0; contexts_count],
             running: vec![false; contexts_count],
@@ -1090,7 +1087,7 @@ async fn simulate(seed: u64) -> Outcome {
             lock_owner: None,
             generation: 0,
             provider: Provider {
-                key: ed25519_dalek::SigningKey::from_bytes(&key_seed),
+                key: ed25519_dalek::SigningKey::from_bytes(key_seed),
                 skew_ms,
                 grace,
                 codes: HashMap::new(),
@@ -1101,6 +1098,8 @@ async fn simulate(seed: u64) -> Outcome {
                 faults: VecDeque::new(),
                 refusals: HashSet::new(),
                 refreshes: 0,
+                impostor: false,
+                revoked: Vec::new(),
             },
             sessions: HashMap::new(),
             revoked_events: Vec::new(),
@@ -1112,7 +1111,19 @@ async fn simulate(seed: u64) -> Outcome {
         }),
         released: tokio::sync::Notify::new(),
         origin: tokio::time::Instant::now(),
-    });
+    })
+}
+
+async fn simulate(seed: u64) -> Outcome {
+    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(7));
+    let contexts_count = 2 + rng.below(4) as usize;
+    let mut key_seed = [0u8; 32];
+    for chunk in key_seed.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next().to_le_bytes());
+    }
+    let grace = (rng.below(3) == 0).then(|| Duration::from_secs(rng.pick(&[1, 5, 30])));
+    let skew_ms = rng.below(240_001) as i64 - 120_000;
+    let sim = new_sim(contexts_count, &key_seed, grace, skew_ms);
     sim.trace(format!("seed {seed}: {contexts_count} contexts, provider skew {skew_ms} ms, reuse grace {grace:?}"));
     let contexts = Arc::new(Contexts { clients: Mutex::new(vec![None; contexts_count]) });
     for ctx in 0..contexts_count {
@@ -1286,4 +1297,62 @@ fn seeded_schedules_keep_every_invariant() {
     // The schedules must exercise the protocol, not just idle: refreshes happen.
     assert!(refreshes > seeds, "{refreshes} refreshes in {seeds} seeds");
     eprintln!("{seeds} seeds, {refreshes} refresh requests, no invariant broken");
+}
+
+/// Issue 10, finding 4: at start-up the background timer and a caller both find the refresh
+/// due. One refresh is sent, whichever of them takes it, and the caller hears its real
+/// outcome (here the refreshed ID token names another user), not a bare "no session"; by then
+/// the session's refresh token has been revoked, so a process that exits next leaves no live
+/// grant behind.
+#[test]
+fn at_start_up_the_timer_and_a_caller_share_one_refresh_and_its_real_outcome() {
+    for timer_first in [false, true] {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+        runtime.block_on(async {
+            let sim = new_sim(1, &[7; 32], None, 0);
+            let contexts = Arc::new(Contexts { clients: Mutex::new(vec![None]) });
+            start_context(&sim, &contexts, 0);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            op_login(&sim, &contexts, 0);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let stored_refresh_token = {
+                let world = sim.world();
+                let record = world.store.iter().find(|(key, _)| is_session_slot(key)).map(|(_, v)| v.clone());
+                let record = SessionRecord::decode(record.expect("signed in and stored").expose().as_bytes());
+                record.expect("record").refresh_token.expect("refresh token").expose().to_owned()
+            };
+            // The app is closed, and opened again once its token is due for refresh (still valid).
+            kill_context(&sim, &contexts, 0);
+            tokio::time::sleep(Duration::from_secs(ACCESS_TTL * 3 / 4)).await;
+            sim.world().provider.impostor = true;
+            let who = {
+                let mut world = sim.world();
+                world.current[0] += 1;
+                world.running[0] = true;
+                (0, world.current[0])
+            };
+            let client = SessionClient::new(config(&sim, who)).await.expect("start");
+            if timer_first {
+                // The timer runs first: the provider is working on its refresh when the caller comes.
+                tokio::time::sleep(LATENCY + PROCESSING / 2).await;
+                assert_eq!(sim.world().provider.grants[0].in_flight, vec![who], "the timer's refresh is in flight");
+            }
+            let error = client.access_token().await.expect_err("the refreshed ID token names another user");
+            let world = sim.world();
+            assert!(
+                error.to_string().contains("names a different user"),
+                "timer first: {timer_first}: the caller gets the refresh's own cause, got: {error}"
+            );
+            assert_eq!(world.provider.refreshes, 1, "timer first: {timer_first}: one refresh request");
+            assert!(
+                world.provider.revoked.iter().any(|token| world.provider.refresh.contains_key(token)),
+                "timer first: {timer_first}: a refresh token of the grant was revoked before the caller returned \
+                 (revoked: {:?}, stored was {stored_refresh_token})",
+                world.provider.revoked
+            );
+            drop(world);
+            assert_eq!(client.end_reason(), Some(EndReason::Anomaly));
+        });
+    }
 }

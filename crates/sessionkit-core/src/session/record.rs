@@ -14,7 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Secret, UnixTime};
+use super::active::{Active, Tokens, refresh_due};
+use crate::{Secret, SessionPolicy, UnixTime};
 
 /// The schema version this build writes.
 pub const CURRENT_SCHEMA_VERSION: u32 = 2;
@@ -102,5 +103,67 @@ impl SessionRecord {
             }
             other => Err(RecordError::UnsupportedVersion(other)),
         }
+    }
+}
+
+// ----- mapping between the record and the active session ---------------------------------
+
+/// What a record holds besides the session: who issued it, and what the writer knew.
+pub(super) struct RecordContext<'a> {
+    pub(super) issuer: &'a str,
+    pub(super) client_id: &'a str,
+    pub(super) revision: u64,
+    pub(super) last_seen_at: UnixTime,
+    pub(super) server_offset_ms: i64,
+}
+
+impl SessionRecord {
+    /// The record of `active`.
+    pub(super) fn of(active: &Active, context: RecordContext<'_>) -> Self {
+        let tokens = &active.tokens;
+        Self {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            revision: context.revision,
+            session_id: active.session_id.clone(),
+            issuer: context.issuer.to_owned(),
+            client_id: context.client_id.to_owned(),
+            subject: active.subject.clone(),
+            access_token: tokens.access_token.clone(),
+            token_type: tokens.token_type.clone(),
+            access_token_issued_at: tokens.issued_at,
+            access_token_expires_at: tokens.expires_at,
+            refresh_token: tokens.refresh_token.clone(),
+            id_token: tokens.id_token.clone(),
+            scope: tokens.scope.clone(),
+            started_at: active.started_at,
+            last_activity_at: active.last_activity_at,
+            last_seen_at: context.last_seen_at,
+            server_offset_ms: context.server_offset_ms,
+        }
+    }
+}
+
+impl Active {
+    /// The session a record describes, as stored (its record is in the store).
+    pub(super) fn from_record(record: SessionRecord, policy: &SessionPolicy) -> Self {
+        let tokens = Tokens {
+            refresh_due_at: refresh_due(
+                record.access_token_issued_at,
+                record.access_token_expires_at,
+                policy.refresh_lead(),
+            ),
+            access_token: record.access_token,
+            token_type: record.token_type,
+            issued_at: record.access_token_issued_at,
+            expires_at: record.access_token_expires_at,
+            refresh_token: record.refresh_token,
+            id_token: record.id_token,
+            scope: record.scope,
+        };
+        let mut active = Active::new(record.session_id, record.subject, tokens, record.started_at, policy);
+        active.last_activity_at = record.last_activity_at;
+        active.activity_persisted_at = record.last_activity_at;
+        active.written = true;
+        active
     }
 }

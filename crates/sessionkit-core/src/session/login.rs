@@ -1,0 +1,167 @@
+//! How a session begins: a sign-in (authorization code or device flow) or a record restored
+//! from the store at start-up.
+//!
+//! Every sign-in is a fresh session: a new random id and start time, the old session's tokens
+//! revoked. A token answer whose ID token fails its checks starts nothing, and the refresh
+//! token it brought is revoked; a failure changes nothing else.
+
+use super::active::{Active, Tokens};
+use super::{Keys, RecordError, Session, SessionEvent, SessionRecord, State, StorageProblem};
+use crate::error::CoreError;
+use crate::http::HttpResponse;
+use crate::oidc::authorize::{AuthorizeOptions, PendingAuthorization};
+use crate::oidc::id_token::{
+    IdTokenCheck, IdTokenClaims, IdTokenError, SignatureError, SignatureVerifier, validate_id_token,
+};
+use crate::oidc::token::TokenOutcome;
+use crate::random::random_identifier;
+use crate::time::ClockGuard;
+use crate::{Now, Secret, UnixTime};
+
+/// Why [`Session::check_id_token`] did not accept a token.
+pub(super) enum IdTokenFailure {
+    /// Unknown `kid` with cached keys: nothing changes until the driver retries with fresh keys.
+    RefetchKeys(IdTokenError),
+    /// A final refusal.
+    Refused(IdTokenError),
+}
+
+impl Session {
+    /// Starts a sign-in: the URL to open and the pending login to keep until the callback.
+    /// The current session, if any, stays until the new one is complete.
+    pub fn begin_login(
+        &self,
+        options: &AuthorizeOptions,
+        now: Now,
+    ) -> Result<(crate::url::Url, PendingAuthorization), CoreError> {
+        Ok(PendingAuthorization::begin(&self.client, &self.metadata, options, self.clock.effective(now))?)
+    }
+
+    /// Feeds the token endpoint's answer to the code exchange. On success a fresh session
+    /// replaces any previous one (whose refresh token is revoked). On failure nothing changes.
+    pub fn handle_login_response(
+        &mut self,
+        pending: &PendingAuthorization,
+        response: &HttpResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        now: Now,
+    ) -> Result<(), CoreError> {
+        self.login(Some(pending.nonce()), response, verifier, keys, now)
+    }
+
+    /// Feeds the token response that ended a device authorization (RFC 8628). The ID token
+    /// carries no nonce in this flow (there was no authorization request); everything else is
+    /// checked as for [`handle_login_response`](Self::handle_login_response).
+    pub fn handle_device_login_response(
+        &mut self,
+        response: &HttpResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        now: Now,
+    ) -> Result<(), CoreError> {
+        self.login(None, response, verifier, keys, now)
+    }
+
+    fn login(
+        &mut self,
+        nonce: Option<&Secret>,
+        response: &HttpResponse,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+        now: Now,
+    ) -> Result<(), CoreError> {
+        let t = self.observe(now);
+        self.update_server_offset(response, t);
+        let tokens = match TokenOutcome::classify(response, t) {
+            TokenOutcome::Tokens(tokens) => tokens,
+            TokenOutcome::Refused(error) => return Err(error.into()),
+            TokenOutcome::Transient { status, retry_after } => {
+                return Err(CoreError::Transient { status: Some(status), retry_after });
+            }
+            TokenOutcome::Malformed(error) => return Err(error.into()),
+        };
+        let Some(id_token) = &tokens.id_token else {
+            self.revoke(tokens.refresh_token, None);
+            return Err(CoreError::MissingIdToken);
+        };
+        let claims = match self.check_id_token(id_token, nonce, None, t, verifier, keys) {
+            Ok(claims) => claims,
+            Err(IdTokenFailure::RefetchKeys(error)) => return Err(error.into()),
+            Err(IdTokenFailure::Refused(error)) => {
+                self.revoke(tokens.refresh_token, None);
+                return Err(error.into());
+            }
+        };
+        let session_id = random_identifier()?.expose().to_owned();
+        self.wipe_retry_at = None;
+        let tokens = Tokens::new(tokens, t, self.policy.refresh_lead());
+        self.outbox.tell(SessionEvent::LoggedIn { session_id: session_id.clone(), subject: claims.sub.clone() });
+        let started = State::Active(Box::new(Active::new(session_id, claims.sub, tokens, t, &self.policy)));
+        let old = std::mem::replace(&mut self.state, started);
+        // The new session's record first, then the old tokens' revocation.
+        self.queue_persist();
+        if let State::Active(old) = old {
+            self.retire(*old);
+        }
+        Ok(())
+    }
+
+    /// Restores a session from the store's record at start-up. A record past its limits is
+    /// ended at once (wiped and revoked); an unreadable one is left in the store untouched.
+    pub fn restore(&mut self, record: &[u8], now: Now) -> Result<(), CoreError> {
+        let record = match SessionRecord::decode(record) {
+            Ok(record) => record,
+            Err(error) => {
+                self.outbox
+                    .tell(SessionEvent::StorageProblem { session_id: None, problem: StorageProblem::Unreadable });
+                return Err(error.into());
+            }
+        };
+        if record.issuer != self.metadata.issuer || record.client_id != self.client.client_id {
+            return Err(RecordError::DifferentClient.into());
+        }
+        self.clock = ClockGuard::starting_at(record.last_seen_at);
+        self.server_offset_ms = record.server_offset_ms;
+        self.revision = self.revision.max(record.revision);
+        let (session_id, subject) = (record.session_id.clone(), record.subject.clone());
+        self.state = State::Active(Box::new(Active::from_record(record, &self.policy)));
+        let t = self.observe(now);
+        // The record was just read from the store: its activity is the shared one.
+        if !self.end_if_limit_reached(t, true) {
+            self.outbox.tell(SessionEvent::Restored { session_id, subject });
+        }
+        Ok(())
+    }
+
+    /// Validates an ID token against this session's issuer, client and server clock. An unknown
+    /// `kid` with cached keys is not a verdict yet: the driver refetches the JWKS and asks again.
+    pub(super) fn check_id_token(
+        &self,
+        id_token: &Secret,
+        nonce: Option<&Secret>,
+        subject: Option<&str>,
+        t: UnixTime,
+        verifier: &dyn SignatureVerifier,
+        keys: Keys,
+    ) -> Result<IdTokenClaims, IdTokenFailure> {
+        let check = IdTokenCheck {
+            issuer: &self.metadata.issuer,
+            client_id: &self.client.client_id,
+            nonce,
+            subject,
+            server_now: t.offset_by_millis(self.server_offset_ms),
+            leeway: if self.server_clock_known {
+                self.policy.clock_leeway()
+            } else {
+                self.policy.clock_leeway().saturating_add(super::UNKNOWN_SERVER_CLOCK_LEEWAY)
+            },
+        };
+        validate_id_token(id_token, &check, verifier).map_err(|error| match error {
+            IdTokenError::Signature(SignatureError::UnknownKey) if keys == Keys::Cached => {
+                IdTokenFailure::RefetchKeys(error)
+            }
+            error => IdTokenFailure::Refused(error),
+        })
+    }
+}
