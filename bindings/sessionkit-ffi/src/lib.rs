@@ -98,6 +98,21 @@ pub struct ClientSettings {
     /// Null: `$XDG_RUNTIME_DIR/sessionkit`, else the user's cache directory.
     #[uniffi(default)]
     pub lock_dir: Option<String>,
+    /// Public-key pins (SPKI SHA-256, base64) for the provider's or the API's hosts: each host
+    /// needs two pins at least (the current key and a backup). Empty: no pinning.
+    #[uniffi(default)]
+    pub pins: Vec<PinnedHost>,
+}
+
+/// The pins of one host (see `ClientSettings.pins`).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct PinnedHost {
+    /// The host name or IP literal, as in the URL.
+    pub host: String,
+    /// Base64 SHA-256 hashes of SubjectPublicKeyInfo (`sha256/` prefix optional), two or more:
+    /// a key of the server's certificate chain (its own, an intermediate it sends, or a root
+    /// given in `trust_only_root_pem`) and a backup key.
+    pub pins: Vec<String>,
 }
 
 /// Which limit an "expiring soon" warning is about.
@@ -342,6 +357,11 @@ impl SessionClient {
         if let Some(pem) = settings.trust_only_root_pem {
             http.trust_only_roots_pem = vec![pem.into_bytes()];
         }
+        http.spki_pins = settings
+            .pins
+            .into_iter()
+            .map(|pinned| sessionkit::pinning::HostPins { host: pinned.host, pins: pinned.pins })
+            .collect();
         let scopes: Vec<&str> = settings.scopes.iter().map(String::as_str).collect();
         let mut config = sessionkit::SessionConfig::builder(&settings.issuer, &settings.client_id)
             .redirect_uri(&settings.redirect_uri)

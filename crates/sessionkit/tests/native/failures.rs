@@ -236,13 +236,17 @@ async fn pinned_keys_are_enforced_with_backup_pins() {
             .unwrap()
     };
     let backup = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned();
+    let second_backup = "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=".to_owned();
     // The current key plus a backup: everything works.
     let client = SessionClient::new(with_pins(vec![backup.clone(), idp.spki_pin.clone()])).await.unwrap();
     idp.login(&client).await;
     assert_eq!(client.status().unwrap().subject, "alice");
     // Only keys the server does not have: refused before any request is sent, as an attack.
-    let err = SessionClient::new(with_pins(vec![backup])).await.unwrap_err();
+    let err = SessionClient::new(with_pins(vec![backup.clone(), second_backup])).await.unwrap_err();
     assert!(matches!(&err, Error::InvalidInput { message } if message.contains("pinned")), "{err:?}");
+    // A single pin is a configuration error: without a backup, a key rotation locks every user out.
+    let err = SessionClient::new(with_pins(vec![idp.spki_pin.clone()])).await.unwrap_err();
+    assert!(matches!(&err, Error::Misconfigured { message } if message.contains("backup")), "{err:?}");
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.assertThrows
 import uniffi.sessionkit_ffi.EventListener
 import uniffi.sessionkit_ffi.ForeignStore
+import uniffi.sessionkit_ffi.PinnedHost
 import uniffi.sessionkit_ffi.SessionClient
 import uniffi.sessionkit_ffi.SessionEvent
 import uniffi.sessionkit_ffi.SessionKitException
@@ -198,5 +199,24 @@ class SessionClientTest {
         assertThrows<SessionKitException.InvalidInput> { runBlocking { client.completeLogin(request, forged) } }
         assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
         Unit
+    }
+
+    @Test
+    fun `pins from Kotlin, the server's key with a backup works, other keys are refused, one pin is not enough`() = runBlocking {
+        val backup = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        val other = "sha256/BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA="
+        fun pinned(vararg pins: String) = settings().copy(pins = listOf(PinnedHost("127.0.0.1", pins.toList())))
+        val client = SessionClient.create(pinned(provider.spkiPin, backup), KotlinStore())
+        val request = client.beginLogin()
+        client.completeLogin(request, authorize(request.url()))
+        assertNotNull(client.accessToken())
+        val refused = assertThrows<SessionKitException.InvalidInput> {
+            runBlocking { SessionClient.create(pinned(backup, other), KotlinStore()) }
+        }
+        assertTrue(refused.message!!.contains("pinned"), refused.message)
+        val single = assertThrows<SessionKitException.Misconfigured> {
+            runBlocking { SessionClient.create(pinned(provider.spkiPin), KotlinStore()) }
+        }
+        assertTrue(single.message!!.contains("backup"), single.message)
     }
 }

@@ -22,6 +22,8 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
     private val process: Process
     val issuer: String
     val caPem: String
+    /** The provider certificate's public-key pin. */
+    val spkiPin: String
     private val browser: HttpClient
 
     init {
@@ -33,6 +35,7 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
         val line = BufferedReader(InputStreamReader(process.inputStream)).readLine()
         issuer = Regex("\"issuer\":\"([^\"]+)\"").find(line)!!.groupValues[1]
         caPem = File(Regex("\"ca\":\"([^\"]+)\"").find(line)!!.groupValues[1]).readText()
+        spkiPin = Regex("\"spkiPin\":\"([^\"]+)\"").find(line)!!.groupValues[1]
         Thread { process.inputStream.transferTo(java.io.OutputStream.nullOutputStream()) }.apply { isDaemon = true }.start()
         val keyStore = KeyStore.getInstance(KeyStore.getDefaultType()).apply { load(null) }
         keyStore.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(caPem.byteInputStream()))
