@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A credential held as text: redacted in `Debug`/`Display`, zeroized on drop.
-#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
 pub struct Secret(String);
 
 impl Secret {
@@ -45,6 +45,16 @@ impl Secret {
         self.0.as_bytes().ct_eq(other.as_bytes()).into()
     }
 }
+
+/// Equality in constant time (see [`Secret::constant_time_eq`]): `==` on secrets never leaks
+/// where they differ.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.constant_time_eq(other.expose())
+    }
+}
+
+impl Eq for Secret {}
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use sessionkit_core::CoreError;
-use sessionkit_core::oidc::authorize::{AuthorizeOptions, CallbackError, PendingAuthorization};
+use sessionkit_core::oidc::authorize::{AuthorizationCode, AuthorizeOptions, CallbackError, PendingAuthorization};
 use sessionkit_core::oidc::device::{DeviceAuthorization, DeviceError, DevicePoll};
 
 use crate::client::{DeviceCode, LoginRequest, SessionClient};
@@ -46,42 +46,61 @@ impl SessionClient {
     }
 
     /// Completes a sign-in started by [`begin_redirect_login`](Self::begin_redirect_login),
-    /// possibly in an earlier life of the app. The pending login is removed first: a callback is
-    /// used once, whatever its outcome.
+    /// possibly in an earlier life of the app. A callback that is not this sign-in's own (a
+    /// wrong `state`, another redirect URI, garbage) is refused and the pending sign-in stays
+    /// for the real one; once a callback is accepted, the pending sign-in is removed before the
+    /// code is exchanged, so a callback is used once whatever its outcome.
     pub async fn complete_redirect_login(&self, callback_url: &str) -> Result<(), Error> {
-        let record = {
+        let (pending, code) = {
             let mut turn = self.inner.shared.turn().await;
             turn.locked().await?;
             let slot = &self.inner.shared.slots.pending;
-            let record = turn.load(slot).await.map_err(|e| error::store(&e))?;
+            let Some(record) = turn.load(slot).await.map_err(|e| error::store(&e))? else {
+                return Err(CoreError::from(CallbackError::NoLoginInProgress).into());
+            };
+            let now = self.inner.now().wall;
+            let restored = {
+                let session = self.inner.session();
+                PendingAuthorization::from_record(record.expose().as_bytes(), session.client(), session.metadata(), now)
+            };
+            let mut pending = match restored {
+                Ok(pending) => pending,
+                Err(error) => {
+                    // Expired or unreadable: it can never complete, so it goes.
+                    let _ = turn.delete(slot).await;
+                    return Err(CoreError::from(error).into());
+                }
+            };
+            let accepted = match pending.accept_callback(callback_url) {
+                Err(
+                    error @ (CallbackError::StateMismatch | CallbackError::WrongRedirect | CallbackError::Malformed),
+                ) => {
+                    return Err(CoreError::from(error).into());
+                }
+                accepted => accepted,
+            };
+            // This sign-in's own answer: used once. If it cannot be removed, nothing is sent
+            // (the code stays good for a retry once the store works).
             turn.delete(slot).await.map_err(|e| error::store(&e))?;
-            record
+            (pending, accepted.map_err(CoreError::from)?)
         };
-        let Some(record) = record else {
-            return Err(CoreError::from(CallbackError::NoLoginInProgress).into());
-        };
-        let pending = {
-            let session = self.inner.session();
-            PendingAuthorization::from_record(
-                record.expose().as_bytes(),
-                session.client(),
-                session.metadata(),
-                self.inner.now().wall,
-            )
-            .map_err(CoreError::from)?
-        };
-        self.complete(pending, callback_url).await
+        self.exchange(&pending, &code).await
     }
 
     async fn complete(&self, mut pending: PendingAuthorization, callback_url: &str) -> Result<(), Error> {
         let code = pending.accept_callback(callback_url).map_err(CoreError::from)?;
-        let exchange = pending.token_request(&code);
+        self.exchange(&pending, &code).await
+    }
+
+    /// Exchanges the code of an accepted callback and lets the core check the answer.
+    async fn exchange(&self, pending: &PendingAuthorization, code: &AuthorizationCode) -> Result<(), Error> {
+        let exchange = pending.token_request(code);
         // Never retried: a code is single-use.
         let response = self.inner.transport.send(&exchange).await.map_err(error::transport)?;
         let result = self
             .inner
             .with_keys(&response, |session, keys, which, now| {
-                session.handle_login_response(&pending, &response, keys, which, now)
+                session.handle_login_response(pending, &response, keys, which, now)
             })
             .await;
         self.inner.process_now().await;
@@ -90,8 +109,11 @@ impl SessionClient {
     }
 
     /// Signs in through the system browser and a loopback redirect listener on 127.0.0.1 with
-    /// an ephemeral port (native only: a web page receives its redirect itself). `open` receives the authorization URL (launch the browser there, or
-    /// print it). Gives up after `timeout`.
+    /// an ephemeral port (native only: a web page receives its redirect itself). `open` receives
+    /// the authorization URL (launch the browser there, or print it). The browser's page says
+    /// how the sign-in really ended, once the tokens are checked; a request that is not this
+    /// sign-in's callback (a wrong `state`) is refused and the wait goes on. Gives up after
+    /// `timeout`.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn login_with_browser(
         &self,
@@ -99,14 +121,56 @@ impl SessionClient {
         open: impl FnOnce(&str) -> std::io::Result<()>,
         timeout: Duration,
     ) -> Result<(), Error> {
+        use crate::loopback::Page;
+
         let configured = self.inner.session().client().redirect_uri.url().clone();
         let listener = crate::loopback::Listener::bind(&configured).await?;
         options.redirect_uri = Some(listener.redirect_uri().clone());
-        let request = self.begin_login(&options)?;
+        let mut request = self.begin_login(&options)?;
+        let mut callbacks = listener.serve();
         open(request.url())
             .map_err(|e| Error::Misconfigured { message: format!("could not open the browser: {e}") })?;
-        let callback = listener.wait_for_callback(timeout).await?;
-        self.complete_login(request, callback.expose()).await
+        let flow = async {
+            loop {
+                let Some(callback) = callbacks.next().await else {
+                    return Err(Error::InvalidInput {
+                        message: "the redirect listener stopped: too many requests reached it without this \
+                                  sign-in's callback; start the sign-in again"
+                            .into(),
+                    });
+                };
+                match request.pending.accept_callback(callback.url.expose()) {
+                    Ok(code) => {
+                        let result = self.exchange(&request.pending, &code).await;
+                        callback.answer(match &result {
+                            Ok(()) => Page::SignedIn,
+                            Err(error) => Page::Failed(error.to_string()),
+                        });
+                        return result;
+                    }
+                    // Not this sign-in's response (anyone on this machine can reach the port).
+                    Err(CallbackError::StateMismatch | CallbackError::WrongRedirect | CallbackError::Malformed) => {
+                        tracing::info!("a request to the redirect listener was not this sign-in's callback; ignored");
+                        callback.answer(Page::NotThisSignIn);
+                    }
+                    // This sign-in's own response, and it says no (or is wrong): the sign-in is over.
+                    Err(refusal) => {
+                        let error = Error::from(CoreError::from(refusal));
+                        callback.answer(Page::Failed(error.to_string()));
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(timeout, flow).await.unwrap_or_else(|_| {
+            Err(Error::RetryLater {
+                message: format!(
+                    "the sign-in was not completed in the browser within {} s; start it again",
+                    timeout.as_secs()
+                ),
+                retry_after: None,
+            })
+        })
     }
 
     /// Signs in with the device authorization grant (RFC 8628): `show` receives the code and

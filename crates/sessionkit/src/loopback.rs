@@ -1,31 +1,133 @@
 //! The loopback redirect listener for native sign-in (RFC 8252 section 7.3).
 //!
 //! It listens on 127.0.0.1 (or [::1] when the configured redirect URI says so) on an ephemeral
-//! port, and waits for the browser to arrive at the redirect path. Requests to other paths get a
-//! 404 (browsers ask for `/favicon.ico`); the number of connections and the size of each request
-//! are bounded, and so is the wait. The callback URL (it holds the code) is returned as a
-//! [`Secret`] and never logged.
+//! port. Each connection is served in a task of its own, so a client that connects and sends
+//! nothing stalls nobody; the number of connections, the size of each request and the time to
+//! read it are bounded. Requests to other paths get a 404 (browsers ask for `/favicon.ico`).
+//!
+//! A request to the redirect path is handed to the sign-in flow as a [`Callback`], and the
+//! browser's connection stays open until the flow says what happened: the page then tells the
+//! real outcome (signed in, refused and why, or the provider's error), never "signed in" before
+//! the code was exchanged and the tokens checked. A callback that is not this sign-in's own (a
+//! wrong `state`, another path, garbage) is answered as such and the listener keeps waiting: any
+//! local process can reach the port, and must not be able to abort the user's sign-in.
+//! The callback URL holds the code: it is kept as a [`Secret`], its buffer zeroized, never logged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit_core::Secret;
 use sessionkit_core::oidc::client::RedirectUri;
 use sessionkit_core::url::{Host, Url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
-const MAX_CONNECTIONS: usize = 32;
+/// Connections served at once; more wait for a free slot.
+const MAX_CONCURRENT: usize = 8;
+/// Connections served in all, per sign-in.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the browser's connection waits for the outcome (the code exchange included).
+const OUTCOME_TIMEOUT: Duration = Duration::from_secs(120);
 
-const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Signed in</title>\
-<p>You are signed in. You can close this window and return to the app.</p>";
+/// What the browser is told at the end of the redirect.
+pub(crate) enum Page {
+    /// The sign-in is complete.
+    SignedIn,
+    /// This request is not the response to the sign-in in progress; the sign-in goes on.
+    NotThisSignIn,
+    /// The sign-in failed, for this reason (a message fit for people, no secrets).
+    Failed(String),
+}
+
+impl Page {
+    fn render(&self) -> (&'static str, String) {
+        let (status, title, text) = match self {
+            Self::SignedIn => (
+                "200 OK",
+                "Signed in",
+                "You are signed in. You can close this window and return to the app.".to_owned(),
+            ),
+            Self::NotThisSignIn => (
+                "400 Bad Request",
+                "Not this sign-in",
+                "This page was not reached from the sign-in in progress, so it was ignored. If you are signing \
+                 in, finish in the window the app opened."
+                    .to_owned(),
+            ),
+            Self::Failed(reason) => (
+                "400 Bad Request",
+                "Sign-in failed",
+                format!("The sign-in did not complete: {reason}. Return to the app to try again."),
+            ),
+        };
+        let body = format!(
+            "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><p>{}</p>",
+            escape_html(&text)
+        );
+        (status, body)
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// A request that reached the redirect path. Dropping it without [`answer`](Self::answer)
+/// tells the browser the sign-in failed.
+pub(crate) struct Callback {
+    /// The full callback URL (it holds the code).
+    pub(crate) url: Secret,
+    reply: oneshot::Sender<Page>,
+}
+
+impl Callback {
+    pub(crate) fn answer(self, page: Page) {
+        let _ = self.reply.send(page);
+    }
+}
 
 pub(crate) struct Listener {
     listener: TcpListener,
     redirect_uri: RedirectUri,
     path: String,
+}
+
+/// The callbacks a serving listener receives; the listener stops when this is dropped.
+pub(crate) struct Callbacks {
+    receiver: mpsc::Receiver<Callback>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Callbacks {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Callbacks {
+    /// The next request to the redirect path; `None` once the listener gave up (too many
+    /// connections, or the socket failed).
+    pub(crate) async fn next(&mut self) -> Option<Callback> {
+        self.receiver.recv().await
+    }
 }
 
 impl Listener {
@@ -48,50 +150,96 @@ impl Listener {
         &self.redirect_uri
     }
 
-    /// Waits for the browser's redirect and returns the full callback URL.
-    pub(crate) async fn wait_for_callback(self, timeout: Duration) -> Result<Secret, Error> {
-        tokio::time::timeout(timeout, self.accept_callback()).await.unwrap_or_else(|_| {
-            Err(Error::RetryLater { message: "the sign-in was not completed in time".into(), retry_after: None })
-        })
+    /// Starts serving: every request to the redirect path arrives as a [`Callback`].
+    pub(crate) fn serve(self) -> Callbacks {
+        let (sender, receiver) = mpsc::channel(MAX_CONCURRENT);
+        let server = tokio::spawn(self.accept_loop(sender));
+        Callbacks { receiver, server }
     }
 
-    async fn accept_callback(&self) -> Result<Secret, Error> {
-        let failed = |e: std::io::Error| Error::RetryLater {
-            message: format!("the redirect listener failed: {e}"),
-            retry_after: None,
-        };
+    async fn accept_loop(self, callbacks: mpsc::Sender<Callback>) {
+        let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
+        let origin: Arc<str> = self.redirect_uri.as_str().trim_end_matches(&self.path).into();
+        let path: Arc<str> = self.path.into();
         for _ in 0..MAX_CONNECTIONS {
-            let (mut stream, _) = self.listener.accept().await.map_err(failed)?;
-            let mut buffer = Vec::with_capacity(1024);
-            let mut chunk = [0u8; 1024];
-            while !buffer.windows(4).any(|w| w == b"\r\n\r\n") && buffer.len() < MAX_REQUEST_BYTES {
-                match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "the redirect listener could not accept a connection");
+                    return;
                 }
-            }
-            let head = String::from_utf8_lossy(&buffer);
-            let target = head
-                .lines()
-                .next()
-                .and_then(|line| line.strip_prefix("GET "))
-                .and_then(|rest| rest.split(' ').next())
-                .unwrap_or("");
-            let on_path = target.split('?').next() == Some(self.path.as_str());
-            let (status, body) = if on_path { ("200 OK", DONE_PAGE) } else { ("404 Not Found", "not found") };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-            if on_path {
-                let origin = self.redirect_uri.as_str().trim_end_matches(&self.path);
-                return Ok(Secret::new(format!("{origin}{target}")));
-            }
+            };
+            let (callbacks, origin, path) = (callbacks.clone(), origin.clone(), path.clone());
+            tokio::spawn(async move {
+                serve_connection(stream, &origin, &path, &callbacks).await;
+                drop(slot);
+            });
         }
-        Err(Error::InvalidInput {
-            message: "too many requests reached the redirect listener without a callback".into(),
-        })
+        tracing::warn!("too many connections reached the redirect listener; it stopped listening");
+    }
+}
+
+/// Reads one request; answers it at once (another path, unreadable) or once the sign-in flow
+/// has decided (the redirect path).
+async fn serve_connection(mut stream: TcpStream, origin: &str, path: &str, callbacks: &mpsc::Sender<Callback>) {
+    let target = match tokio::time::timeout(READ_TIMEOUT, read_target(&mut stream)).await {
+        Ok(Some(target)) => target,
+        _ => return respond(&mut stream, "400 Bad Request", "bad request".into()).await,
+    };
+    if target.expose().split('?').next() != Some(path) {
+        return respond(&mut stream, "404 Not Found", "not found".into()).await;
+    }
+    let (reply, outcome) = oneshot::channel();
+    let url = Secret::new(format!("{origin}{}", target.expose()));
+    let page = match callbacks.send(Callback { url, reply }).await {
+        Ok(()) => tokio::time::timeout(OUTCOME_TIMEOUT, outcome).await.ok().and_then(Result::ok),
+        Err(_) => None,
+    };
+    let page = page.unwrap_or_else(|| Page::Failed("the app is no longer waiting for this sign-in".into()));
+    let (status, body) = page.render();
+    respond(&mut stream, status, body).await;
+}
+
+/// The request target of a `GET` (path and query), from a head read up to its blank line.
+async fn read_target(stream: &mut TcpStream) -> Option<Secret> {
+    let mut buffer = Zeroizing::new(Vec::with_capacity(1024));
+    let mut chunk = Zeroizing::new([0u8; 1024]);
+    while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buffer.len() >= MAX_REQUEST_BYTES {
+            return None;
+        }
+        match stream.read(&mut chunk[..]).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let line_end = buffer.iter().position(|&b| b == b'\r')?;
+    let line = std::str::from_utf8(&buffer[..line_end]).ok()?;
+    let target = line.strip_prefix("GET ")?.split(' ').next()?;
+    Some(Secret::new(target.to_owned()))
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, body: String) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\
+         Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_what_they_quote() {
+        let (status, body) =
+            Page::Failed("the provider refused the sign-in: x (<script>alert(1)</script>)".into()).render();
+        assert_eq!(status, "400 Bad Request");
+        assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{body}");
+        assert!(!body.contains("<script>"));
     }
 }

@@ -162,9 +162,9 @@ impl PendingAuthorization {
     pub fn to_record(&self) -> Secret {
         let record = PendingRecord {
             version: PENDING_RECORD_VERSION,
-            state: self.state.expose().to_owned(),
-            nonce: self.nonce.expose().to_owned(),
-            verifier: self.pkce.verifier().expose().to_owned(),
+            state: self.state.clone(),
+            nonce: self.nonce.clone(),
+            verifier: self.pkce.verifier().clone(),
             redirect_uri: self.redirect_uri.as_str().to_owned(),
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
@@ -193,11 +193,11 @@ impl PendingAuthorization {
         {
             return Err(CallbackError::NoLoginInProgress);
         }
-        let pkce = Pkce::from_verifier(Secret::new(record.verifier)).map_err(|_| CallbackError::NoLoginInProgress)?;
+        let pkce = Pkce::from_verifier(record.verifier).map_err(|_| CallbackError::NoLoginInProgress)?;
         let redirect_uri = Url::parse(&record.redirect_uri).map_err(|_| CallbackError::NoLoginInProgress)?;
         Ok(Self {
-            state: Secret::new(record.state),
-            nonce: Secret::new(record.nonce),
+            state: record.state,
+            nonce: record.nonce,
             pkce,
             redirect_uri,
             issuer: record.issuer,
@@ -261,13 +261,13 @@ impl PendingAuthorization {
 
 const PENDING_RECORD_VERSION: u32 = 1;
 
-/// The stored form of a pending login. Zeroized with its `Secret` wrappers once read.
+/// The stored form of a pending login; its secrets are zeroized when it drops.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PendingRecord {
     version: u32,
-    state: String,
-    nonce: String,
-    verifier: String,
+    state: Secret,
+    nonce: Secret,
+    verifier: Secret,
     redirect_uri: String,
     issuer: String,
     client_id: String,
