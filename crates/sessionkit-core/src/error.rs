@@ -34,6 +34,10 @@ pub enum CoreError {
     /// The token endpoint refused the request.
     #[error(transparent)]
     TokenRefused(#[from] TokenError),
+    /// The provider declined a refresh for a reason that is not the user's grant (the client's
+    /// registration, a proxy in the way): the session is kept and the refresh retried later.
+    #[error("{0}; the session is kept and the refresh is retried later")]
+    RefreshDeclined(TokenError, Option<Duration>),
     /// The token endpoint's answer was unusable.
     #[error(transparent)]
     TokenMalformed(#[from] MalformedToken),
@@ -117,15 +121,14 @@ impl From<CoreError> for SessionError {
             CoreError::Config(_) | CoreError::Policy(_) | CoreError::Discovery(_) | CoreError::Random(_) => {
                 Self::Misconfigured { message }
             }
-            CoreError::TokenRefused(TokenError { code, .. }) => {
-                use crate::oidc::token::TokenErrorCode as C;
-                match code {
-                    C::InvalidClient | C::UnauthorizedClient | C::UnsupportedGrantType | C::InvalidScope => {
-                        Self::Misconfigured { message }
-                    }
-                    _ => Self::ReauthenticationRequired { message },
-                }
+            CoreError::TokenRefused(TokenError { code, .. }) if code.is_configuration() => {
+                Self::Misconfigured { message }
             }
+            CoreError::TokenRefused(_) => Self::ReauthenticationRequired { message },
+            CoreError::RefreshDeclined(TokenError { code, .. }, _) if code.is_configuration() => {
+                Self::Misconfigured { message }
+            }
+            CoreError::RefreshDeclined(_, retry_after) => Self::RetryLater { message, retry_after },
             CoreError::Transient { retry_after, .. } => Self::RetryLater { message, retry_after },
             CoreError::TokenMalformed(_) => Self::RetryLater { message, retry_after: None },
             CoreError::Callback(_) | CoreError::IdToken(_) | CoreError::MissingIdToken => {

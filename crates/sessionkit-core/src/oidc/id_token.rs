@@ -366,7 +366,11 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
         return Err(IdTokenError::Expired);
     }
     let too_new = iat > check.server_now.saturating_add(check.leeway);
-    let too_old = iat.saturating_add(MAX_IAT_AGE).saturating_add(check.leeway) < check.server_now;
+    // After a refresh (`subject` set) the provider may send the sign-in's ID token again, with
+    // its original `iat` (the token comes straight from the token endpoint over TLS): only a
+    // future `iat` is refused then.
+    let too_old =
+        check.subject.is_none() && iat.saturating_add(MAX_IAT_AGE).saturating_add(check.leeway) < check.server_now;
     if too_new || too_old {
         return Err(IdTokenError::IssuedAt);
     }

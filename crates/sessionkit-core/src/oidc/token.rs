@@ -83,11 +83,40 @@ impl TokenErrorCode {
             other => Self::Other(printable(other, 64)),
         }
     }
+
+    /// The OAuth error code as the provider sent it (`invalid_grant`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidClient => "invalid_client",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
+            Self::Other(code) => code,
+        }
+    }
+
+    /// A refusal that is about the client's registration, not the user's grant: a developer
+    /// must fix it, and signing in again would not help.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::InvalidClient | Self::UnauthorizedClient | Self::UnsupportedGrantType | Self::InvalidScope)
+    }
+}
+
+impl std::fmt::Display for TokenErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An error response from the token endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the token endpoint refused the request: {code:?}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+#[error("the provider refused the request: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
 pub struct TokenError {
     /// What went wrong.
     pub code: TokenErrorCode,

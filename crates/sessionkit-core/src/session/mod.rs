@@ -15,8 +15,10 @@
 //!   tokens do not refresh in a loop). Refresh never moves the absolute limit.
 //! - A transient refresh failure (network, 429, 5xx, an unreadable answer) keeps the session
 //!   and backs off exponentially (1 s doubling to 60 s, or longer if `Retry-After` says so, up
-//!   to 10 minutes); a still-valid access token stays usable meanwhile. A refusal
-//!   (`invalid_grant` and other OAuth errors) ends the session without retrying.
+//!   to 10 minutes); a still-valid access token stays usable meanwhile. A refused
+//!   grant (`invalid_grant`) ends the session without retrying; any other refusal
+//!   (`invalid_client`, `unauthorized_client`, a proxy's 401) is not the user's: the session is
+//!   kept and the refresh backs off as after a transient failure.
 //! - A refreshed ID token must keep `iss` and `sub`; otherwise the session ends as an anomaly.
 //! - Every sign-in is a fresh session: new random id, new start time, the old tokens revoked.
 //!   Logout wipes first, then revokes (the refresh token, then the access token), then offers

@@ -3,7 +3,8 @@
 //! One refresh at a time: a request is queued as [`Action::Refresh`] and the driver must feed
 //! back its answer ([`Session::handle_refresh_response`]) or its failure
 //! ([`Session::handle_refresh_failure`]). A transient failure backs off and keeps the session;
-//! a refusal ends it; a refreshed ID token must keep `iss` and `sub`, or the session ends as an
+//! a refused grant (`invalid_grant`) ends it, while any other refusal (`invalid_client`, a
+//! proxy's 401) is not the user's and backs off like a transient failure; a refreshed ID token must keep `iss` and `sub`, or the session ends as an
 //! anomaly. The new access token's lifetime counts from when the request was queued.
 
 use super::active::RefreshState;
@@ -12,7 +13,7 @@ use super::{Action, Anomaly, EndReason, Keys, RefreshStart, Session, SessionEven
 use crate::error::CoreError;
 use crate::http::HttpResponse;
 use crate::oidc::id_token::{IdTokenError, SignatureVerifier};
-use crate::oidc::token::{TokenOutcome, TokenResponse, refresh_request};
+use crate::oidc::token::{TokenErrorCode, TokenOutcome, TokenResponse, refresh_request};
 use crate::{Now, UnixTime};
 
 impl Session {
@@ -62,9 +63,15 @@ impl Session {
         self.update_server_offset(response, t);
         match outcome {
             TokenOutcome::Tokens(tokens) => self.apply_refresh(tokens, verifier, keys, sent_at, t),
-            TokenOutcome::Refused(error) => {
+            // Only a refused grant ends the session; a refusal of the client (its registration,
+            // a proxy) says nothing about the user's session, which is kept, retried with backoff.
+            TokenOutcome::Refused(error) if error.code == TokenErrorCode::InvalidGrant => {
                 self.end(EndReason::RefreshRejected, false);
                 Err(error.into())
+            }
+            TokenOutcome::Refused(error) => {
+                let wait = self.active_mut().map(|a| a.back_off(t, None));
+                Err(CoreError::RefreshDeclined(error, wait))
             }
             TokenOutcome::Transient { status, retry_after } => {
                 // The caller learns the session's own wait: Retry-After or the backoff, whichever is longer.

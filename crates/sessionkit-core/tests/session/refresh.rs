@@ -132,6 +132,78 @@ fn invalid_grant_ends_the_session_without_retrying() {
     assert_eq!(h.session.poll_timeout(), None);
 }
 
+/// Issue 11, finding 4: a refusal of the client, not of the grant, says nothing about the user's
+/// session. It is kept, the old token stays usable while valid, and the refresh backs off.
+#[test]
+fn a_refusal_that_is_not_the_grants_keeps_the_session() {
+    for (status, code, configuration) in [
+        (400, "invalid_client", true),
+        (401, "invalid_client", true),
+        (400, "unauthorized_client", true),
+        (400, "unsupported_grant_type", true),
+        (401, "invalid_token", false),
+        (400, "invalid_request", false),
+    ] {
+        let mut h = due();
+        h.session.request_refresh(h.clock.now());
+        h.drain();
+        let err = h.refresh_with(&error_body(status, code)).unwrap_err();
+        let CoreError::RefreshDeclined(error, wait) = &err else { panic!("{code}: {err:?}") };
+        assert_eq!(error.code.as_str(), code);
+        assert_eq!(*wait, Some(SEC), "{code}: backs off like a transient failure");
+        let message = err.to_string();
+        assert!(message.contains(code) && message.contains("the session is kept"), "{message}");
+        assert!(!message.contains("Other("), "no Debug text: {message}");
+        let action = sessionkit_core::SessionError::from(err);
+        assert_eq!(matches!(action, sessionkit_core::SessionError::Misconfigured { .. }), configuration, "{action:?}");
+        assert!(!matches!(action, sessionkit_core::SessionError::ReauthenticationRequired { .. }), "{action:?}");
+        assert!(h.actions().is_empty(), "{code}: nothing wiped or revoked");
+        assert!(h.events().is_empty(), "{code}: no end");
+        assert_eq!(h.token().as_deref(), Some("at1"), "{code}: the valid token stays usable");
+        let until = h.clock.wall().saturating_add(SEC);
+        assert_eq!(h.session.request_refresh(h.clock.now()), RefreshStart::BackingOff { until });
+    }
+    // A proxy's 401 that is not an OAuth error at all: kept too.
+    let mut h = due();
+    h.session.request_refresh(h.clock.now());
+    let err = h.refresh_with(&HttpResponse::new(401, b"{\"message\":\"Unauthorized\"}".to_vec())).unwrap_err();
+    assert!(matches!(err, CoreError::TokenMalformed(_)), "{err:?}");
+    assert_eq!(h.token().as_deref(), Some("at1"));
+}
+
+/// Issue 11, finding 4: OpenID Connect Core 12.2 lets a refresh answer carry the sign-in's ID
+/// token again, with its original `iat`; that is no anomaly.
+#[test]
+fn a_refreshed_id_token_with_the_original_iat_is_accepted() {
+    let mut h = Harness::signed_in(policy());
+    let signed_in_at = h.clock.wall();
+    h.drain();
+    // Long after sign-in (past the 10 min an `iat` may be old at sign-in), kept alive by activity.
+    for _ in 0..4 {
+        h.clock.advance(240 * SEC);
+        h.session.record_activity(h.clock.now());
+        h.session.request_refresh(h.clock.now());
+        h.drain();
+        let claims = serde_json::json!({
+            "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID,
+            "iat": signed_in_at.as_secs(), "exp": signed_in_at.as_secs() + 3600,
+        });
+        let original = jwt(serde_json::json!({"alg": "ES256", "kid": "k1"}), claims, b"good");
+        h.refresh_with(&token_body("at2", Some("rt2"), Some(&original), 300)).unwrap();
+        h.drain();
+    }
+    assert!(h.session.status().is_some());
+    // A future `iat` is still refused.
+    h.clock.advance(240 * SEC);
+    h.session.request_refresh(h.clock.now());
+    h.drain();
+    let future = id_token("alice", None, h.clock.wall().saturating_add(3600 * SEC));
+    assert_eq!(
+        h.refresh_with(&token_body("at3", Some("rt3"), Some(&future), 300)).unwrap_err(),
+        CoreError::IdToken(IdTokenError::IssuedAt)
+    );
+}
+
 #[test]
 fn transient_failures_keep_the_session_and_honour_retry_after() {
     let mut h = due();

@@ -63,6 +63,26 @@ async fn a_refreshed_id_token_for_another_user_ends_the_session() {
     assert_eq!(client.end_reason(), Some(sessionkit::EndReason::Anomaly));
 }
 
+/// Issue 11, finding 4: only a refused grant ends the session; the client's own refusal (its
+/// registration, a proxy) keeps it and says what to fix.
+#[tokio::test]
+async fn a_refresh_refused_for_the_client_not_the_grant_keeps_the_session() {
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(lazy()).await;
+    idp.login(&client).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    idp.fault(json!({"path": "/token", "mode": "status", "status": 401, "error": "invalid_client"})).await;
+    let err = client.access_token().await.unwrap_err();
+    assert!(matches!(&err, Error::Misconfigured { message } if message.contains("invalid_client")), "{err:?}");
+    assert!(err.to_string().contains("the session is kept"), "{err}");
+    assert!(client.status().is_some(), "the session is kept");
+    assert!(stored_refresh_token(&store, &idp.issuer).is_some(), "and stays in the store");
+    // Once the provider accepts the client again, the same session refreshes.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let token = client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(token.expose()).await, 200);
+}
+
 #[tokio::test]
 async fn service_unavailable_and_rate_limits_keep_the_session_and_honour_retry_after() {
     let idp = Idp::start(2);
