@@ -116,7 +116,9 @@ pub enum IdTokenError {
     #[error("the ID token is malformed: {0}")]
     Malformed(&'static str),
     /// `alg` is `none`, HMAC, or not on the allow-list.
-    #[error("the ID token's algorithm {0:?} is not allowed")]
+    #[error(
+        "the ID token's algorithm \"{0}\" is not allowed (SessionKit takes RS, PS, ES and EdDSA signatures the provider announces)"
+    )]
     AlgorithmNotAllowed(String),
     /// A `crit` header this client does not understand.
     #[error("the ID token has critical header parameters this client does not support")]
@@ -159,6 +161,10 @@ pub struct IdTokenCheck<'a> {
     pub server_now: UnixTime,
     /// Allowed clock difference.
     pub leeway: Duration,
+    /// The algorithms the provider says it signs ID tokens with (discovery's
+    /// `id_token_signing_alg_values_supported`); empty when it did not say. A token signed with
+    /// another algorithm is refused, even one on SessionKit's own allow-list.
+    pub provider_algorithms: &'a [String],
 }
 
 /// The validated claims a session keeps. The nonce is checked and dropped.
@@ -338,6 +344,10 @@ pub fn validate_id_token(
 ) -> Result<IdTokenClaims, IdTokenError> {
     // Exposed to split and decode; nothing derived from it is logged.
     let parts = split_jws(raw.expose())?;
+    let alg = parts.header.alg.name();
+    if !check.provider_algorithms.is_empty() && !check.provider_algorithms.iter().any(|listed| listed == alg) {
+        return Err(IdTokenError::AlgorithmNotAllowed(alg.to_owned()));
+    }
     verifier.verify(&parts.header, parts.signing_input, &parts.signature)?;
     let claims: RawClaims = serde_json::from_slice(&decode_part(parts.payload_b64, "payload is not base64url")?)
         .map_err(|_| IdTokenError::Malformed("claims are missing or of the wrong type"))?;
@@ -445,6 +455,7 @@ pub(crate) mod tests {
             subject,
             server_now: UnixTime::from_secs(NOW + 10),
             leeway: Duration::from_secs(60),
+            provider_algorithms: &[],
         }
     }
 
@@ -475,6 +486,22 @@ pub(crate) mod tests {
         }
         let crit = jwt(&serde_json::json!({"alg": "ES256", "kid": "k1", "crit": ["b64"]}), &claims(), b"good");
         assert_eq!(validate(&crit), Err(IdTokenError::CriticalHeader));
+    }
+
+    /// Issue 11, finding 5: discovery's `id_token_signing_alg_values_supported` is enforced.
+    #[test]
+    fn only_the_algorithms_the_provider_announces_are_accepted() {
+        let nonce = Secret::from("n-1");
+        let announced = ["ES256".to_owned()];
+        let only_es256 = IdTokenCheck { provider_algorithms: &announced, ..check(Some(&nonce), None) };
+        let es = jwt(&serde_json::json!({"alg": "ES256", "kid": "k1"}), &claims(), b"good");
+        assert!(validate_id_token(&es, &only_es256, &TestVerifier).is_ok());
+        let rs = signed(&claims());
+        let refused = validate_id_token(&rs, &only_es256, &TestVerifier).unwrap_err();
+        assert_eq!(refused, IdTokenError::AlgorithmNotAllowed("RS256".into()));
+        assert!(!refused.to_string().contains("\\\""), "no Debug quoting: {refused}");
+        // A provider that announces nothing is held to SessionKit's allow-list only.
+        assert!(validate_id_token(&rs, &check(Some(&nonce), None), &TestVerifier).is_ok());
     }
 
     #[test]

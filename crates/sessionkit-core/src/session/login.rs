@@ -156,6 +156,7 @@ impl Session {
             } else {
                 self.policy.clock_leeway().saturating_add(super::UNKNOWN_SERVER_CLOCK_LEEWAY)
             },
+            provider_algorithms: &self.metadata.id_token_signing_algs,
         };
         validate_id_token(id_token, &check, verifier).map_err(|error| match error {
             IdTokenError::Signature(SignatureError::UnknownKey) if keys == Keys::Cached => {

@@ -1,16 +1,19 @@
 //! The provider's signing keys (JWKS) and the ID token signature check built on them.
 //!
 //! [`KeySet`] holds the public keys; keys are chosen by `kid` (or, without one, by the
-//! algorithm's key type); symmetric (`oct`) keys are dropped when the set is parsed, so an HMAC
-//! "signature" can never be checked against a public key. The crypto is per platform:
+//! algorithm's key type), and a key that names its own `alg` is used for that algorithm only.
+//! Symmetric (`oct`) keys, keys for encryption (`use: "enc"`) and keys for an algorithm outside
+//! the allow-list are dropped when the set is parsed, so an HMAC "signature" can never be
+//! checked against a public key. The crypto is per platform:
 //! - natively (`native.rs`), `jsonwebtoken` with pure-Rust crypto implements the core's
 //!   `SignatureVerifier` directly (it builds for every target without a C toolchain);
 //! - in the browser (`web.rs`), WebCrypto, which is asynchronous: the signature is checked
 //!   before the core runs, and the core gets a verifier holding that outcome
 //!   ([`KeySet::preverify`]). This keeps RSA and elliptic-curve code out of the .wasm.
 //!
-//! [`Jwks`] caches the set and refetches it at most once per [`REFETCH_INTERVAL`], when a token
-//! names a `kid` the cache does not have.
+//! [`Jwks`] caches the set and refetches it when a token names a `kid` the cache does not have,
+//! at most once per [`REFETCH_INTERVAL`] (the fetch at start-up does not count: a key rotated
+//! right after it is picked up at once), one refetch at a time.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -75,35 +78,46 @@ fn parse_document<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Jwks
     serde_json::from_slice(body).map_err(|_| JwksError::Malformed)
 }
 
+/// What choosing a key needs to know of it, on every platform.
+trait KeyInfo {
+    fn kid(&self) -> Option<&str>;
+    fn family(&self) -> Family;
+    /// The key's own `alg`, if the JWK names one: it is used for nothing else.
+    fn alg(&self) -> Option<JwsAlgorithm>;
+}
+
+/// The `alg` of a JWK that may verify ID tokens: `Ok(None)` when it names none, `Err` when it
+/// names one outside the allow-list (an encryption or HMAC algorithm): such a key is dropped.
+fn signing_alg(named: Option<&str>) -> Result<Option<JwsAlgorithm>, ()> {
+    named.map(|name| JwsAlgorithm::from_name(name).ok_or(())).transpose()
+}
+
 /// The keys a signature may be checked against: those with the header's `kid` (or, without
-/// one, every key), of the algorithm's key type. `Err(UnknownKey)` if no key has that `kid`.
-fn candidates<'a, K>(
-    keys: &'a [K],
-    header: &JwsHeader,
-    kid_of: impl Fn(&K) -> Option<&str>,
-    family_of_key: impl Fn(&K) -> Family,
-) -> Result<Vec<&'a K>, SignatureError> {
+/// one, every key), of the algorithm's key type and, if they name one, its `alg`.
+/// `Err(UnknownKey)` if no key has that `kid`.
+fn candidates<'a, K: KeyInfo>(keys: &'a [K], header: &JwsHeader) -> Result<Vec<&'a K>, SignatureError> {
+    let usable = |k: &&K| k.family() == family_of(header.alg) && k.alg().is_none_or(|alg| alg == header.alg);
     let by_kid: Vec<&K> = match &header.kid {
-        Some(kid) => keys.iter().filter(|k| kid_of(k) == Some(kid.as_str())).collect(),
-        None => keys.iter().filter(|k| family_of_key(k) == family_of(header.alg)).collect(),
+        Some(kid) => keys.iter().filter(|k| k.kid() == Some(kid.as_str())).collect(),
+        None => keys.iter().filter(usable).collect(),
     };
     if by_kid.is_empty() {
         return Err(SignatureError::UnknownKey);
     }
-    Ok(by_kid.into_iter().filter(|k| family_of_key(k) == family_of(header.alg)).collect())
+    Ok(by_kid.into_iter().filter(usable).collect())
 }
 
 /// The cached JWKS of one provider.
 pub(crate) struct Jwks {
     uri: Option<Url>,
     current: RwLock<Arc<KeySet>>,
-    /// When the set was last fetched, on the monotonic clock.
-    last_fetch: Mutex<Option<Duration>>,
+    /// When a refetch for an unknown `kid` last started, on the monotonic clock.
+    last_refetch: Mutex<Option<Duration>>,
 }
 
 impl Jwks {
     pub(crate) fn new(uri: Option<Url>) -> Self {
-        Self { uri, current: RwLock::new(Arc::new(KeySet::default())), last_fetch: Mutex::new(None) }
+        Self { uri, current: RwLock::new(Arc::new(KeySet::default())), last_refetch: Mutex::new(None) }
     }
 
     /// The keys as cached now.
@@ -114,7 +128,6 @@ impl Jwks {
     /// Fetches the set; returns the document too, for the start-up cache.
     pub(crate) async fn fetch(&self, transport: &Transport) -> Result<(Arc<KeySet>, Vec<u8>), JwksError> {
         let Some(uri) = &self.uri else { return Ok((self.keys(), b"{\"keys\":[]}".to_vec())) };
-        *self.last_fetch.lock().unwrap_or_else(PoisonError::into_inner) = Some(crate::runtime::monotonic());
         let response = transport.send_idempotent(&HttpRequest::get_json(uri.clone())).await?;
         if response.status() != 200 {
             return Err(JwksError::Status(response.status()));
@@ -137,14 +150,20 @@ impl Jwks {
         &self,
         transport: &Transport,
     ) -> Option<Result<Arc<KeySet>, JwksError>> {
-        let recent = self
-            .last_fetch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| crate::runtime::monotonic().saturating_sub(at) < REFETCH_INTERVAL);
-        if recent {
+        if !self.may_refetch(crate::runtime::monotonic()) {
             return None;
         }
         Some(self.fetch(transport).await.map(|(set, _)| set))
+    }
+
+    /// Checks and claims the refetch slot in one step, so that of two callers at once only one
+    /// refetches.
+    fn may_refetch(&self, now: Duration) -> bool {
+        let mut last = self.last_refetch.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| now.saturating_sub(at) < REFETCH_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 }

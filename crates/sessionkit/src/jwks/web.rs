@@ -6,10 +6,10 @@
 
 use serde::Deserialize;
 use sessionkit_core::Secret;
-use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier, split_jws};
+use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError, SignatureVerifier, split_jws};
 use wasm_bindgen::prelude::*;
 
-use super::{Family, JwksError, candidates, parse_document};
+use super::{Family, JwksError, KeyInfo, candidates, parse_document, signing_alg};
 
 #[wasm_bindgen(module = "/src/jwks/web.js")]
 extern "C" {
@@ -17,14 +17,15 @@ extern "C" {
     async fn verify_jws(jwk_json: &str, alg: &str, signing_input: &[u8], signature: &[u8]) -> JsValue;
 }
 
-/// The public members of a JWK, as WebCrypto imports them (`use`, `alg`, `key_ops` are left
-/// out: WebCrypto would refuse a key whose `alg` names a different hash than the token's).
+/// A JWK as published. What WebCrypto imports is [`PublicJwk`]: the key material only (`alg`
+/// is checked here instead; WebCrypto would refuse a key whose `alg` names another hash).
 #[derive(Deserialize)]
 struct Jwk {
     kty: String,
     kid: Option<String>,
     #[serde(rename = "use")]
     use_: Option<String>,
+    alg: Option<String>,
     n: Option<String>,
     e: Option<String>,
     crv: Option<String>,
@@ -56,8 +57,21 @@ struct JwkSet {
 struct Key {
     kid: Option<String>,
     family: Family,
+    alg: Option<JwsAlgorithm>,
     /// The public key as a JWK JSON document for `importKey`.
     jwk_json: String,
+}
+
+impl KeyInfo for Key {
+    fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+    fn family(&self) -> Family {
+        self.family
+    }
+    fn alg(&self) -> Option<JwsAlgorithm> {
+        self.alg
+    }
 }
 
 /// A parsed set of public signing keys.
@@ -82,9 +96,10 @@ impl KeySet {
                     "OKP" => Family::Okp,
                     _ => return None,
                 };
+                let alg = signing_alg(jwk.alg.as_deref()).ok()?;
                 let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
                 let jwk_json = serde_json::to_string(&public).ok()?;
-                Some(Key { kid: jwk.kid, family, jwk_json })
+                Some(Key { kid: jwk.kid, family, alg, jwk_json })
             })
             .collect();
         Ok(Self { keys })
@@ -110,7 +125,7 @@ impl KeySet {
     }
 
     async fn verify_async(&self, header: &JwsHeader, input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        let keys = candidates(&self.keys, header, |k| k.kid.as_deref(), |k| k.family)?;
+        let keys = candidates(&self.keys, header)?;
         let mut result = Err(SignatureError::KeyMismatch);
         for key in keys {
             if verify_jws(&key.jwk_json, header.alg.name(), input, signature).await.as_bool() == Some(true) {
