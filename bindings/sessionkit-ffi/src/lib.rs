@@ -104,6 +104,16 @@ pub struct ClientSettings {
     pub pins: Vec<PinnedHost>,
 }
 
+/// The provider's end-session page, from `logout`.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct EndSession {
+    /// The URL to open in the browser (it carries `id_token_hint`).
+    pub url: String,
+    /// The `state` sent with it: the post-logout redirect must carry it back; compare before
+    /// trusting that redirect.
+    pub state: String,
+}
+
 /// The pins of one host (see `ClientSettings.pins`).
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct PinnedHost {
@@ -421,9 +431,14 @@ impl SessionClient {
         Ok(self.inner.sync_from_store().await?)
     }
 
-    /// Signs out (wipe, revoke, end-session); returns the end-session URL to open, if any.
-    pub async fn logout(&self) -> Result<Option<String>, SessionKitError> {
-        Ok(self.inner.logout().await?.map(|end| end.url.expose().to_owned()))
+    /// Signs out (wipe, revoke, end-session); returns the provider's end-session page to open,
+    /// if it has one, with the `state` its post-logout redirect must carry back.
+    pub async fn logout(&self) -> Result<Option<EndSession>, SessionKitError> {
+        Ok(self
+            .inner
+            .logout()
+            .await?
+            .map(|end| EndSession { url: end.url.expose().to_owned(), state: end.state.expose().to_owned() }))
     }
 
     /// The session's identity and times, or null when signed out.

@@ -41,8 +41,12 @@ pub(crate) struct Global {
     /// Absolute session lifetime in seconds [default: 28800]
     #[arg(long, env = "SESSIONKIT_ABSOLUTE_LIFETIME", global = true)]
     pub(crate) absolute_lifetime: Option<u64>,
+    /// Origins `call` may send the access token to, besides the provider's own (repeat, or
+    /// comma-separate): https, or http on a loopback address only.
+    #[arg(long = "api-origin", env = "SESSIONKIT_API_ORIGINS", value_delimiter = ',', global = true)]
+    pub(crate) api_origins: Vec<String>,
     /// A TOML file with any of: issuer, client_id, scopes, ca_file, store, idle_timeout,
-    /// absolute_lifetime.
+    /// absolute_lifetime, api_origins (a list).
     #[arg(long, env = "SESSIONKIT_CONFIG", global = true)]
     pub(crate) config: Option<PathBuf>,
     /// Machine-readable output (JSON).
@@ -115,6 +119,7 @@ struct FileConfig {
     store: Option<StoreKind>,
     idle_timeout: Option<u64>,
     absolute_lifetime: Option<u64>,
+    api_origins: Option<Vec<String>>,
 }
 
 /// Everything resolved: flags over environment over the config file over defaults.
@@ -127,6 +132,8 @@ pub(crate) struct Settings {
     pub(crate) store: StoreKind,
     pub(crate) idle_timeout: Duration,
     pub(crate) absolute_lifetime: Duration,
+    /// Where `call` may send the token: the issuer's origin and the `--api-origin`s.
+    pub(crate) api_origins: Vec<String>,
 }
 
 impl Global {
@@ -155,6 +162,11 @@ impl Global {
             absolute_lifetime: Duration::from_secs(
                 self.absolute_lifetime.or(file.absolute_lifetime).unwrap_or(8 * 3600),
             ),
+            api_origins: if self.api_origins.is_empty() {
+                file.api_origins.unwrap_or_default()
+            } else {
+                self.api_origins.clone()
+            },
         })
     }
 }

@@ -205,9 +205,12 @@ fn status(client: &SessionClient, json: bool) {
 async fn call(client: &SessionClient, settings: &Settings, url: &str, method: &str, json: bool) -> Result<(), Failure> {
     let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Failure::usage(format!("not an HTTP method: {method}")))?;
+    let target = crate::api::allowed_target(url, &settings.issuer, &settings.api_origins)?;
     let token = client.access_token().await?;
     client.record_activity().await;
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    // A redirect is shown, not followed: the token goes to the allowed origin only.
+    let mut builder =
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).redirect(reqwest::redirect::Policy::none());
     if let Some(pem) = http_options(settings.ca_file.as_deref())?.trust_only_roots_pem.first() {
         let certificate =
             reqwest::Certificate::from_pem(pem).map_err(|e| Failure::usage(format!("bad CA file: {e}")))?;
@@ -215,7 +218,7 @@ async fn call(client: &SessionClient, settings: &Settings, url: &str, method: &s
     }
     let http = builder.build().map_err(|e| Failure::usage(format!("HTTP client: {e}")))?;
     let response = http
-        .request(method, url)
+        .request(method, target)
         .header(
             "authorization",
             format!("{} {}", client.token_type().unwrap_or_else(|| "Bearer".into()), token.expose()),

@@ -5,6 +5,7 @@
 // A command-line program talks through stdout and stderr; the workspace lint is for libraries.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api;
 mod cli;
 mod commands;
 mod demo;
@@ -19,8 +20,10 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.global.verbose > 0 {
-        let level = if cli.global.verbose > 1 { tracing::Level::DEBUG } else { tracing::Level::INFO };
-        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+        // SessionKit's own logs only: the HTTP and D-Bus crates below log request details.
+        let level = if cli.global.verbose > 1 { "debug" } else { "info" };
+        let filter = format!("sessionkit={level},sessionkit_core={level},sessionkit_desktop={level}");
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,

@@ -91,6 +91,30 @@ async fn every_command_against_the_provider() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("HTTP 200") && body.contains("hello from the protected API"), "{err} {body}");
 
+    // Issue 11, finding 8: the token goes to allowed origins only, never over plain http.
+    for (url, expected) in [
+        ("http://127.0.0.2:9/api".to_owned(), "refusing to send the access token to http://127.0.0.2:9"),
+        ("http://example.com/api".to_owned(), "not an https origin"),
+    ] {
+        let (code, _, err) = run({
+            let mut c = cli(&provider);
+            c.args(["call", &url]);
+            c
+        });
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+
+    // -vv shows SessionKit's own log, not every request detail of the crates below it.
+    let (code, _, err) = run({
+        let mut c = cli(&provider);
+        c.args(["-vv", "token"]);
+        c
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("sessionkit"), "{err}");
+    assert!(!err.contains("hyper") && !err.contains("zbus") && !err.contains("reqwest::"), "{err}");
+
     let (code, out, _) = run({
         let mut c = cli(&provider);
         c.args(["logout", "--json"]);
