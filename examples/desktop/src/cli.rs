@@ -63,8 +63,12 @@ pub(crate) struct Global {
 pub(crate) enum StoreKind {
     /// The desktop keyring over D-Bus (GNOME Keyring, KWallet).
     SecretService,
-    /// The kernel's session keyring (headless machines; gone at logout).
+    /// The kernel's session keyring only (headless machines): gone when the login session
+    /// ends, invisible to the user's other login sessions.
     Keyutils,
+    /// The kernel's keyrings linked into the user's persistent keyring: survives logout (until
+    /// 3 days unused, by default) and is readable from every login session of the user.
+    KeyutilsPersistent,
     /// Nowhere: the session ends with the command.
     Memory,
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit::http::HttpOptions;
-use sessionkit::store::{KeyringStore, MemoryStore, SecureStore};
+use sessionkit::store::{KeyringStore, KeyutilsStore, MemoryStore, SecureStore};
 use sessionkit::{SessionClient, SessionConfig, SessionPolicy, UnixTime};
 
 use crate::cli::{Command, Global, Settings, StoreKind};
@@ -25,8 +25,12 @@ pub(crate) fn open_store(kind: StoreKind, service: &str) -> Result<Arc<dyn Secur
             Arc::new(KeyringStore::secret_service(service).map_err(|e| unavailable(e, "the Secret Service"))?)
         }
         StoreKind::Keyutils => {
-            Arc::new(KeyringStore::keyutils(service).map_err(|e| unavailable(e, "kernel keyutils"))?)
+            Arc::new(KeyutilsStore::session(service).map_err(|e| unavailable(e, "the kernel's session keyring"))?)
         }
+        StoreKind::KeyutilsPersistent => Arc::new(
+            KeyringStore::keyutils_persistent(service)
+                .map_err(|e| unavailable(e, "the kernel's persistent keyring"))?,
+        ),
         StoreKind::Memory => Arc::new(MemoryStore::new()),
     })
 }

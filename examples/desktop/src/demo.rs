@@ -72,7 +72,7 @@ fn choose_store() -> (Arc<dyn SecureStore>, &'static str) {
                     if kind == StoreKind::SecretService {
                         "the Secret Service (your desktop keyring)"
                     } else {
-                        "kernel keyutils"
+                        "the kernel's session keyring (keyutils)"
                     },
                 );
             }

@@ -2,8 +2,9 @@
 //!
 //! Each value is one credential with service `sessionkit` (or the app's own service name) and
 //! the key as the user name. On Linux, [`KeyringStore::secret_service`] uses the desktop's
-//! Secret Service (GNOME Keyring, KWallet) over D-Bus, and [`KeyringStore::keyutils`] the
-//! kernel's session keyring (gone at logout or reboot: for headless use). Other platforms'
+//! Secret Service (GNOME Keyring, KWallet) over D-Bus, and
+//! [`KeyringStore::keyutils_persistent`] the kernel's keyrings as `keyring-core` uses them (see
+//! there; [`KeyutilsStore`](super::KeyutilsStore) is the session keyring only). Other platforms'
 //! `keyring-core` stores are passed to [`KeyringStore::with_store`]; the Apple, Windows and
 //! Android ones have constructors here, compiled on their own targets.
 
@@ -51,11 +52,15 @@ impl KeyringStore {
         Ok(Self::with_store(store, service, "Secret Service"))
     }
 
-    /// The kernel's session keyring (keyutils).
+    /// The kernel's keyrings as `keyring-core` uses them: each value is added to the session
+    /// keyring *and linked into the user's persistent keyring*, so it survives logout until
+    /// that keyring expires (3 days of disuse by default, `/proc/sys/kernel/keys/
+    /// persistent_keyring_expiry`) and is visible from every login session of the user. Choose
+    /// it only for that; [`KeyutilsStore`](super::KeyutilsStore) keeps the session keyring only.
     #[cfg(target_os = "linux")]
-    pub fn keyutils(service: &str) -> Result<Self, StoreError> {
+    pub fn keyutils_persistent(service: &str) -> Result<Self, StoreError> {
         let store = linux_keyutils_keyring_store::Store::new().map_err(map_error)?;
-        Ok(Self::with_store(store, service, "kernel keyutils"))
+        Ok(Self::with_store(store, service, "kernel keyutils, linked into the persistent keyring (kept after logout)"))
     }
 
     /// The Data Protection keychain (iOS; signed and sandboxed macOS apps): items in the app's

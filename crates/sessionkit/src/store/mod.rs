@@ -1,7 +1,9 @@
 //! Where sessions are kept: one small trait, [`SecureStore`], and its backends.
 //!
-//! - [`KeyringStore`]: the OS keystore through the keyring-core v4 family (Linux: Secret
-//!   Service or kernel keyutils; the Apple, Windows and Android stores plug into the same type).
+//! - [`KeyringStore`]: the OS keystore through the keyring-core v4 family (Linux: the Secret
+//!   Service, or keyutils linked into the user's persistent keyring; the Apple, Windows and
+//!   Android stores plug into the same type).
+//! - `KeyutilsStore` (Linux): the kernel's session keyring only, gone at logout.
 //! - `WebStore` (wasm32 only): the browser's IndexedDB, each record sealed with AES-GCM under a
 //!   non-extractable WebCrypto key.
 //! - [`MemoryStore`]: in-process only, for tests and for apps that want no persistence. It can
@@ -16,6 +18,8 @@
 mod ios;
 #[cfg(not(target_arch = "wasm32"))]
 mod keyring;
+#[cfg(target_os = "linux")]
+mod keyutils;
 mod memory;
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod web;
@@ -24,6 +28,8 @@ pub(crate) mod web;
 pub use ios::IosKeychainStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use keyring::KeyringStore;
+#[cfg(target_os = "linux")]
+pub use keyutils::KeyutilsStore;
 pub use memory::MemoryStore;
 use sessionkit_core::Secret;
 #[cfg(target_arch = "wasm32")]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit::http::HttpOptions;
-use sessionkit::store::{KeyringStore, SecureStore};
+use sessionkit::store::{KeyringStore, KeyutilsStore, SecureStore};
 use sessionkit::{SessionClient, SessionConfig, SessionPolicy};
 
 use crate::idp::{CLIENT_ID, Idp};
@@ -50,8 +50,37 @@ async fn secret_service_keeps_the_session_across_restarts() {
 #[tokio::test]
 async fn kernel_keyutils_keeps_the_session_across_restarts() {
     let service = format!("sessionkit-test-{}", std::process::id());
-    let store = Arc::new(KeyringStore::keyutils(&service).expect("keyutils is available"));
+    let store = Arc::new(KeyutilsStore::session(&service).expect("keyutils is available"));
     sign_in_restore_and_sign_out(store).await;
+}
+
+/// Issue 11, finding 7: `--store keyutils` keeps the session in the session keyring only, never
+/// linked into the user's persistent keyring (which outlives logout and other sessions see).
+#[test]
+fn the_keyutils_store_keeps_values_in_the_session_keyring_only() {
+    let service = format!("sessionkit-test-only-session-{}", std::process::id());
+    let store = KeyutilsStore::session(&service).expect("keyutils is available");
+    store.save("probe", &sessionkit::Secret::from("secret-value")).unwrap();
+    assert_eq!(store.load("probe").unwrap().map(|s| s.expose().to_owned()).as_deref(), Some("secret-value"));
+    let description = format!("sessionkit:{service}:probe");
+    let in_session = keyctl(&["search", "@s", "user", &description]);
+    assert!(in_session.is_some(), "the value is in the session keyring");
+    // The persistent keyring (created on demand by this query) does not hold it.
+    let persistent = keyctl(&["get_persistent", "@s"]).expect("a persistent keyring");
+    let linked = keyctl(&["rlist", persistent.trim()]).unwrap_or_default();
+    assert!(!linked.split_whitespace().any(|id| Some(id) == in_session.as_deref().map(str::trim)), "{linked}");
+    store.delete("probe").unwrap();
+    assert!(store.load("probe").unwrap().is_none());
+    assert!(keyctl(&["search", "@s", "user", &description]).is_none(), "deleted from the kernel");
+    // Larger than a kernel user key can hold: refused, nothing written.
+    let large = sessionkit::Secret::new("x".repeat(40_000));
+    assert!(matches!(store.save("large", &large), Err(sessionkit::store::StoreError::TooLarge)));
+}
+
+/// Runs `keyctl` and gives its output, or `None` if it failed.
+fn keyctl(args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new("keyctl").args(args).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn lazy() -> SessionPolicy {
