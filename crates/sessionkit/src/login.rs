@@ -7,7 +7,6 @@
 //! session; the executor then writes it (a sign-in here wins over whatever the store held) and
 //! revokes the previous session's tokens.
 
-#[cfg(not(target_arch = "wasm32"))]
 use std::time::Duration;
 
 use sessionkit_core::CoreError;
@@ -176,16 +175,20 @@ impl SessionClient {
     /// Signs in with the device authorization grant (RFC 8628): `show` receives the code and
     /// the URL for the user to visit on another device; this then polls at the provider's
     /// interval (slower on `slow_down`) until the user approves, refuses, or the code expires.
+    /// An answer that can never become a sign-in (refused, malformed, oversized) ends the flow
+    /// at once with its cause; an unreachable provider is polled less and less often, and
+    /// five failures in a row end the flow, saying so.
     pub async fn login_with_device(&self, show: impl FnOnce(&DeviceCode)) -> Result<(), Error> {
-        let (request, client, metadata) = {
+        let (start, client, metadata) = {
             let session = self.inner.session();
-            let request = DeviceAuthorization::request(session.client(), session.metadata());
-            (request, session.client().clone(), session.metadata().clone())
+            let start = DeviceAuthorization::request(session.client(), session.metadata());
+            (start, session.client().clone(), session.metadata().clone())
         };
-        let request = request.map_err(CoreError::from)?;
-        let response = self.inner.transport.send_idempotent(&request).await.map_err(error::transport)?;
-        let mut device = DeviceAuthorization::from_response(&client, &metadata, &response, self.inner.now().wall)
-            .map_err(CoreError::from)?;
+        let start = start.map_err(CoreError::from)?;
+        let response = self.inner.transport.send_idempotent(&start.request).await.map_err(error::transport)?;
+        let mut device =
+            DeviceAuthorization::from_response(&client, &metadata, &response, start.pkce, self.inner.now().wall)
+                .map_err(CoreError::from)?;
         show(&DeviceCode {
             user_code: device.user_code().to_owned(),
             verification_uri: device.verification_uri().to_owned(),
@@ -193,20 +196,40 @@ impl SessionClient {
             expires_at: device.expires_at(),
         });
         let mut wait = device.interval();
-        // Bounded by the code's lifetime (checked by `handle_poll`) and by a hard cap.
+        let mut unreachable = 0u32;
+        // Bounded by the code's lifetime (checked by `handle_poll`), the unreachable limit, and a hard cap.
         for _ in 0..10_000 {
             crate::runtime::sleep(wait).await;
             let response = match self.inner.transport.send(&device.poll_request()).await {
                 Ok(response) => response,
-                Err(error) => {
-                    tracing::info!(%error, "device flow poll failed; polling on");
-                    if self.inner.now().wall >= device.expires_at() {
-                        return Err(CoreError::Device(DeviceError::Expired).into());
+                Err(transport_error) if transport_error.is_transient() => {
+                    unreachable += 1;
+                    tracing::info!(error = %transport_error, unreachable, "device flow poll failed");
+                    let expired = self.inner.now().wall >= device.expires_at();
+                    if unreachable >= MAX_UNREACHABLE_POLLS || expired {
+                        return Err(Error::RetryLater {
+                            message: format!(
+                                "the device sign-in stopped: the provider could not be reached {unreachable} times \
+                                 in a row while waiting for approval ({transport_error}); start the sign-in again"
+                            ),
+                            retry_after: None,
+                        });
                     }
-                    wait = device.interval();
+                    // Backing off: the interval doubled per failure, up to a minute.
+                    wait = device.interval().saturating_mul(1 << unreachable.min(4)).min(MAX_UNREACHABLE_WAIT);
                     continue;
                 }
+                Err(transport_error) => {
+                    let error = error::transport(transport_error);
+                    return Err(match error {
+                        Error::InvalidInput { message } => Error::InvalidInput {
+                            message: format!("the device sign-in failed while waiting for approval: {message}"),
+                        },
+                        other => other,
+                    });
+                }
             };
+            unreachable = 0;
             match device.handle_poll(&response, self.inner.now().wall) {
                 DevicePoll::Wait(next) => wait = next,
                 DevicePoll::Approved => {
@@ -226,3 +249,8 @@ impl SessionClient {
         Err(CoreError::Device(DeviceError::Expired).into())
     }
 }
+
+/// Polls in a row that may fail to reach the provider before the device flow gives up.
+pub(crate) const MAX_UNREACHABLE_POLLS: u32 = 5;
+/// The longest wait between polls while the provider is unreachable.
+const MAX_UNREACHABLE_WAIT: Duration = Duration::from_secs(60);

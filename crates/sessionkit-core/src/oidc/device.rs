@@ -7,8 +7,14 @@
 //! [`DeviceAuthorization::poll_request`] every [`DeviceAuthorization::interval`], feeding each
 //! answer to [`DeviceAuthorization::handle_poll`]. `authorization_pending` means wait,
 //! `slow_down` adds 5 seconds to the interval for good, `access_denied` and `expired_token` end
-//! the attempt, and so does reaching `expires_in`. Tokens go to
-//! `Session::handle_device_login_response`.
+//! the attempt, and so does reaching `expires_in`; any other refusal or an unusable answer
+//! (malformed, oversized, a redirect, an unknown token type) ends it at once with its cause.
+//! Tokens go to `Session::handle_device_login_response`.
+//!
+//! PKCE: the device authorization request carries an S256 `code_challenge` and every poll the
+//! `code_verifier`. RFC 8628 does not ask for it, but providers that require PKCE for a public
+//! client (Keycloak's "PKCE required") refuse the device request without it, and a provider
+//! that ignores it loses nothing.
 
 use std::time::Duration;
 
@@ -19,6 +25,7 @@ use super::client::ClientConfig;
 use super::discovery::ProviderMetadata;
 use super::token::{TokenErrorCode, TokenOutcome};
 use crate::http::{HttpRequest, HttpResponse};
+use crate::pkce::Pkce;
 use crate::url::Url;
 use crate::{Secret, UnixTime};
 
@@ -38,9 +45,12 @@ pub enum DeviceError {
     /// The provider has no device authorization endpoint.
     #[error("the provider does not support the device authorization grant")]
     Unsupported,
-    /// The device authorization answer was refused or malformed.
-    #[error("the device authorization request failed: {0}")]
+    /// The device authorization request (the first step) was refused or its answer unusable.
+    #[error("the provider refused to start the device sign-in: {0}")]
     Failed(String),
+    /// A poll of the token endpoint was refused or its answer unusable; the sign-in is over.
+    #[error("the device sign-in failed while waiting for approval: {0}")]
+    PollFailed(String),
     /// The user refused.
     #[error("the user denied the sign-in")]
     Denied,
@@ -81,14 +91,35 @@ pub struct DeviceAuthorization {
     interval: Duration,
     token_endpoint: Url,
     client_id: String,
+    pkce: Pkce,
+}
+
+/// The first step of a device sign-in: the request to send, and the PKCE pair it committed to
+/// (hand it to [`DeviceAuthorization::from_response`]).
+#[derive(Debug)]
+pub struct DeviceRequest {
+    /// The request to the device authorization endpoint.
+    pub request: HttpRequest,
+    /// The PKCE pair whose challenge the request carries.
+    pub pkce: Pkce,
 }
 
 impl DeviceAuthorization {
-    /// The request to the device authorization endpoint.
-    pub fn request(client: &ClientConfig, metadata: &ProviderMetadata) -> Result<HttpRequest, DeviceError> {
+    /// The request to the device authorization endpoint, with a fresh PKCE challenge.
+    pub fn request(client: &ClientConfig, metadata: &ProviderMetadata) -> Result<DeviceRequest, DeviceError> {
         let endpoint = metadata.device_authorization_endpoint.clone().ok_or(DeviceError::Unsupported)?;
+        let pkce = Pkce::generate().map_err(|e| DeviceError::Failed(e.to_string()))?;
         let scope = client.scope_param();
-        Ok(HttpRequest::post_form(endpoint, &[("client_id", client.client_id.as_str()), ("scope", scope.as_str())]))
+        let request = HttpRequest::post_form(
+            endpoint,
+            &[
+                ("client_id", client.client_id.as_str()),
+                ("scope", scope.as_str()),
+                ("code_challenge", pkce.challenge()),
+                ("code_challenge_method", "S256"),
+            ],
+        );
+        Ok(DeviceRequest { request, pkce })
     }
 
     /// Checks the provider's answer; `now` starts the code's lifetime.
@@ -96,10 +127,16 @@ impl DeviceAuthorization {
         client: &ClientConfig,
         metadata: &ProviderMetadata,
         response: &HttpResponse,
+        pkce: Pkce,
         now: UnixTime,
     ) -> Result<Self, DeviceError> {
         if response.status() != 200 {
-            return Err(DeviceError::Failed(format!("HTTP {}", response.status())));
+            // The provider's own words (sanitised), when it gave an OAuth error.
+            let reason = match TokenOutcome::classify(response, now) {
+                TokenOutcome::Refused(error) => error.to_string(),
+                _ => format!("HTTP {}", response.status()),
+            };
+            return Err(DeviceError::Failed(reason));
         }
         if response.body().len() > 16 * 1024 {
             return Err(DeviceError::Failed("the answer is too large".into()));
@@ -124,6 +161,7 @@ impl DeviceAuthorization {
             device_code: raw.device_code,
             token_endpoint: metadata.token_endpoint.clone(),
             client_id: client.client_id.clone(),
+            pkce,
         })
     }
 
@@ -161,6 +199,7 @@ impl DeviceAuthorization {
                 // The device code goes only to the token endpoint.
                 ("device_code", self.device_code.expose()),
                 ("client_id", &self.client_id),
+                ("code_verifier", self.pkce.verifier().expose()),
             ],
         )
     }
@@ -180,13 +219,13 @@ impl DeviceAuthorization {
                 }
                 TokenErrorCode::AccessDenied => DevicePoll::Failed(DeviceError::Denied),
                 TokenErrorCode::ExpiredToken => DevicePoll::Failed(DeviceError::Expired),
-                _ => DevicePoll::Failed(DeviceError::Failed(error.to_string())),
+                _ => DevicePoll::Failed(DeviceError::PollFailed(error.to_string())),
             },
             // A busy provider: keep polling, no faster than it asks.
             TokenOutcome::Transient { retry_after, .. } => {
                 DevicePoll::Wait(retry_after.unwrap_or_default().max(self.interval))
             }
-            TokenOutcome::Malformed(error) => DevicePoll::Failed(DeviceError::Failed(error.to_string())),
+            TokenOutcome::Malformed(error) => DevicePoll::Failed(DeviceError::PollFailed(error.to_string())),
         }
     }
 }
@@ -218,7 +257,8 @@ mod tests {
             body["interval"] = i.into();
         }
         let response = HttpResponse::new(200, body.to_string().into_bytes());
-        DeviceAuthorization::from_response(&client, &metadata, &response, UnixTime::EPOCH).expect("valid")
+        let pkce = DeviceAuthorization::request(&client, &metadata).expect("supported").pkce;
+        DeviceAuthorization::from_response(&client, &metadata, &response, pkce, UnixTime::EPOCH).expect("valid")
     }
 
     fn error(code: &str) -> HttpResponse {
@@ -228,12 +268,17 @@ mod tests {
     #[test]
     fn the_request_and_the_answer() {
         let (client, metadata) = setup();
-        let request = DeviceAuthorization::request(&client, &metadata).expect("supported");
-        assert_eq!(request.body.expect("body").expose(), "client_id=app&scope=openid");
+        let DeviceRequest { request, pkce } = DeviceAuthorization::request(&client, &metadata).expect("supported");
+        let body = request.body.expect("body");
+        let expected =
+            format!("client_id=app&scope=openid&code_challenge={}&code_challenge_method=S256", pkce.challenge());
+        assert_eq!(body.expose(), expected);
         let device = started(None);
         assert_eq!(device.user_code(), "ABCD-EFGH");
         assert_eq!(device.interval(), DEFAULT_INTERVAL);
-        assert!(device.poll_request().body.expect("body").expose().contains("device_code=DEVICE-SECRET"));
+        let poll = device.poll_request().body.expect("body");
+        assert!(poll.expose().contains("device_code=DEVICE-SECRET"));
+        assert!(poll.expose().contains(&format!("code_verifier={}", device.pkce.verifier().expose())));
         assert!(!format!("{device:?}").contains("DEVICE-SECRET"));
     }
 
@@ -265,11 +310,45 @@ mod tests {
     fn unsupported_and_bad_answers() {
         let (client, mut metadata) = setup();
         metadata.device_authorization_endpoint = None;
-        assert_eq!(DeviceAuthorization::request(&client, &metadata).err(), Some(DeviceError::Unsupported));
+        assert_eq!(
+            DeviceAuthorization::request(&client, &metadata).err().map(|e| e.to_string()),
+            Some(DeviceError::Unsupported.to_string())
+        );
+        let pkce = || Pkce::generate().expect("random");
         let bad = HttpResponse::new(
             200,
             br#"{"device_code":"d","user_code":"u","verification_uri":"http://x/","expires_in":5}"#.to_vec(),
         );
-        assert!(DeviceAuthorization::from_response(&client, &metadata, &bad, UnixTime::EPOCH).is_err());
+        assert!(DeviceAuthorization::from_response(&client, &metadata, &bad, pkce(), UnixTime::EPOCH).is_err());
+        // A refusal says what the provider said (Keycloak without PKCE: invalid_request).
+        let refused = HttpResponse::new(
+            400,
+            br#"{"error":"invalid_request","error_description":"Missing parameter: code_challenge_method"}"#.to_vec(),
+        );
+        let error =
+            DeviceAuthorization::from_response(&client, &metadata, &refused, pkce(), UnixTime::EPOCH).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the provider refused to start the device sign-in: the provider refused the request: invalid_request \
+             (Missing parameter: code_challenge_method)"
+        );
+    }
+
+    /// Issue 11, finding 12: a permanent failure while polling ends the flow at once, with its cause.
+    #[test]
+    fn unusable_poll_answers_end_the_flow_with_their_cause() {
+        let now = UnixTime::from_secs(10);
+        for (response, cause) in [
+            (HttpResponse::new(200, br#"{"access_token":"a","token_type":"MAC"}"#.to_vec()), "token type"),
+            (HttpResponse::new(302, Vec::new()), "302"),
+            (HttpResponse::new(200, vec![b' '; 2 * 1024 * 1024]), "too large"),
+            (error("invalid_client"), "invalid_client"),
+        ] {
+            let mut device = started(None);
+            let DevicePoll::Failed(error) = device.handle_poll(&response, now) else { panic!("{cause}: not final") };
+            let message = error.to_string();
+            assert!(message.starts_with("the device sign-in failed while waiting for approval"), "{message}");
+            assert!(message.contains(cause), "{cause}: {message}");
+        }
     }
 }

@@ -105,6 +105,15 @@ pub enum TransportError {
     Setup(&'static str),
 }
 
+impl TransportError {
+    /// Whether trying again later may work (the network, a timeout, a reset), as opposed to a
+    /// failure the same request will always meet (an insecure URL, a pin mismatch, an oversized
+    /// answer, a broken configuration).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::Timeout { .. } | Self::Other { .. })
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]

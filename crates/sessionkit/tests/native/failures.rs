@@ -327,3 +327,27 @@ async fn a_logout_whose_caller_stops_waiting_still_wipes_and_revokes() {
     assert!(stored_refresh_token(&store, &idp.issuer).is_none(), "wiped");
     assert!(!idp.is_active(&refresh).await, "revoked although nobody waited for it");
 }
+
+/// Issue 11, finding 12: an answer that can never become a sign-in ends the device flow at once
+/// with its cause, instead of polling until the code expires.
+#[tokio::test]
+async fn the_device_flow_stops_at_once_on_an_unusable_answer() {
+    let idp = Idp::start(60);
+    let (client, _store) = idp.client(SessionPolicy::default()).await;
+    for (mode, cause) in [("oversize", "larger than"), ("redirect", "302")] {
+        idp.fault(json!({"path": "/token", "mode": mode, "times": 1})).await;
+        let before = idp.stats().await["token"]["urn:ietf:params:oauth:grant-type:device_code"].as_u64().unwrap_or(0);
+        let started = std::time::Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(30), client.login_with_device(|_| {}))
+            .await
+            .expect("the flow ends by itself")
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("while waiting for approval") && message.contains(cause), "{mode}: {message}");
+        let after = idp.stats().await["token"]["urn:ietf:params:oauth:grant-type:device_code"].as_u64().unwrap_or(0);
+        // The faulted poll is answered by the fault layer (not counted); any poll after it would be.
+        assert_eq!(after - before, 0, "{mode}: no poll after the unusable answer");
+        assert!(started.elapsed() < Duration::from_secs(15), "{mode}: ended after the first poll");
+        assert!(client.status().is_none());
+    }
+}
