@@ -13,6 +13,10 @@ ensure_system_packages() {
   command -v node >/dev/null || need+=(nodejs npm)
   command -v openssl >/dev/null || need+=(openssl)
   command -v flock >/dev/null || need+=(util-linux)
+  # Keycloak's download, start-up check and configuration (scripts/keycloak-test).
+  command -v curl >/dev/null || need+=(curl)
+  command -v unzip >/dev/null || need+=(unzip)
+  command -v python3 >/dev/null || need+=(python3)
   if ((${#need[@]})); then
     step "installing ${need[*]}"
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
