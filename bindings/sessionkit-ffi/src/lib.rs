@@ -324,8 +324,10 @@ impl LoginRequest {
 /// The session's identity and times (milliseconds since the epoch). No secrets.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct SessionStatus {
-    /// The user.
+    /// The user (the provider's stable id).
     pub subject: String,
+    /// A name to show for the user (`preferred_username`, `name` or `email`), if the ID token had one.
+    pub display_name: Option<String>,
     /// The session's random id.
     pub session_id: String,
     /// When the access token expires.
@@ -445,6 +447,7 @@ impl SessionClient {
     pub fn status(&self) -> Option<SessionStatus> {
         self.inner.status().map(|s| SessionStatus {
             subject: s.subject,
+            display_name: s.display_name,
             session_id: s.session_id,
             access_expires_at_ms: s.access_expires_at.as_millis(),
             idle_deadline_ms: s.idle_deadline.as_millis(),

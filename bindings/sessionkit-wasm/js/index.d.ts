@@ -44,6 +44,8 @@ export interface LoginOptions {
 export interface SessionStatus {
   sessionId: string;
   subject: string;
+  /** A name to show for the user (`preferred_username`, `name` or `email`), if the ID token had one. */
+  displayName: string | null;
   startedAt: number;
   absoluteDeadline: number;
   idleDeadline: number;

@@ -85,6 +85,7 @@ pub(crate) fn status(status: Option<SessionStatus>, store: &str) -> JsValue {
     object(&[
         ("sessionId", s.session_id.as_str().into()),
         ("subject", s.subject.as_str().into()),
+        ("displayName", s.display_name.as_deref().map_or(JsValue::NULL, JsValue::from)),
         ("startedAt", time(s.started_at)),
         ("absoluteDeadline", time(s.absolute_deadline)),
         ("idleDeadline", time(s.idle_deadline)),

@@ -189,6 +189,7 @@ async fn code_flow_refresh_with_rotation_and_a_logout_that_ends_the_providers_se
     let browser = signed_in(&keycloak, &client).await;
     let status = client.status().unwrap();
     assert_eq!(status.subject, keycloak.user_id().await, "Keycloak's subject is the user's id");
+    assert_eq!(status.display_name.as_deref(), Some(USER), "shown by the name people know (preferred_username)");
     assert!(keycloak.server_sessions(&client_uuid).await > sessions_before);
 
     // The client's access tokens last 10 s: the refresh is due at half-life.

@@ -156,24 +156,35 @@ async fn login(client: &SessionClient, device: bool, no_browser: bool, json: boo
     if json {
         println!(
             "{}",
-            serde_json::json!({ "signed_in": true, "subject": status.subject, "session_id": status.session_id })
+            serde_json::json!({
+                "signed_in": true, "subject": status.subject, "display_name": status.display_name,
+                "session_id": status.session_id,
+            })
         );
     } else {
-        println!("Signed in as {} (stored in {}).", status.subject, client.store_description());
+        println!("Signed in as {} (stored in {}).", who(&status), client.store_description());
     }
     Ok(())
 }
 
+/// The user as people know them: the display name, with the provider's id beside it.
+fn who(status: &sessionkit::SessionStatus) -> String {
+    match &status.display_name {
+        Some(name) if *name != status.subject => format!("{name} ({})", status.subject),
+        _ => status.subject.clone(),
+    }
+}
+
 fn status(client: &SessionClient, json: bool) {
     let Some(status) = client.status() else {
-        let reason = client.end_reason().map(|r| format!("{r:?}")).unwrap_or_default();
+        let reason = client.end_reason().unwrap_or(sessionkit::EndReason::NotSignedIn);
         if json {
             println!(
                 "{}",
-                serde_json::json!({ "signed_in": false, "reason": reason, "store": client.store_description() })
+                serde_json::json!({ "signed_in": false, "reason": reason.name(), "store": client.store_description() })
             );
         } else {
-            println!("Not signed in ({reason}). Sessions are kept in {}.", client.store_description());
+            println!("Not signed in: {}. Sessions are kept in {}.", reason.explanation(), client.store_description());
         }
         return;
     };
@@ -184,6 +195,7 @@ fn status(client: &SessionClient, json: bool) {
             serde_json::json!({
                 "signed_in": true,
                 "subject": status.subject,
+                "display_name": status.display_name,
                 "session_id": status.session_id,
                 "access_token_expires_at_ms": ms(status.access_expires_at),
                 "refresh_due_at_ms": ms(status.refresh_due_at),
@@ -194,7 +206,7 @@ fn status(client: &SessionClient, json: bool) {
             })
         );
     } else {
-        println!("Signed in as {} (session {}).", status.subject, &status.session_id[..8]);
+        println!("Signed in as {} (session {}).", who(&status), &status.session_id[..8]);
         println!(
             "  access token: expires in {} (refresh due in {})",
             until(status.access_expires_at),

@@ -18,8 +18,34 @@ impl Failure {
     }
 }
 
+/// A hint for a scope the provider will not grant: most often `offline_access` (the refresh
+/// token), refused for the client (`invalid_scope`) or for the user (Keycloak's `not_allowed`).
+fn scope_refused(message: &str) -> bool {
+    message.contains("invalid_scope") || message.contains("not_allowed") || message.contains("Offline tokens")
+}
+
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
+        let message = error.to_string();
+        if scope_refused(&message) {
+            return Self {
+                message,
+                hint: Some(
+                    "the provider will not grant a requested scope (offline_access, which gives the refresh token, \
+                     unless --scopes names others): ask its administrator to allow it, or sign in without it with \
+                     --scopes \"\" (the session then lasts as long as one access token)"
+                        .into(),
+                ),
+                code: 2,
+            };
+        }
+        if message.contains("in the browser within") {
+            return Self {
+                message,
+                hint: Some("run `sessionkit login` again and finish signing in in the browser".into()),
+                code: 4,
+            };
+        }
         let (hint, code) = match &error {
             Error::ReauthenticationRequired { .. } => ("sign in again with `sessionkit login`".to_owned(), 3),
             Error::RetryLater { retry_after: Some(wait), .. } => {
@@ -35,7 +61,7 @@ impl From<Error> for Failure {
             }
             _ => ("see `sessionkit --help`".to_owned(), 1),
         };
-        Self { message: error.to_string(), hint: Some(hint), code }
+        Self { message, hint: Some(hint), code }
     }
 }
 
@@ -116,10 +142,10 @@ pub(crate) fn event_json(event: &SessionEvent) -> serde_json::Value {
     let mut value = serde_json::json!({ "time": clock(), "event": kind, "text": describe(event) });
     match event {
         SessionEvent::ExpiringSoon { reason, time_left, .. } => {
-            value["reason"] = format!("{reason:?}").into();
+            value["reason"] = reason.name().into();
             value["time_left_ms"] = u64::try_from(time_left.as_millis()).unwrap_or(u64::MAX).into();
         }
-        SessionEvent::Expired { reason, .. } => value["reason"] = format!("{reason:?}").into(),
+        SessionEvent::Expired { reason, .. } => value["reason"] = reason.name().into(),
         SessionEvent::LoggedIn { subject, .. } | SessionEvent::Restored { subject, .. } => {
             value["subject"] = subject.clone().into()
         }
@@ -127,4 +153,32 @@ pub(crate) fn event_json(event: &SessionEvent) -> serde_json::Value {
         _ => {}
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11, finding 13: a refused offline_access says what happened and what to try.
+    #[test]
+    fn a_refused_scope_suggests_signing_in_without_it() {
+        for error in [
+            Error::ReauthenticationRequired {
+                message:
+                    "the provider refused the request: not_allowed (Offline tokens not allowed for the user or client)"
+                        .into(),
+            },
+            Error::InvalidInput { message: "the provider refused the sign-in: invalid_scope (Invalid scopes)".into() },
+        ] {
+            let failure = Failure::from(error);
+            let hint = failure.hint.unwrap();
+            assert!(hint.contains("--scopes \"\"") && hint.contains("offline_access"), "{hint}");
+            assert!(!hint.contains("unsafe") && !hint.contains("sign in again"), "{hint}");
+        }
+        let timeout = Error::RetryLater {
+            message: "the sign-in was not completed in the browser within 300 s; start it again".into(),
+            retry_after: None,
+        };
+        assert!(!Failure::from(timeout).hint.unwrap().contains("busy"));
+    }
 }

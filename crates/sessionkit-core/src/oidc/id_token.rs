@@ -132,6 +132,14 @@ pub enum IdTokenError {
     /// `aud`/`azp` do not name this client.
     #[error("the ID token was not issued to this client")]
     Audience,
+    /// Several audiences and no `azp`: nothing says which of them the token was issued to.
+    #[error(
+        "the ID token names several audiences but no azp (authorized party), so it cannot be shown to be issued to this client"
+    )]
+    AuthorizedPartyMissing,
+    /// A claim every ID token must carry is absent.
+    #[error("the ID token has no {0} claim")]
+    MissingClaim(&'static str),
     /// `exp` has passed.
     #[error("the ID token has expired")]
     Expired,
@@ -275,12 +283,13 @@ impl NumericDate {
 
 #[derive(Deserialize)]
 struct RawClaims {
-    iss: String,
-    sub: String,
-    aud: Audience,
+    // Required claims are read as options so that a missing one is named in the error.
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
     azp: Option<String>,
-    exp: NumericDate,
-    iat: NumericDate,
+    exp: Option<NumericDate>,
+    iat: Option<NumericDate>,
     auth_time: Option<NumericDate>,
     nonce: Option<String>,
     sid: Option<String>,
@@ -355,10 +364,15 @@ pub fn validate_id_token(
 }
 
 fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenClaims, IdTokenError> {
-    if claims.iss != check.issuer {
+    let iss = claims.iss.ok_or(IdTokenError::MissingClaim("iss"))?;
+    let sub = claims.sub.ok_or(IdTokenError::MissingClaim("sub"))?;
+    let aud = claims.aud.ok_or(IdTokenError::MissingClaim("aud"))?;
+    let exp = claims.exp.ok_or(IdTokenError::MissingClaim("exp"))?;
+    let iat = claims.iat.ok_or(IdTokenError::MissingClaim("iat"))?;
+    if iss != check.issuer {
         return Err(IdTokenError::Issuer);
     }
-    let audiences = match &claims.aud {
+    let audiences = match &aud {
         Audience::One(one) => std::slice::from_ref(one),
         Audience::Many(many) => many.as_slice(),
     };
@@ -367,11 +381,11 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
     }
     match claims.azp.as_deref() {
         Some(azp) if azp != check.client_id => return Err(IdTokenError::Audience),
-        None if audiences.len() > 1 => return Err(IdTokenError::Audience),
+        None if audiences.len() > 1 => return Err(IdTokenError::AuthorizedPartyMissing),
         _ => {}
     }
-    let exp = claims.exp.to_time()?;
-    let iat = claims.iat.to_time()?;
+    let exp = exp.to_time()?;
+    let iat = iat.to_time()?;
     if check.server_now.saturating_sub(check.leeway) >= exp {
         return Err(IdTokenError::Expired);
     }
@@ -390,17 +404,17 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
             _ => return Err(IdTokenError::Nonce),
         }
     }
-    if claims.sub.is_empty() || claims.sub.len() > 255 {
+    if sub.is_empty() || sub.len() > 255 {
         return Err(IdTokenError::Malformed("sub must be 1 to 255 characters"));
     }
     if let Some(subject) = check.subject
-        && subject != claims.sub
+        && subject != sub
     {
         return Err(IdTokenError::SubjectChanged);
     }
     Ok(IdTokenClaims {
-        iss: claims.iss,
-        sub: claims.sub,
+        iss,
+        sub,
         exp,
         iat,
         auth_time: claims.auth_time.as_ref().map(NumericDate::to_time).transpose()?,
@@ -488,6 +502,25 @@ pub(crate) mod tests {
         assert_eq!(validate(&crit), Err(IdTokenError::CriticalHeader));
     }
 
+    /// Issue 11, finding 13: a token that cannot be accepted says which claim is at fault.
+    #[test]
+    fn missing_claims_and_a_missing_azp_are_named() {
+        for claim in ["iss", "sub", "aud", "exp", "iat"] {
+            let mut without = claims();
+            without.as_object_mut().unwrap().remove(claim);
+            let error = validate(&signed(&without)).unwrap_err();
+            assert_eq!(error, IdTokenError::MissingClaim(claim));
+            assert_eq!(error.to_string(), format!("the ID token has no {claim} claim"));
+        }
+        let mut several = claims();
+        several["aud"] = serde_json::json!(["app", "another-app"]);
+        let error = validate(&signed(&several)).unwrap_err();
+        assert_eq!(error, IdTokenError::AuthorizedPartyMissing);
+        assert!(error.to_string().contains("no azp"), "{error}");
+        several["azp"] = "app".into();
+        assert!(validate(&signed(&several)).is_ok());
+    }
+
     /// Issue 11, finding 5: discovery's `id_token_signing_alg_values_supported` is enforced.
     #[test]
     fn only_the_algorithms_the_provider_announces_are_accepted() {
@@ -516,7 +549,10 @@ pub(crate) mod tests {
     fn each_claim_rule() {
         assert_eq!(validate(&with("iss", "https://evil.example".into())), Err(IdTokenError::Issuer));
         assert_eq!(validate(&with("aud", "other".into())), Err(IdTokenError::Audience));
-        assert_eq!(validate(&with("aud", serde_json::json!(["app", "other"]))), Err(IdTokenError::Audience));
+        assert_eq!(
+            validate(&with("aud", serde_json::json!(["app", "other"]))),
+            Err(IdTokenError::AuthorizedPartyMissing)
+        );
         let mut multi = claims();
         multi["aud"] = serde_json::json!(["app", "other"]);
         multi["azp"] = "app".into();

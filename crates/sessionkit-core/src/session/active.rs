@@ -49,6 +49,16 @@ pub(super) struct Tokens {
     pub(super) scope: Option<String>,
 }
 
+/// What to call the user on screen: `preferred_username`, else `name`, else `email` (printable,
+/// at most 64 characters).
+pub(super) fn display_name(claims: &crate::oidc::id_token::IdTokenClaims) -> Option<String> {
+    let chosen = [&claims.preferred_username, &claims.name, &claims.email]
+        .into_iter()
+        .flatten()
+        .find(|value| !value.trim().is_empty())?;
+    Some(crate::oidc::authorize::printable(chosen, 64))
+}
+
 /// When a token issued at `issued_at` and expiring at `expires_at` is due for refresh: `lead`
 /// before expiry, but never earlier than halfway through its life.
 pub(super) fn refresh_due(issued_at: UnixTime, expires_at: UnixTime, lead: Duration) -> UnixTime {
@@ -86,6 +96,8 @@ impl Tokens {
 pub(super) struct Active {
     pub(super) session_id: String,
     pub(super) subject: String,
+    /// What to call the user on screen (see `SessionStatus::display_name`).
+    pub(super) display_name: Option<String>,
     pub(super) tokens: Tokens,
     pub(super) started_at: UnixTime,
     pub(super) absolute_deadline: UnixTime,
@@ -121,6 +133,7 @@ impl Active {
         Self {
             session_id,
             subject,
+            display_name: None,
             tokens,
             started_at,
             // Always computed from the start time: a stored record cannot carry a later one.
@@ -178,6 +191,7 @@ impl Active {
         SessionStatus {
             session_id: self.session_id.clone(),
             subject: self.subject.clone(),
+            display_name: self.display_name.clone(),
             started_at: self.started_at,
             absolute_deadline: self.absolute_deadline,
             idle_deadline: self.idle_deadline(policy),
@@ -328,5 +342,34 @@ impl Active {
     /// Whether the store lacks some of this session's state.
     pub(super) fn needs_write(&self) -> bool {
         !self.written || self.changes != self.persisted_changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::id_token::IdTokenClaims;
+
+    /// Issue 11, finding 13: a UUID `sub` is not what people call themselves.
+    #[test]
+    fn the_display_name_prefers_the_username_then_the_name_then_the_email() {
+        let mut claims = IdTokenClaims {
+            iss: "https://idp.example".into(),
+            sub: "2858b10d-0f4e-4c5e-9a47-3f3c2b6a1d90".into(),
+            exp: UnixTime::EPOCH,
+            iat: UnixTime::EPOCH,
+            auth_time: None,
+            sid: None,
+            name: Some("Alice Liddell".into()),
+            email: Some("alice@example.test".into()),
+            preferred_username: Some("alice".into()),
+        };
+        assert_eq!(display_name(&claims).as_deref(), Some("alice"));
+        claims.preferred_username = Some("  ".into());
+        assert_eq!(display_name(&claims).as_deref(), Some("Alice Liddell"));
+        claims.name = None;
+        assert_eq!(display_name(&claims).as_deref(), Some("alice@example.test"));
+        claims.email = None;
+        assert_eq!(display_name(&claims), None);
     }
 }

@@ -97,7 +97,9 @@ impl Session {
         self.wipe_retry_at = None;
         let tokens = Tokens::new(tokens, t, self.policy.refresh_lead());
         self.outbox.tell(SessionEvent::LoggedIn { session_id: session_id.clone(), subject: claims.sub.clone() });
-        let started = State::Active(Box::new(Active::new(session_id, claims.sub, tokens, t, &self.policy)));
+        let mut active = Active::new(session_id, claims.sub.clone(), tokens, t, &self.policy);
+        active.display_name = super::active::display_name(&claims);
+        let started = State::Active(Box::new(active));
         let old = std::mem::replace(&mut self.state, started);
         // The new session's record first, then the old tokens' revocation.
         self.queue_persist();

@@ -115,8 +115,11 @@ pub enum Keys {
 pub struct SessionStatus {
     /// The session's random id.
     pub session_id: String,
-    /// The user.
+    /// The user (the provider's stable id; at some providers a UUID).
     pub subject: String,
+    /// A name to show for the user, from the ID token: `preferred_username`, else `name`, else
+    /// `email`; `None` if it had none of them.
+    pub display_name: Option<String>,
     /// Sign-in time.
     pub started_at: UnixTime,
     /// When the absolute lifetime ends.

@@ -53,6 +53,9 @@ pub struct SessionRecord {
     pub client_id: String,
     /// The user.
     pub subject: String,
+    /// What to call the user on screen (added in place in version 2: older records lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// The access token.
     pub access_token: Secret,
     /// `Bearer` or `DPoP`.
@@ -128,6 +131,7 @@ impl SessionRecord {
             issuer: context.issuer.to_owned(),
             client_id: context.client_id.to_owned(),
             subject: active.subject.clone(),
+            display_name: active.display_name.clone(),
             access_token: tokens.access_token.clone(),
             token_type: tokens.token_type.clone(),
             access_token_issued_at: tokens.issued_at,
@@ -161,6 +165,7 @@ impl Active {
             scope: record.scope,
         };
         let mut active = Active::new(record.session_id, record.subject, tokens, record.started_at, policy);
+        active.display_name = record.display_name;
         active.last_activity_at = record.last_activity_at;
         active.activity_persisted_at = record.last_activity_at;
         active.written = true;

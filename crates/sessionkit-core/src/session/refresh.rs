@@ -109,9 +109,10 @@ impl Session {
         t: UnixTime,
     ) -> Result<(), CoreError> {
         let Some(a) = self.active() else { return Err(CoreError::NoSession(EndReason::Revoked)) };
+        let mut refreshed_name = None;
         if let Some(id_token) = &response.id_token {
             match self.check_id_token(id_token, None, Some(&a.subject), t, verifier, keys) {
-                Ok(_) => {}
+                Ok(claims) => refreshed_name = super::active::display_name(&claims),
                 Err(IdTokenFailure::RefetchKeys(error)) => return Err(error.into()),
                 Err(IdTokenFailure::Refused(error)) => {
                     let anomaly = match error {
@@ -136,6 +137,9 @@ impl Session {
         let Some(a) = self.active_mut() else { return Err(CoreError::NoSession(EndReason::Revoked)) };
         let rotated = response.refresh_token.is_some();
         a.tokens = a.tokens.succeeded_by(response, sent_at, lead);
+        if refreshed_name.is_some() {
+            a.display_name = refreshed_name;
+        }
         a.refresh = RefreshState::Idle;
         a.refresh_failures = 0;
         let event = SessionEvent::Refreshed {
