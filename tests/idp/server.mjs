@@ -15,6 +15,7 @@
 //   GET  /__test/stats   token endpoint requests by grant type, revocations, introspections
 //   POST /__test/reset   zero the counters
 //   GET  /__test/api     a protected resource: 200 with the token's subject, or 401
+//   GET  /__test/api-redirect  a 302 to /__test/api (a redirecting API)
 //   POST /__test/fault   queue a fault for the next requests to a path (JSON, see `applyFault`)
 //   POST /__test/faults/clear
 //
@@ -259,7 +260,7 @@ provider.use(async (ctx, next) => {
     ctx.status = 204;
     return;
   }
-  if (ctx.path === '/__test/api') {
+  if (ctx.path === '/__test/api' || ctx.path === '/__test/api-redirect') {
     // The web app calls the API from its own origin: answer CORS for it (and only it).
     if (env.IDP_WEB_ORIGIN && ctx.get('origin') === env.IDP_WEB_ORIGIN) {
       ctx.set('Access-Control-Allow-Origin', env.IDP_WEB_ORIGIN);
@@ -270,6 +271,12 @@ provider.use(async (ctx, next) => {
         ctx.status = 204;
         return;
       }
+    }
+    if (ctx.path === '/__test/api-redirect') {
+      // An API that redirects: a client must not follow it with the token on its own.
+      ctx.status = 302;
+      ctx.set('Location', `${issuer}/__test/api`);
+      return;
     }
     const auth = ctx.get('authorization') || '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';

@@ -67,9 +67,9 @@ async function eventually(check, what, timeoutMs = 20_000) {
  * A fresh browser profile (its own IndexedDB) with the app configured by `config`. Collects
  * page errors and console lines from every tab, to show that nothing throws or logs a token.
  */
-async function newApp(config = {}) {
+async function newApp(config = {}, { serviceWorkers = 'block' } = {}) {
   stack.config = { ...baseConfig, ...config };
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers: 'block' });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers });
   const app = { context, errors: [], console: [], callbacks: [] };
   app.openTab = async () => {
     const page = await context.newPage();
@@ -100,8 +100,8 @@ async function signIn(page) {
 }
 
 /** An app with `tabs` tabs, signed in through the first (the others restore the session). */
-async function signedIn(config = {}, tabs = 1) {
-  const app = await newApp(config);
+async function signedIn(config = {}, tabs = 1, options = {}) {
+  const app = await newApp(config, options);
   const first = await app.openTab();
   await signIn(first);
   const pages = [first];
@@ -166,6 +166,49 @@ test('redirect sign-in with PKCE, then an authorized API call; the callback work
   // The authorized fetch never sends the token to an origin it was not told about.
   const elsewhere = await errorOf(page, '(url) => window.sessionKit.fetch(url)', 'https://elsewhere.example/');
   assert.equal(elsewhere?.name, 'InvalidInputError');
+  await finish(app);
+});
+
+// Issue 11, finding 9.
+test('the authorized fetch follows no redirect with the token; apiOrigins take https origins only', async () => {
+  const { app, pages: [page] } = await signedIn();
+  const redirected = await page.evaluate(async (url) => {
+    const response = await window.sessionKit.fetch(url);
+    return { type: response.type, status: response.status };
+  }, `${stack.issuer}/__test/api-redirect`);
+  assert.deepEqual(redirected, { type: 'opaqueredirect', status: 0 }, 'the redirect is returned, not followed');
+  await finish(app);
+
+  for (const origin of ['data:text/plain,hello', 'http://api.example', 'not a url']) {
+    const bad = await newApp({ apiOrigins: [origin] });
+    const tab = await bad.context.newPage();
+    await tab.goto(`${stack.origin}/`);
+    await waitForState(tab, 'error');
+    assert.match(await tab.textContent('#state'), /MisconfiguredError: config\.apiOrigins/, origin);
+    await bad.context.close();
+  }
+});
+
+test('logout clears the service worker caches; API answers are never cached', async () => {
+  const { app, pages: [page] } = await signedIn({}, 1, { serviceWorkers: 'allow' });
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  // What an app might have put there while signed in.
+  await page.evaluate(async () => (await caches.open('app-data')).put('/me', new Response('{"name":"alice"}')));
+  await page.click('#logout');
+  await page.waitForURL((url) => url.href.startsWith(`${stack.issuer}/session/end`));
+  const back = await app.context.newPage();
+  await back.goto(`${stack.origin}/`);
+  await waitForState(back, 'signed-out');
+  const cached = await back.evaluate(async () => {
+    const urls = [];
+    for (const name of await caches.keys()) {
+      for (const request of await (await caches.open(name)).keys()) urls.push(`${name} ${new URL(request.url).pathname}`);
+    }
+    return urls;
+  });
+  assert.ok(!cached.some((entry) => entry.startsWith('app-data')), `cleared at logout: ${cached}`);
+  assert.ok(cached.every((entry) => / (\/|\/index\.html|\/assets\/.*|\/icon\.svg|\/manifest\.webmanifest)$/.test(entry)),
+    `only the shell is cached: ${cached}`);
   await finish(app);
 });
 

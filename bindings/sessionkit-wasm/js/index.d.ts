@@ -21,7 +21,7 @@ export interface SessionKitConfig {
   refreshLeadSeconds?: number;
   /** Refresh ahead of expiry in the background (default true); false: only when a token is asked for. */
   backgroundRefresh?: boolean;
-  /** Origins `fetch` may send the token to (default: this page's origin). */
+  /** Origins `fetch` may send the token to (default: this page's origin): https, or http on loopback only. */
   apiOrigins?: string[];
   /** IndexedDB database and BroadcastChannel name (default "sessionkit"). */
   storeName?: string;
@@ -74,6 +74,7 @@ export class SessionKit {
   isRedirectCallback(url?: string): boolean;
   handleRedirectCallback(url?: string): Promise<void>;
   getAccessToken(): Promise<string>;
+  /** `fetch` with the token, to `apiOrigins` only; redirects are returned, not followed (`opaqueredirect`). */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   logout(options?: { redirect?: boolean }): Promise<string | null>;
   onEvent(listener: (event: SessionEvent) => void): () => void;

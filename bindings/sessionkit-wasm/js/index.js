@@ -73,6 +73,31 @@ function loadWasm(wasmUrl) {
 // What counts as user activity for the idle timeout.
 const ACTIVITY_EVENTS = ['pointerdown', 'keydown', 'wheel', 'touchstart'];
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
+
+/**
+ * The origins `fetch` may send the token to: each an https origin (http for loopback only).
+ * Anything else (`data:`, `file:`, a typo) is a configuration error, not an opaque "null" origin.
+ */
+function apiOrigins(entries) {
+  const origins = new Set();
+  for (const entry of entries) {
+    let url;
+    try {
+      url = new URL(entry);
+    } catch {
+      throw new MisconfiguredError(`config.apiOrigins: ${JSON.stringify(String(entry))} is not a URL`);
+    }
+    const secure = url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.test(url.hostname));
+    if (!secure || url.origin === 'null') {
+      throw new MisconfiguredError(
+        `config.apiOrigins: ${JSON.stringify(String(entry))} is not an https origin (http only for loopback addresses)`);
+    }
+    origins.add(url.origin);
+  }
+  return origins;
+}
+
 /** One user's session in this browser, shared by all of the origin's tabs. */
 export class SessionKit {
   #core;
@@ -82,8 +107,7 @@ export class SessionKit {
   /** Use `SessionKit.create(config)`. */
   constructor(core, config) {
     this.#core = core;
-    this.#apiOrigins = new Set((config.apiOrigins || [globalThis.location?.origin]).filter(Boolean)
-      .map((origin) => new URL(origin).origin));
+    this.#apiOrigins = apiOrigins(config.apiOrigins || [globalThis.location?.origin].filter(Boolean));
   }
 
   /**
@@ -140,6 +164,9 @@ export class SessionKit {
   /**
    * `fetch` with the access token in the Authorization header. Only to the origins in
    * `config.apiOrigins` (default: this page's origin): a token is never sent anywhere else.
+   * Redirects are not followed with the token (whether a browser drops `Authorization` on a
+   * cross-origin redirect is not ours to rely on): a redirect answer is returned as it is
+   * (`response.type === 'opaqueredirect'`); follow it with plain `fetch` if it is safe.
    */
   async fetch(input, init) {
     const request = new Request(input, init);
@@ -150,7 +177,7 @@ export class SessionKit {
     const token = await this.getAccessToken();
     const headers = new Headers(request.headers);
     headers.set('Authorization', `${this.#core.tokenType() || 'Bearer'} ${token}`);
-    return fetch(new Request(request, { headers }));
+    return fetch(new Request(request, { headers, redirect: 'manual' }));
   }
 
   /**

@@ -60,7 +60,13 @@ async function main() {
     }
   }
   $('login').onclick = () => kit.login({ prompt: 'consent' });
-  $('logout').onclick = () => kit.logout();
+  $('logout').onclick = async () => {
+    // Nothing of the session may outlive it: the service worker's caches go too (they hold only
+    // the app shell, but an app's own additions could hold a user's data).
+    const endSession = await kit.logout({ redirect: false });
+    if ('caches' in window) await Promise.all((await caches.keys()).map((name) => caches.delete(name)));
+    if (endSession) window.location.assign(endSession);
+  };
   $('call').onclick = async () => {
     try {
       const response = await kit.fetch(config.apiUrl);
