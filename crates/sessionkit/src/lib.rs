@@ -43,6 +43,16 @@ pub mod store;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use http::pinning;
+
+/// Entry points for the fuzz targets (`fuzz/`) into parsers that are not public API. Not for
+/// apps; nothing here is stable.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Parses a JWKS document as the client does; the number of usable keys.
+    pub fn parse_jwks(document: &[u8]) -> Option<usize> {
+        crate::jwks::KeySet::parse(document).ok().map(|keys| keys.len())
+    }
+}
 pub use runtime::{BoxFuture, MaybeSend};
 
 pub use client::{DeviceCode, LoginRequest, SessionClient};
