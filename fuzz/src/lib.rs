@@ -24,8 +24,11 @@ use sessionkit_core::session::SessionRecord;
 use sessionkit_core::url::Url;
 use sessionkit_core::{Secret, UnixTime};
 
+/// A target's entry: the bytes libFuzzer made up.
+pub type Entry = fn(&[u8]);
+
 /// Every target, by the name of its `fuzz_targets/` file and corpus directory.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Entry); 8] = [
     ("token_response", token_response),
     ("id_token", id_token),
     ("discovery", discovery),
