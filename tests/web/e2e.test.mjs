@@ -356,10 +356,19 @@ test('idle timeout: activity in any tab counts; without it the app is warned, th
   // Then nobody is active: the warning, then the end, in both tabs.
   await waitForState(tabA, 'signed-out', 30_000);
   await waitForState(tabB, 'signed-out', 30_000);
-  const seen = (await events(tabA)).map((e) => `${e.type}:${e.reason ?? ''}`);
-  const warned = seen.indexOf('expiringSoon:idle');
-  const expired = seen.indexOf('expired:idleTimeout');
-  assert.ok(warned >= 0 && expired > warned, `warning before the end: ${seen.join(', ')}`);
+  // Each tab is warned before its end. The tab whose timer confirms the idle limit on the
+  // shared record first ends the session for idleness; the other may learn of the end first
+  // from the emptied store, which it reports as ended elsewhere (`revoked`): both tabs reach
+  // the limit together, and which one gets there first depends on timer scheduling.
+  const reasons = [];
+  for (const tab of [tabA, tabB]) {
+    const seen = (await events(tab)).map((e) => `${e.type}:${e.reason ?? ''}`);
+    const warned = seen.indexOf('expiringSoon:idle');
+    const expired = seen.findIndex((e) => e === 'expired:idleTimeout' || e === 'expired:revoked');
+    assert.ok(warned >= 0 && expired > warned, `warning before the end: ${seen.join(', ')}`);
+    reasons.push(seen[expired]);
+  }
+  assert.ok(reasons.includes('expired:idleTimeout'), `one tab ended it for idleness: ${reasons}`);
   await finish(app);
 });
 
