@@ -104,14 +104,33 @@ pub struct ClientSettings {
     pub pins: Vec<PinnedHost>,
 }
 
-/// The provider's end-session page, from `logout`.
-#[derive(Debug, Clone, uniffi::Record)]
+/// The provider's end-session page, from `logout`. An object, not a record, so that its URL
+/// (it carries the ID token as `id_token_hint`) never shows in a `toString()` or a log.
+#[derive(uniffi::Object)]
 pub struct EndSession {
+    url: sessionkit::Secret,
+    state: String,
+}
+
+impl std::fmt::Debug for EndSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndSession").finish_non_exhaustive()
+    }
+}
+
+#[uniffi::export]
+impl EndSession {
     /// The URL to open in the browser (it carries `id_token_hint`).
-    pub url: String,
+    pub fn url(&self) -> String {
+        // Handed to the app to open in the browser, which is what it is for.
+        self.url.expose().to_owned()
+    }
+
     /// The `state` sent with it: the post-logout redirect must carry it back; compare before
     /// trusting that redirect.
-    pub state: String,
+    pub fn state(&self) -> String {
+        self.state.clone()
+    }
 }
 
 /// The pins of one host (see `ClientSettings.pins`).
@@ -435,12 +454,11 @@ impl SessionClient {
 
     /// Signs out (wipe, revoke, end-session); returns the provider's end-session page to open,
     /// if it has one, with the `state` its post-logout redirect must carry back.
-    pub async fn logout(&self) -> Result<Option<EndSession>, SessionKitError> {
-        Ok(self
-            .inner
-            .logout()
-            .await?
-            .map(|end| EndSession { url: end.url.expose().to_owned(), state: end.state.expose().to_owned() }))
+    pub async fn logout(&self) -> Result<Option<Arc<EndSession>>, SessionKitError> {
+        Ok(self.inner.logout().await?.map(|end| {
+            // The state is compared with the redirect's by the app; it guards nothing else.
+            Arc::new(EndSession { url: end.url, state: end.state.expose().to_owned() })
+        }))
     }
 
     /// The session's identity and times, or null when signed out.

@@ -165,8 +165,9 @@ export class SessionKit {
    * `fetch` with the access token in the Authorization header. Only to the origins in
    * `config.apiOrigins` (default: this page's origin): a token is never sent anywhere else.
    * Redirects are not followed with the token (whether a browser drops `Authorization` on a
-   * cross-origin redirect is not ours to rely on): a redirect answer is returned as it is
-   * (`response.type === 'opaqueredirect'`); follow it with plain `fetch` if it is safe.
+   * cross-origin redirect is not ours to rely on): a redirect comes back as
+   * `response.type === 'opaqueredirect'` (status 0; the browser hides its `Location`). Call the
+   * API's final URL instead.
    */
   async fetch(input, init) {
     const request = new Request(input, init);

@@ -390,9 +390,17 @@ impl Inner {
         let keys = match self.jwks.refetch_for_unknown_kid(&self.transport).await {
             Some(Ok(keys)) => keys,
             Some(Err(error)) => {
+                // The keys could not be fetched: that says nothing about the token. A refresh
+                // waiting for this answer backs off and is retried; nothing is refused for good.
                 tracing::warn!(%error, "refetching the provider's keys failed");
-                self.jwks.keys()
+                let mut session = self.session();
+                if session.refresh_in_flight() {
+                    let _ = session.handle_refresh_failure(self.now());
+                }
+                return Err(CoreError::Transient { status: None, retry_after: None });
             }
+            // Refetched moments ago (by this call's twin, whose fetch it waited for): the cache
+            // is as fresh as it may be.
             None => self.jwks.keys(),
         };
         let verifier = crate::jwks::verifier_for(&keys, response.body()).await;

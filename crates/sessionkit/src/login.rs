@@ -129,47 +129,52 @@ impl SessionClient {
         let mut callbacks = listener.serve();
         open(request.url())
             .map_err(|e| Error::Misconfigured { message: format!("could not open the browser: {e}") })?;
-        let flow = async {
-            loop {
-                let Some(callback) = callbacks.next().await else {
-                    return Err(Error::InvalidInput {
-                        message: "the redirect listener stopped: too many requests reached it without this \
-                                  sign-in's callback; start the sign-in again"
-                            .into(),
+        // The timeout bounds the wait for the browser, not the code exchange: once a code is
+        // accepted, the exchange runs to its end (the transport has its own timeouts), so a
+        // sign-in finished near the deadline is neither cut in half nor misreported.
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let callback = match tokio::time::timeout_at(deadline, callbacks.next()).await {
+                Ok(Some(callback)) => callback,
+                Ok(None) => {
+                    return Err(Error::RetryLater {
+                        message: "the redirect listener stopped (its socket failed); start the sign-in again".into(),
+                        retry_after: None,
                     });
-                };
-                match request.pending.accept_callback(callback.url.expose()) {
-                    Ok(code) => {
-                        let result = self.exchange(&request.pending, &code).await;
-                        callback.answer(match &result {
-                            Ok(()) => Page::SignedIn,
-                            Err(error) => Page::Failed(error.to_string()),
-                        });
-                        return result;
-                    }
-                    // Not this sign-in's response (anyone on this machine can reach the port).
-                    Err(CallbackError::StateMismatch | CallbackError::WrongRedirect | CallbackError::Malformed) => {
-                        tracing::info!("a request to the redirect listener was not this sign-in's callback; ignored");
-                        callback.answer(Page::NotThisSignIn);
-                    }
-                    // This sign-in's own response, and it says no (or is wrong): the sign-in is over.
-                    Err(refusal) => {
-                        let error = Error::from(CoreError::from(refusal));
-                        callback.answer(Page::Failed(error.to_string()));
-                        return Err(error);
-                    }
+                }
+                Err(_) => {
+                    return Err(Error::RetryLater {
+                        message: format!(
+                            "the sign-in was not completed in the browser within {} s; start it again",
+                            timeout.as_secs()
+                        ),
+                        retry_after: None,
+                    });
+                }
+            };
+            match request.pending.accept_callback(callback.url.expose()) {
+                Ok(code) => {
+                    let result = self.exchange(&request.pending, &code).await;
+                    let page = match &result {
+                        Ok(()) => Page::SignedIn,
+                        Err(error) => Page::Failed(error.to_string()),
+                    };
+                    callback.answer(page).await;
+                    return result;
+                }
+                // Not this sign-in's response (anyone on this machine can reach the port).
+                Err(CallbackError::StateMismatch | CallbackError::WrongRedirect | CallbackError::Malformed) => {
+                    tracing::info!("a request to the redirect listener was not this sign-in's callback; ignored");
+                    callback.answer(Page::NotThisSignIn).await;
+                }
+                // This sign-in's own response, and it says no (or is wrong): the sign-in is over.
+                Err(refusal) => {
+                    let error = Error::from(CoreError::from(refusal));
+                    callback.answer(Page::Failed(error.to_string())).await;
+                    return Err(error);
                 }
             }
-        };
-        tokio::time::timeout(timeout, flow).await.unwrap_or_else(|_| {
-            Err(Error::RetryLater {
-                message: format!(
-                    "the sign-in was not completed in the browser within {} s; start it again",
-                    timeout.as_secs()
-                ),
-                retry_after: None,
-            })
-        })
+        }
     }
 
     /// Signs in with the device authorization grant (RFC 8628): `show` receives the code and

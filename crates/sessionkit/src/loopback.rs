@@ -2,8 +2,10 @@
 //!
 //! It listens on 127.0.0.1 (or [::1] when the configured redirect URI says so) on an ephemeral
 //! port. Each connection is served in a task of its own, so a client that connects and sends
-//! nothing stalls nobody; the number of connections, the size of each request and the time to
-//! read it are bounded. Requests to other paths get a 404 (browsers ask for `/favicon.ico`).
+//! nothing stalls nobody; the connections served at once (64), the size of each request and the time
+//! to read it are bounded, and the listener lives only as long as the sign-in waits for it (the
+//! caller's timeout). There is no cap on connections in all: a local process could use it to
+//! end the user's sign-in. Requests to other paths get a 404 (browsers ask for `/favicon.ico`).
 //!
 //! A request to the redirect path is handed to the sign-in flow as a [`Callback`], and the
 //! browser's connection stays open until the flow says what happened: the page then tells the
@@ -27,12 +29,11 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
-/// Connections served at once; more wait for a free slot.
-const MAX_CONCURRENT: usize = 8;
-/// Connections served in all, per sign-in.
-const MAX_CONNECTIONS: usize = 256;
-/// How long a client may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait for a free slot. Generous: a browser opens a few, and
+/// a local process holding many silent ones should not shut the browser out.
+const MAX_CONCURRENT: usize = 64;
+/// How long a client may take to send its request (a browser sends it at once).
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the browser's connection waits for the outcome (the code exchange included).
 const OUTCOME_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -90,17 +91,25 @@ fn escape_html(text: &str) -> String {
     escaped
 }
 
+/// How long [`Callback::answer`] waits for the page to reach the browser.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A request that reached the redirect path. Dropping it without [`answer`](Self::answer)
 /// tells the browser the sign-in failed.
 pub(crate) struct Callback {
     /// The full callback URL (it holds the code).
     pub(crate) url: Secret,
-    reply: oneshot::Sender<Page>,
+    reply: oneshot::Sender<(Page, oneshot::Sender<()>)>,
 }
 
 impl Callback {
-    pub(crate) fn answer(self, page: Page) {
-        let _ = self.reply.send(page);
+    /// Sends the page and waits (briefly) until it is written, so that an app that exits right
+    /// after the sign-in does not leave the browser with a reset connection.
+    pub(crate) async fn answer(self, page: Page) {
+        let (written, done) = oneshot::channel();
+        if self.reply.send((page, written)).is_ok() {
+            let _ = tokio::time::timeout(ANSWER_TIMEOUT, done).await;
+        }
     }
 }
 
@@ -123,8 +132,8 @@ impl Drop for Callbacks {
 }
 
 impl Callbacks {
-    /// The next request to the redirect path; `None` once the listener gave up (too many
-    /// connections, or the socket failed).
+    /// The next request to the redirect path; `None` once the listener gave up (its socket
+    /// failed).
     pub(crate) async fn next(&mut self) -> Option<Callback> {
         self.receiver.recv().await
     }
@@ -161,7 +170,8 @@ impl Listener {
         let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
         let origin: Arc<str> = self.redirect_uri.as_str().trim_end_matches(&self.path).into();
         let path: Arc<str> = self.path.into();
-        for _ in 0..MAX_CONNECTIONS {
+        // Bounded by the sign-in's timeout: dropping `Callbacks` aborts this loop.
+        loop {
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
             let stream = match self.listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -176,7 +186,6 @@ impl Listener {
                 drop(slot);
             });
         }
-        tracing::warn!("too many connections reached the redirect listener; it stopped listening");
     }
 }
 
@@ -192,18 +201,25 @@ async fn serve_connection(mut stream: TcpStream, origin: &str, path: &str, callb
     }
     let (reply, outcome) = oneshot::channel();
     let url = Secret::new(format!("{origin}{}", target.expose()));
-    let page = match callbacks.send(Callback { url, reply }).await {
+    let answer = match callbacks.send(Callback { url, reply }).await {
         Ok(()) => tokio::time::timeout(OUTCOME_TIMEOUT, outcome).await.ok().and_then(Result::ok),
         Err(_) => None,
     };
-    let page = page.unwrap_or_else(|| Page::Failed("the app is no longer waiting for this sign-in".into()));
+    let (page, written) = match answer {
+        Some((page, written)) => (page, Some(written)),
+        None => (Page::Failed("the app is no longer waiting for this sign-in".into()), None),
+    };
     let (status, body) = page.render();
     respond(&mut stream, status, body).await;
+    if let Some(written) = written {
+        let _ = written.send(());
+    }
 }
 
 /// The request target of a `GET` (path and query), from a head read up to its blank line.
 async fn read_target(stream: &mut TcpStream) -> Option<Secret> {
-    let mut buffer = Zeroizing::new(Vec::with_capacity(1024));
+    // Room for the largest request up front: a reallocation would leave a copy of the code behind.
+    let mut buffer = Zeroizing::new(Vec::with_capacity(MAX_REQUEST_BYTES + 1024));
     let mut chunk = Zeroizing::new([0u8; 1024]);
     while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
         if buffer.len() >= MAX_REQUEST_BYTES {

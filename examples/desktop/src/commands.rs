@@ -206,7 +206,11 @@ fn status(client: &SessionClient, json: bool) {
             })
         );
     } else {
-        println!("Signed in as {} (session {}).", who(&status), &status.session_id[..8]);
+        println!(
+            "Signed in as {} (session {}).",
+            who(&status),
+            status.session_id.get(..8).unwrap_or(&status.session_id)
+        );
         println!(
             "  access token: expires in {} (refresh due in {})",
             until(status.access_expires_at),

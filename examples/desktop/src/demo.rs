@@ -245,7 +245,10 @@ async fn walk(
     client.complete_login(request, &callback).await?;
     next_event(&mut events, Duration::from_secs(5), |e| matches!(e, SessionEvent::LoggedIn { .. })).await?;
     let refresh = stored_refresh().unwrap_or_default();
-    narrator.say(&format!("new session {}", client.status().map(|s| s.session_id[..8].to_owned()).unwrap_or_default()));
+    narrator.say(&format!(
+        "new session {}",
+        client.status().map(|s| s.session_id.chars().take(8).collect::<String>()).unwrap_or_default()
+    ));
 
     narrator.step("7. Logout: wipe locally, revoke at the provider, offer the end-session URL");
     let active_before = provider.is_active(&refresh).await.map_err(fail)?;

@@ -22,7 +22,8 @@ fn main() -> ExitCode {
     if cli.global.verbose > 0 {
         // SessionKit's own logs only: the HTTP and D-Bus crates below log request details.
         let level = if cli.global.verbose > 1 { "debug" } else { "info" };
-        let filter = format!("sessionkit={level},sessionkit_core={level},sessionkit_desktop={level}");
+        // `sessionkit` is both the library and this binary's crate.
+        let filter = format!("sessionkit={level},sessionkit_core={level}");
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

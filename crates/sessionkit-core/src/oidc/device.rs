@@ -37,6 +37,8 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The longest interval or lifetime believed.
 const MAX_SECONDS: u64 = 3600;
+/// The longest wait a busy provider's `Retry-After` may impose between two polls.
+const MAX_BUSY_WAIT: Duration = Duration::from_secs(60);
 
 /// Why a device authorization could not start or finish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -221,10 +223,15 @@ impl DeviceAuthorization {
                 TokenErrorCode::ExpiredToken => DevicePoll::Failed(DeviceError::Expired),
                 _ => DevicePoll::Failed(DeviceError::PollFailed(error.to_string())),
             },
-            // A busy provider: keep polling, no faster than it asks.
-            TokenOutcome::Transient { retry_after, .. } => {
-                DevicePoll::Wait(retry_after.unwrap_or_default().max(self.interval))
-            }
+            // A busy provider: keep polling, no faster than it asks, but never sleeping past the
+            // code's life or more than a minute at a time.
+            TokenOutcome::Transient { retry_after, .. } => DevicePoll::Wait(
+                retry_after
+                    .unwrap_or_default()
+                    .max(self.interval)
+                    .min(MAX_BUSY_WAIT)
+                    .min(self.expires_at.saturating_duration_since(now).max(Duration::from_secs(1))),
+            ),
             TokenOutcome::Malformed(error) => DevicePoll::Failed(DeviceError::PollFailed(error.to_string())),
         }
     }
@@ -332,6 +339,17 @@ mod tests {
             "the provider refused to start the device sign-in: the provider refused the request: invalid_request \
              (Missing parameter: code_challenge_method)"
         );
+    }
+
+    /// A busy provider's `Retry-After` is honoured, but never past a minute or the code's life.
+    #[test]
+    fn a_busy_provider_cannot_make_the_flow_sleep_forever() {
+        let mut device = started(Some(2));
+        let busy = HttpResponse::new(503, Vec::new()).with_header("retry-after", "86400");
+        let now = UnixTime::from_secs(10);
+        assert!(matches!(device.handle_poll(&busy, now), DevicePoll::Wait(d) if d == MAX_BUSY_WAIT));
+        let late = UnixTime::from_secs(590);
+        assert!(matches!(device.handle_poll(&busy, late), DevicePoll::Wait(d) if d == Duration::from_secs(10)));
     }
 
     /// Issue 11, finding 12: a permanent failure while polling ends the flow at once, with its cause.

@@ -49,14 +49,14 @@ pub(super) struct Tokens {
     pub(super) scope: Option<String>,
 }
 
-/// What to call the user on screen: `preferred_username`, else `name`, else `email` (printable,
-/// at most 64 characters).
+/// What to call the user on screen: `preferred_username`, else `name`, else `email` (any script;
+/// control characters dropped; at most 64 characters).
 pub(super) fn display_name(claims: &crate::oidc::id_token::IdTokenClaims) -> Option<String> {
-    let chosen = [&claims.preferred_username, &claims.name, &claims.email]
+    [&claims.preferred_username, &claims.name, &claims.email]
         .into_iter()
         .flatten()
-        .find(|value| !value.trim().is_empty())?;
-    Some(crate::oidc::authorize::printable(chosen, 64))
+        .map(|value| value.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+        .find(|value| !value.trim().is_empty())
 }
 
 /// When a token issued at `issued_at` and expiring at `expires_at` is due for refresh: `lead`
@@ -371,5 +371,7 @@ mod tests {
         assert_eq!(display_name(&claims).as_deref(), Some("alice@example.test"));
         claims.email = None;
         assert_eq!(display_name(&claims), None);
+        claims.name = Some("José \u{1b}[31m李雷".into());
+        assert_eq!(display_name(&claims).as_deref(), Some("José [31m李雷"), "any script; no control characters");
     }
 }

@@ -66,6 +66,19 @@ pub(crate) struct PinningVerifier {
     algorithms: &'static [&'static dyn SignatureVerificationAlgorithm],
 }
 
+/// A pinned host as TLS names it: lowercase, no trailing dot, IPv6 without brackets. A name
+/// that is not plain ASCII (an IDN in Unicode) is refused: it would never match, leaving the
+/// host unpinned without a word; give its punycode (`xn--`) form.
+fn pinned_host(host: &str) -> Result<String, TransportError> {
+    let host = host.trim().trim_end_matches('.').trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b)) {
+        return Err(TransportError::Setup(
+            "a pinned host must be a host name (in its ASCII, punycode form) or an IP address",
+        ));
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
 fn spki_hash(certificate: &CertificateDer<'_>) -> Option<[u8; 32]> {
     let parsed = webpki::EndEntityCert::try_from(certificate).ok()?;
     Some(Sha256::digest(parsed.subject_public_key_info().as_ref()).into())
@@ -95,7 +108,7 @@ impl PinningVerifier {
                     "a pinned host needs at least two different pins: the current key and a backup key",
                 ));
             }
-            pinned.push(Pinned { host: host.host.to_ascii_lowercase(), hashes });
+            pinned.push(Pinned { host: pinned_host(&host.host)?, hashes });
         }
         Ok(Self { inner, pinned, roots, algorithms })
     }
@@ -145,7 +158,7 @@ impl ServerCertVerifier for PinningVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let verified = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
         let name = server_name.to_str();
-        let Some(pinned) = self.pinned.iter().find(|p| p.host.trim_start_matches('[').trim_end_matches(']') == name)
+        let Some(pinned) = self.pinned.iter().find(|p| p.host == name.trim_end_matches('.').to_ascii_lowercase())
         else {
             return Ok(verified);
         };
@@ -354,5 +367,27 @@ mod tests {
         assert_eq!(build(&[]), no_backup);
         assert_eq!(build(&["not base64!", other]), Some(TransportError::Setup("a pin is not base64")));
         assert_eq!(build(&["AAAA", other]), Some(TransportError::Setup("a pin is not a SHA-256")));
+    }
+
+    #[test]
+    fn pinned_hosts_are_normalised_or_refused() {
+        assert_eq!(pinned_host("API.Example.").unwrap(), "api.example");
+        assert_eq!(pinned_host("[::1]").unwrap(), "::1");
+        assert!(pinned_host("bücher.example").is_err(), "an IDN in Unicode would silently never match");
+        assert!(pinned_host("").is_err());
+        // A name written differently still gets its pins checked.
+        let root = ca("Root CA");
+        let server = leaf(&root);
+        let pins = vec![backup_pin(), pin_of(ca("Other").der())];
+        let verifier = {
+            let mut store = rustls::RootCertStore::empty();
+            store.add(root.der().clone()).unwrap();
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
+                .build()
+                .unwrap();
+            let hosts = [HostPins { host: "API.EXAMPLE.".into(), pins }];
+            PinningVerifier::new(inner, &hosts, Vec::new(), provider().signature_verification_algorithms.all).unwrap()
+        };
+        assert!(check(&verifier, &[server]).is_err_and(|e| e.contains(PIN_MISMATCH)), "the pins apply");
     }
 }

@@ -113,11 +113,18 @@ pub(crate) struct Jwks {
     current: RwLock<Arc<KeySet>>,
     /// When a refetch for an unknown `kid` last started, on the monotonic clock.
     last_refetch: Mutex<Option<Duration>>,
+    /// One refetch at a time: a second caller waits for the first one's keys.
+    refetching: tokio::sync::Mutex<()>,
 }
 
 impl Jwks {
     pub(crate) fn new(uri: Option<Url>) -> Self {
-        Self { uri, current: RwLock::new(Arc::new(KeySet::default())), last_refetch: Mutex::new(None) }
+        Self {
+            uri,
+            current: RwLock::new(Arc::new(KeySet::default())),
+            last_refetch: Mutex::new(None),
+            refetching: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The keys as cached now.
@@ -144,12 +151,15 @@ impl Jwks {
         Ok(set)
     }
 
-    /// Refetches after an unknown `kid`, unless the last fetch was under [`REFETCH_INTERVAL`]
-    /// ago. `None` means the rate limit held and nothing was fetched.
+    /// Refetches after an unknown `kid`, unless the last refetch was under [`REFETCH_INTERVAL`]
+    /// ago; one at a time. `None` means the rate limit held and nothing was fetched (the cache
+    /// then holds the last refetch's keys).
     pub(crate) async fn refetch_for_unknown_kid(
         &self,
         transport: &Transport,
     ) -> Option<Result<Arc<KeySet>, JwksError>> {
+        // Waiting here, a caller that lost the race finds the winner's keys in the cache.
+        let _turn = self.refetching.lock().await;
         if !self.may_refetch(crate::runtime::monotonic()) {
             return None;
         }

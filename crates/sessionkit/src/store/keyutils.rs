@@ -15,6 +15,8 @@ use super::{SecureStore, StoreError};
 
 /// The kernel's limit on a `user` key's payload.
 const MAX_VALUE_BYTES: usize = 32_767;
+/// Links read from the session keyring when checking where a key lives.
+const MAX_LINKS: usize = 1024;
 
 /// Values in the kernel's session keyring only (see the module guide).
 #[derive(Debug)]
@@ -43,7 +45,30 @@ impl KeyutilsStore {
     /// vanish with the process).
     pub fn session(service: &str) -> Result<Self, StoreError> {
         let keyring = KeyRing::from_special_id(KeyRingIdentifier::Session, false).map_err(map_error)?;
+        // Without a session keyring of its own (no pam_keyinit: cron, containers, some
+        // distributions), the kernel hands out the user's session keyring instead, which every
+        // login session of the user shares and which outlives logout: not what this store promises.
+        let name = keyring.metadata().map_err(map_error)?;
+        if name.get_description().starts_with("_uid_ses.") {
+            return Err(StoreError::Unavailable(
+                "this process has no session keyring of its own (only the user's shared one); start one with \
+                 `keyctl session`, or log in through PAM with pam_keyinit, or choose another store"
+                    .into(),
+            ));
+        }
         Ok(Self { keyring, service: service.to_owned() })
+    }
+
+    /// The key of `key` in this keyring itself: the kernel's search also looks into keyrings
+    /// linked from it (the user's keyring, a persistent one), whose keys are not ours.
+    fn find(&self, key: &str) -> Result<Option<linux_keyutils::Key>, StoreError> {
+        let found = match self.keyring.search(&self.description(key)) {
+            Ok(found) => found,
+            Err(KeyError::KeyDoesNotExist) => return Ok(None),
+            Err(error) => return Err(map_error(error)),
+        };
+        let direct = self.keyring.get_links(MAX_LINKS).map_err(map_error)?.contains(&found);
+        Ok(direct.then_some(found))
     }
 
     fn description(&self, key: &str) -> String {
@@ -53,11 +78,7 @@ impl KeyutilsStore {
 
 impl SecureStore for KeyutilsStore {
     fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
-        let found = match self.keyring.search(&self.description(key)) {
-            Ok(found) => found,
-            Err(KeyError::KeyDoesNotExist) => return Ok(None),
-            Err(error) => return Err(map_error(error)),
-        };
+        let Some(found) = self.find(key)? else { return Ok(None) };
         let bytes = zeroize::Zeroizing::new(found.read_to_vec().map_err(map_error)?);
         let text =
             std::str::from_utf8(&bytes).map_err(|_| StoreError::Failed("the stored value is not text".into()))?;
@@ -74,10 +95,9 @@ impl SecureStore for KeyutilsStore {
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self.keyring.search(&self.description(key)) {
-            Ok(found) => found.invalidate().map_err(map_error),
-            Err(KeyError::KeyDoesNotExist) => Ok(()),
-            Err(error) => Err(map_error(error)),
+        match self.find(key)? {
+            Some(found) => found.invalidate().map_err(map_error),
+            None => Ok(()),
         }
     }
 

@@ -56,8 +56,13 @@ async fn a_forged_callback_and_a_silent_connection_do_not_stop_the_loopback_sign
     let (client, _store) = idp.client(SessionPolicy::default()).await;
     let (result, seen) = browser_sign_in(&idp, &client, |idp, url| async move {
         let (address, _) = listener_of(&url);
-        // A local process connects and sends nothing, holding its connection open.
+        // A local process connects and sends nothing, holding its connection open; and it
+        // opens and drops hundreds of connections (once, a cap on connections in all ended the
+        // listener, and with it the user's sign-in).
         let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+        for _ in 0..300 {
+            drop(tokio::net::TcpStream::connect(&address).await.unwrap());
+        }
         let callback = idp.authorize(&url).await;
         // Another one sends a callback with a made-up state before the browser arrives.
         let forged = visit(&callback.replace("state=", "state=forged")).await;

@@ -69,6 +69,15 @@ fn the_keyutils_store_keeps_values_in_the_session_keyring_only() {
     let persistent = keyctl(&["get_persistent", "@s"]).expect("a persistent keyring");
     let linked = keyctl(&["rlist", persistent.trim()]).unwrap_or_default();
     assert!(!linked.split_whitespace().any(|id| Some(id) == in_session.as_deref().map(str::trim)), "{linked}");
+    // A key of the same name in a keyring linked into the session keyring (here the persistent
+    // one) is not this store's: it is neither read nor deleted.
+    let other = format!("sessionkit:{service}:elsewhere");
+    keyctl(&["add", "user", &other, "not-ours", persistent.trim()]).expect("a key in the persistent keyring");
+    assert!(store.load("elsewhere").unwrap().is_none(), "a key outside the session keyring is not read");
+    store.delete("elsewhere").unwrap();
+    let left = keyctl(&["search", persistent.trim(), "user", &other]).expect("nor deleted");
+    // Nothing of the test stays in the persistent keyring (it outlives the test's session).
+    keyctl(&["invalidate", left.trim()]).expect("cleaned up");
     store.delete("probe").unwrap();
     assert!(store.load("probe").unwrap().is_none());
     assert!(keyctl(&["search", "@s", "user", &description]).is_none(), "deleted from the kernel");

@@ -83,9 +83,10 @@ class SessionClientTest {
 
         val endSession = client.logout()
         assertNotNull(endSession)
-        assertTrue(endSession!!.url.startsWith("$issuer/session/end?"))
-        assertTrue(endSession.state.length >= 43, "the post-logout state is there to compare")
-        assertTrue(endSession.url.contains("state=${endSession.state}"))
+        assertTrue(endSession!!.url().startsWith("$issuer/session/end?"))
+        assertTrue(endSession.state().length >= 43, "the post-logout state is there to compare")
+        assertTrue(endSession.url().contains("state=${endSession.state()}"))
+        assertFalse(endSession.toString().contains("id_token_hint"), "the URL stays out of toString()")
         assertTrue(store.values.isEmpty(), "logout wiped the Kotlin store")
         val error = assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
         assertFalse(error.message!!.contains(tokens[0]), "no token in the message")
