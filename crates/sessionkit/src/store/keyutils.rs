@@ -65,6 +65,9 @@ impl KeyutilsStore {
         let found = match self.keyring.search(&self.description(key)) {
             Ok(found) => found,
             Err(KeyError::KeyDoesNotExist) => return Ok(None),
+            // A key invalidated moments ago (a delete) is found until the kernel collects it,
+            // and reported as revoked or expired: it is gone, unless the keyring itself is.
+            Err(KeyError::KeyRevoked | KeyError::KeyExpired) if self.keyring.metadata().is_ok() => return Ok(None),
             Err(error) => return Err(map_error(error)),
         };
         let direct = self.keyring.get_links(MAX_LINKS).map_err(map_error)?.contains(&found);
@@ -79,7 +82,12 @@ impl KeyutilsStore {
 impl SecureStore for KeyutilsStore {
     fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
         let Some(found) = self.find(key)? else { return Ok(None) };
-        let bytes = zeroize::Zeroizing::new(found.read_to_vec().map_err(map_error)?);
+        let bytes = match found.read_to_vec() {
+            Ok(bytes) => zeroize::Zeroizing::new(bytes),
+            // Deleted between the lookup and the read (another process signing out).
+            Err(KeyError::KeyRevoked | KeyError::KeyExpired) if self.keyring.metadata().is_ok() => return Ok(None),
+            Err(error) => return Err(map_error(error)),
+        };
         let text =
             std::str::from_utf8(&bytes).map_err(|_| StoreError::Failed("the stored value is not text".into()))?;
         Ok(Some(Secret::new(text.to_owned())))
@@ -96,7 +104,11 @@ impl SecureStore for KeyutilsStore {
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self.find(key)? {
-            Some(found) => found.invalidate().map_err(map_error),
+            Some(found) => match found.invalidate() {
+                // Deleted meanwhile by someone else: deleted all the same.
+                Err(KeyError::KeyRevoked | KeyError::KeyExpired | KeyError::KeyDoesNotExist) => Ok(()),
+                other => other.map_err(map_error),
+            },
             None => Ok(()),
         }
     }
