@@ -154,6 +154,10 @@ test('redirect sign-in with PKCE, then an authorized API call; the callback work
   await page.click('#call');
   await page.waitForFunction(() => document.getElementById('api').textContent !== '(none yet)');
   assert.match(await page.textContent('#api'), /^200 .*"sub":"alice"/);
+  // The synchronous read for hot paths gives the same fresh token, without a promise.
+  const [fresh, awaited] = await page.evaluate(async () =>
+    [window.sessionKit.freshAccessToken(), await window.sessionKit.getAccessToken()]);
+  assert.ok(fresh && fresh === awaited, 'freshAccessToken() is the current token');
 
   // Replaying the callback: the pending login was single-use.
   const replay = await errorOf(page, '(url) => window.sessionKit.handleRedirectCallback(url)', app.callbacks[0]);
@@ -342,6 +346,7 @@ test('sign-in in one tab reaches the others; logout in one signs out the others,
   await eventually(async () => (await idp('GET', '/__test/stats')).revocation >= 1, 'the revocation');
   const ended = await errorOf(tabB, '() => window.sessionKit.getAccessToken()', null);
   assert.equal(ended?.name, 'ReauthenticationRequiredError');
+  assert.equal(await tabB.evaluate(() => window.sessionKit.freshAccessToken()), null, 'no fresh token once signed out');
   await finish(app);
 });
 

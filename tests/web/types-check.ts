@@ -22,6 +22,9 @@ export async function example(): Promise<void> {
   if (session.isRedirectCallback()) await session.handleRedirectCallback();
   const url: string = await session.login({ prompt: 'consent', navigate: false });
   const token: string = await session.getAccessToken();
+  const hot: string = session.freshAccessToken() ?? (await session.getAccessToken());
+  // @ts-expect-error: the synchronous read may give nothing
+  const unchecked: string = session.freshAccessToken();
   const response: Response = await session.fetch('https://api.example.com/me', { method: 'GET' });
   const status: SessionStatus | null = session.status();
   const stop: () => void = session.onEvent((event: SessionEvent) => {

@@ -74,6 +74,8 @@ export class SessionKit {
   isRedirectCallback(url?: string): boolean;
   handleRedirectCallback(url?: string): Promise<void>;
   getAccessToken(): Promise<string>;
+  /** The token if it is fresh now, synchronously; null when `getAccessToken()` must be awaited. */
+  freshAccessToken(): string | null;
   /** `fetch` with the token, to `apiOrigins` only; redirects are returned, not followed (`opaqueredirect`). */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   logout(options?: { redirect?: boolean }): Promise<string | null>;

@@ -162,6 +162,14 @@ export class SessionKit {
   }
 
   /**
+   * The access token if it is fresh now, synchronously, for hot paths: no refresh, no store
+   * read, no promise. `null` when a refresh or a sign-in is needed: then await `getAccessToken()`.
+   */
+  freshAccessToken() {
+    return this.#core.freshAccessToken() ?? null;
+  }
+
+  /**
    * `fetch` with the access token in the Authorization header. Only to the origins in
    * `config.apiOrigins` (default: this page's origin): a token is never sent anywhere else.
    * Redirects are not followed with the token (whether a browser drops `Authorization` on a
@@ -175,7 +183,7 @@ export class SessionKit {
     if (!this.#apiOrigins.has(origin)) {
       throw new InvalidInputError(`refusing to send the access token to ${origin}: it is not in config.apiOrigins`);
     }
-    const token = await this.getAccessToken();
+    const token = this.freshAccessToken() ?? await this.getAccessToken();
     const headers = new Headers(request.headers);
     headers.set('Authorization', `${this.#core.tokenType() || 'Bearer'} ${token}`);
     return fetch(new Request(request, { headers, redirect: 'manual' }));

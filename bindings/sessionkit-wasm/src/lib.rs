@@ -103,6 +103,14 @@ impl WebSession {
         })
     }
 
+    /// The access token if it is fresh now, synchronously (no refresh, no store read); `None`
+    /// when the caller must await `getAccessToken()`.
+    #[wasm_bindgen(js_name = freshAccessToken)]
+    pub fn fresh_access_token(&self) -> Option<String> {
+        // Handed to the page, which asked for the token to send it to its API.
+        self.shared.client.fresh_access_token().map(|token| token.expose().to_owned())
+    }
+
     /// The token type for the Authorization header (`Bearer` unless the provider says otherwise).
     #[wasm_bindgen(js_name = tokenType)]
     pub fn token_type(&self) -> Option<String> {
