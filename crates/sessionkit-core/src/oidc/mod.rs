@@ -6,6 +6,7 @@
 //! - [`token`]: token endpoint requests and strict, size-bounded response parsing.
 //! - [`id_token`]: ID token signature (through [`id_token::SignatureVerifier`]) and claims.
 //! - [`device`]: the device authorization grant (RFC 8628).
+//! - [`dpop`]: DPoP proofs (RFC 9449) signed through a platform key store (not wired yet).
 //! - [`logout`]: the RP-initiated logout URL.
 //!
 //! The session state machine ([`crate::Session`]) uses all of these; apps and drivers use
@@ -15,6 +16,7 @@ pub mod authorize;
 pub mod client;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod id_token;
 pub mod logout;
 pub mod token;
