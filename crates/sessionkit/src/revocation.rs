@@ -8,10 +8,8 @@
 //! and are dropped once the provider answers for good (the core classifies the answer:
 //! `Revocation::outcome`).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use std::sync::Arc;
 
 use sessionkit_core::{Revocation, RevocationOutcome, Secret};
 

@@ -1345,12 +1345,17 @@ fn at_start_up_the_timer_and_a_caller_share_one_refresh_and_its_real_outcome() {
                 "timer first: {timer_first}: the caller gets the refresh's own cause, got: {error}"
             );
             assert_eq!(world.provider.refreshes, 1, "timer first: {timer_first}: one refresh request");
+            // The refresh rotated the stored token; its successor (the anomalous answer's) is
+            // the one revoked, before the caller heard of the end.
+            let successor = world.provider.refresh[&stored_refresh_token].successor.clone().expect("rotated");
             assert!(
-                world.provider.revoked.iter().any(|token| world.provider.refresh.contains_key(token)),
-                "timer first: {timer_first}: a refresh token of the grant was revoked before the caller returned \
-                 (revoked: {:?}, stored was {stored_refresh_token})",
+                world.provider.revoked.contains(&successor),
+                "timer first: {timer_first}: the successor {successor} was revoked before the caller returned \
+                 (revoked: {:?})",
                 world.provider.revoked
             );
+            assert!(world.provider.grants[0].revoked, "timer first: {timer_first}: the grant is over");
+            assert!(world.violations.is_empty(), "timer first: {timer_first}: {:?}", world.violations);
             drop(world);
             assert_eq!(client.end_reason(), Some(EndReason::Anomaly));
         });

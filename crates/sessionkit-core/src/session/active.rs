@@ -304,8 +304,9 @@ impl Active {
         delay
     }
 
-    /// Counts activity at `t`; true if it is due for the store (written at most every quarter
-    /// of the idle timeout, and at least every minute).
+    /// Counts activity at `t`; true if it is due for the store: at most once per quarter of the
+    /// idle timeout or per minute, whichever is shorter (activity held back meanwhile is flushed
+    /// by the timer at three quarters of the idle timeout, see `activity_flush_at`).
     pub(super) fn record_activity(&mut self, t: UnixTime, policy: &SessionPolicy) -> bool {
         let persist_every = (policy.idle_timeout() / 4).min(Duration::from_secs(60));
         self.last_activity_at = self.last_activity_at.max(t);

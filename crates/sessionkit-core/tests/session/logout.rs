@@ -1,4 +1,4 @@
-use sessionkit_core::{Action, EndReason, SessionEvent, TokenState};
+use sessionkit_core::{Action, EndReason, Revocation, SessionEvent, TokenKind, TokenState};
 
 use crate::harness::*;
 
@@ -44,6 +44,30 @@ fn logout_is_idempotent_and_cancels_pending_work() {
     assert!(matches!(h.actions().as_slice(), [Action::Wipe]), "a second logout still wipes the store");
     assert!(h.events().is_empty(), "a second logout announces nothing");
     assert_eq!(h.session.poll_timeout(), None);
+}
+
+/// A logout drops a pending idle check with the other work of the ended session: what remains is
+/// the wipe, then the revocations (refresh token first). (Before the session module was split,
+/// the check stayed queued and cost the driver a lock and a read for a second, empty wipe.)
+#[test]
+fn logout_drops_a_pending_idle_check() {
+    let mut h = Harness::signed_in(policy());
+    h.drain();
+    h.clock.advance(policy().idle_timeout() + std::time::Duration::from_secs(1));
+    h.session.request_refresh(h.clock.now());
+    h.session.logout(h.clock.now()).unwrap();
+    let actions: Vec<Action> = std::iter::from_fn(|| h.session.poll_action()).collect();
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [
+                Action::Wipe,
+                Action::Revoke(Revocation { kind: TokenKind::RefreshToken, .. }),
+                Action::Revoke(Revocation { kind: TokenKind::AccessToken, .. })
+            ]
+        ),
+        "{actions:?}"
+    );
 }
 
 #[test]
