@@ -78,12 +78,13 @@ fn parse_document<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Jwks
     serde_json::from_slice(body).map_err(|_| JwksError::Malformed)
 }
 
-/// What choosing a key needs to know of it, on every platform.
-trait KeyInfo {
-    fn kid(&self) -> Option<&str>;
-    fn family(&self) -> Family;
-    /// The key's own `alg`, if the JWK names one: it is used for nothing else.
-    fn alg(&self) -> Option<JwsAlgorithm>;
+/// A public key of the set, with what choosing it needs: its `kid`, its key type and, if the
+/// JWK names one, the only algorithm it is for. `M` is the platform's key material.
+struct Key<M> {
+    kid: Option<String>,
+    family: Family,
+    alg: Option<JwsAlgorithm>,
+    material: M,
 }
 
 /// The `alg` of a JWK that may verify ID tokens: `Ok(None)` when it names none, `Err` when it
@@ -95,10 +96,10 @@ fn signing_alg(named: Option<&str>) -> Result<Option<JwsAlgorithm>, ()> {
 /// The keys a signature may be checked against: those with the header's `kid` (or, without
 /// one, every key), of the algorithm's key type and, if they name one, its `alg`.
 /// `Err(UnknownKey)` if no key has that `kid`.
-fn candidates<'a, K: KeyInfo>(keys: &'a [K], header: &JwsHeader) -> Result<Vec<&'a K>, SignatureError> {
-    let usable = |k: &&K| k.family() == family_of(header.alg) && k.alg().is_none_or(|alg| alg == header.alg);
-    let by_kid: Vec<&K> = match &header.kid {
-        Some(kid) => keys.iter().filter(|k| k.kid() == Some(kid.as_str())).collect(),
+fn candidates<'a, M>(keys: &'a [Key<M>], header: &JwsHeader) -> Result<Vec<&'a Key<M>>, SignatureError> {
+    let usable = |k: &&Key<M>| k.family == family_of(header.alg) && k.alg.is_none_or(|alg| alg == header.alg);
+    let by_kid: Vec<&Key<M>> = match &header.kid {
+        Some(kid) => keys.iter().filter(|k| k.kid.as_deref() == Some(kid.as_str())).collect(),
         None => keys.iter().filter(usable).collect(),
     };
     if by_kid.is_empty() {

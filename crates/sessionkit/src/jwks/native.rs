@@ -8,31 +8,12 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError, SignatureVerifier};
 
-use super::{Family, JwksError, KeyInfo, candidates, parse_document, signing_alg};
-
-struct Key {
-    kid: Option<String>,
-    family: Family,
-    alg: Option<JwsAlgorithm>,
-    key: DecodingKey,
-}
-
-impl KeyInfo for Key {
-    fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
-    }
-    fn family(&self) -> Family {
-        self.family
-    }
-    fn alg(&self) -> Option<JwsAlgorithm> {
-        self.alg
-    }
-}
+use super::{Family, JwksError, Key, candidates, parse_document, signing_alg};
 
 /// A parsed set of public signing keys.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    keys: Vec<Key>,
+    keys: Vec<Key<DecodingKey>>,
 }
 
 fn jsonwebtoken_alg(alg: JwsAlgorithm) -> Algorithm {
@@ -66,8 +47,8 @@ impl KeySet {
                     _ => return None,
                 };
                 let alg = signing_alg(jwk.common.key_algorithm.map(|alg| alg.to_string()).as_deref()).ok()?;
-                let key = DecodingKey::from_jwk(jwk).ok()?;
-                Some(Key { kid: jwk.common.key_id.clone(), family, alg, key })
+                let material = DecodingKey::from_jwk(jwk).ok()?;
+                Some(Key { kid: jwk.common.key_id.clone(), family, alg, material })
             })
             .collect();
         Ok(Self { keys })
@@ -84,7 +65,7 @@ impl SignatureVerifier for KeySet {
         let encoded = URL_SAFE_NO_PAD.encode(signature);
         let mut result = Err(SignatureError::KeyMismatch);
         for key in keys {
-            match jsonwebtoken::crypto::verify(&encoded, signing_input, &key.key, jsonwebtoken_alg(header.alg)) {
+            match jsonwebtoken::crypto::verify(&encoded, signing_input, &key.material, jsonwebtoken_alg(header.alg)) {
                 Ok(true) => return Ok(()),
                 _ => result = Err(SignatureError::Invalid),
             }

@@ -6,10 +6,10 @@
 
 use serde::Deserialize;
 use sessionkit_core::Secret;
-use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError, SignatureVerifier, split_jws};
+use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier, split_jws};
 use wasm_bindgen::prelude::*;
 
-use super::{Family, JwksError, KeyInfo, candidates, parse_document, signing_alg};
+use super::{Family, JwksError, Key, candidates, parse_document, signing_alg};
 
 #[wasm_bindgen(module = "/src/jwks/web.js")]
 extern "C" {
@@ -54,30 +54,11 @@ struct JwkSet {
     keys: Vec<Jwk>,
 }
 
-struct Key {
-    kid: Option<String>,
-    family: Family,
-    alg: Option<JwsAlgorithm>,
-    /// The public key as a JWK JSON document for `importKey`.
-    jwk_json: String,
-}
-
-impl KeyInfo for Key {
-    fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
-    }
-    fn family(&self) -> Family {
-        self.family
-    }
-    fn alg(&self) -> Option<JwsAlgorithm> {
-        self.alg
-    }
-}
-
 /// A parsed set of public signing keys.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    keys: Vec<Key>,
+    /// Each key's material: the public JWK as a JSON document for `importKey`.
+    keys: Vec<Key<String>>,
 }
 
 impl KeySet {
@@ -99,7 +80,7 @@ impl KeySet {
                 let alg = signing_alg(jwk.alg.as_deref()).ok()?;
                 let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
                 let jwk_json = serde_json::to_string(&public).ok()?;
-                Some(Key { kid: jwk.kid, family, alg, jwk_json })
+                Some(Key { kid: jwk.kid, family, alg, material: jwk_json })
             })
             .collect();
         Ok(Self { keys })
@@ -128,7 +109,7 @@ impl KeySet {
         let keys = candidates(&self.keys, header)?;
         let mut result = Err(SignatureError::KeyMismatch);
         for key in keys {
-            if verify_jws(&key.jwk_json, header.alg.name(), input, signature).await.as_bool() == Some(true) {
+            if verify_jws(&key.material, header.alg.name(), input, signature).await.as_bool() == Some(true) {
                 return Ok(());
             }
             result = Err(SignatureError::Invalid);
