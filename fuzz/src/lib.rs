@@ -121,7 +121,7 @@ pub fn jwks(data: &[u8]) {
 /// A redirect back to the app, against a pending sign-in.
 pub fn callback_url(data: &[u8]) {
     let (_, mut pending) =
-        PendingAuthorization::begin(client(), metadata(), &AuthorizeOptions::default(), NOW).unwrap();
+        PendingAuthorization::begin(client(), metadata(), &AuthorizeOptions::default(), None, NOW).unwrap();
     let _ = pending.accept_callback(&String::from_utf8_lossy(data));
 }
 

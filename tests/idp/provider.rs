@@ -206,8 +206,35 @@ impl LocalProvider {
 
     /// The status of a call to the provider's protected test API with `token`.
     pub async fn call_api(&self, token: &str) -> Result<u16, String> {
-        let url = format!("{}/__test/api", self.issuer);
-        Ok(self.http.get(url).bearer_auth(token).send().await.map_err(fail("API call"))?.status().as_u16())
+        Ok(self.call_api_with(&format!("Bearer {token}"), None).await?.status)
+    }
+
+    /// The protected test API's URL.
+    pub fn api_url(&self) -> String {
+        format!("{}/__test/api", self.issuer)
+    }
+
+    /// A call to the protected test API with these `Authorization` and `DPoP` headers.
+    pub async fn call_api_with(&self, authorization: &str, dpop: Option<&str>) -> Result<ApiAnswer, String> {
+        let mut request = self.http.get(self.api_url()).header("authorization", authorization);
+        if let Some(proof) = dpop {
+            request = request.header("dpop", proof);
+        }
+        let response = request.send().await.map_err(fail("API call"))?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(ApiAnswer {
+            status: response.status().as_u16(),
+            www_authenticate: header("www-authenticate"),
+            dpop_nonce: header("dpop-nonce"),
+        })
+    }
+
+    /// Turns the provider's DPoP nonce requirements on or off: at the token endpoint
+    /// (node-oidc-provider's `requireNonce`) and at the test API.
+    pub async fn require_dpop_nonces(&self, token_endpoint: bool, api: bool) -> Result<(), String> {
+        let settings = serde_json::json!({ "tokenNonce": token_endpoint, "apiNonce": api });
+        self.http.post(format!("{}/__test/dpop", self.issuer)).json(&settings).send().await.map_err(fail("dpop"))?;
+        Ok(())
     }
 
     /// Queues a fault in the provider's fault layer (see server.mjs).
@@ -230,4 +257,12 @@ impl LocalProvider {
             self.http.post(format!("{}/token", self.issuer)).form(&form).send().await.map_err(fail("refresh"))?;
         Ok(response.status().as_u16())
     }
+}
+
+/// What the test API answered.
+#[derive(Debug, Clone)]
+pub struct ApiAnswer {
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    pub dpop_nonce: Option<String>,
 }

@@ -14,7 +14,11 @@
 // On start it prints one JSON line: {"issuer", "port", "ca", "stateDir", "spkiPin"}. Test-only endpoints:
 //   GET  /__test/stats   token endpoint requests by grant type, revocations, introspections
 //   POST /__test/reset   zero the counters
-//   GET  /__test/api     a protected resource: 200 with the token's subject, or 401
+//   GET  /__test/api     a protected resource: 200 with the token's subject, or 401. A DPoP-bound
+//                        token needs `Authorization: DPoP` and a valid proof of its key (htm, htu,
+//                        ath, a fresh iat, a jti never seen before, the server's nonce when on)
+//   POST /__test/dpop    {"tokenNonce": bool, "apiNonce": bool}: require DPoP nonces at the token
+//                        endpoint (node-oidc-provider's requireNonce) and at /__test/api
 //   GET  /__test/api-redirect  a 302 to /__test/api (a redirecting API)
 //   POST /__test/fault   queue a fault for the next requests to a path (JSON, see `applyFault`)
 //   POST /__test/faults/clear
@@ -31,6 +35,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
 import Provider from 'oidc-provider';
 
 const env = process.env;
@@ -95,6 +100,30 @@ function tamperIdToken(idToken, kind, rsaJwk) {
   }
 }
 
+// Checks the DPoP proof of a request to the test API (RFC 9449 section 7.1): its signature by the
+// key in its header, that key's thumbprint against the token's binding, htm, htu, ath, a recent
+// iat, a jti never seen, and the API's nonce when required. Returns the problem, or undefined.
+async function checkApiProof(ctx, token, jkt) {
+  const proof = ctx.get('dpop');
+  if (!proof || proof.includes(',')) return 'one DPoP header required';
+  let verified;
+  try {
+    verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] });
+  } catch {
+    return 'bad signature or header';
+  }
+  const { payload, protectedHeader } = verified;
+  if (await calculateJwkThumbprint(protectedHeader.jwk) !== jkt) return 'not the bound key';
+  if (payload.htm !== ctx.method) return 'htm';
+  if (payload.htu !== `${issuer}${ctx.path}`) return 'htu';
+  if (payload.ath !== crypto.createHash('sha256').update(token).digest('base64url')) return 'ath';
+  if (typeof payload.iat !== 'number' || Math.abs(Date.now() / 1000 - payload.iat) > 300) return 'iat';
+  if (dpopSettings.apiNonce && payload.nonce !== apiNonce) return 'use_dpop_nonce';
+  if (typeof payload.jti !== 'string' || apiSeenJti.has(payload.jti)) return 'replayed jti';
+  apiSeenJti.add(payload.jti);
+  return undefined;
+}
+
 // A reader that goes away must not crash the provider.
 process.stdout.on('error', () => {});
 process.stderr.on('error', () => {});
@@ -106,6 +135,10 @@ const port = server.address().port;
 const issuer = `https://127.0.0.1:${port}`;
 
 const accounts = new Map();
+const dpopSettings = { tokenNonce: false, apiNonce: false };
+// The test API's own DPoP state: the proofs' jti it has seen, and its current nonce.
+const apiSeenJti = new Set();
+let apiNonce = crypto.randomBytes(16).toString('base64url');
 const jwks = signingKeys();
 const provider = new Provider(issuer, {
   clients: [
@@ -172,6 +205,13 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     introspection: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    // DPoP (RFC 9449) on, as at most providers that offer it: proofs are optional per request,
+    // nonces only when a test asks for them (POST /__test/dpop).
+    dPoP: {
+      enabled: true,
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => dpopSettings.tokenNonce,
+    },
   },
 });
 provider.proxy = false;
@@ -228,6 +268,13 @@ async function applyFault(ctx, next) {
       ctx.status = 302;
       ctx.set('Location', `http://127.0.0.1:${port}${ctx.path}`);
       return true;
+    case 'bearer':
+      // The provider's answer with its token type claimed as Bearer: a downgrade to refuse.
+      await next();
+      if (ctx.body && typeof ctx.body === 'object' && ctx.body.token_type) {
+        ctx.body = { ...ctx.body, token_type: 'Bearer' };
+      }
+      return true;
     case 'tamper':
       await next();
       if (ctx.body && typeof ctx.body === 'object' && ctx.body.id_token) {
@@ -255,6 +302,11 @@ provider.use(async (ctx, next) => {
     ctx.body = stats;
     return;
   }
+  if (ctx.path === '/__test/dpop' && ctx.method === 'POST') {
+    Object.assign(dpopSettings, await readJson(ctx.req));
+    ctx.status = 204;
+    return;
+  }
   if (ctx.path === '/__test/reset' && ctx.method === 'POST') {
     resetStats();
     ctx.status = 204;
@@ -265,8 +317,9 @@ provider.use(async (ctx, next) => {
     if (env.IDP_WEB_ORIGIN && ctx.get('origin') === env.IDP_WEB_ORIGIN) {
       ctx.set('Access-Control-Allow-Origin', env.IDP_WEB_ORIGIN);
       ctx.set('Vary', 'Origin');
+      ctx.set('Access-Control-Expose-Headers', 'DPoP-Nonce, WWW-Authenticate');
       if (ctx.method === 'OPTIONS') {
-        ctx.set('Access-Control-Allow-Headers', 'authorization');
+        ctx.set('Access-Control-Allow-Headers', 'authorization, dpop');
         ctx.set('Access-Control-Allow-Methods', 'GET');
         ctx.status = 204;
         return;
@@ -279,15 +332,32 @@ provider.use(async (ctx, next) => {
       return;
     }
     const auth = ctx.get('authorization') || '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const [scheme, token] = auth.split(' ', 2);
     const found = token ? await provider.AccessToken.find(token) : undefined;
-    if (!found || found.isExpired) {
+    const refuse = (error, challenge = found?.jkt ? 'DPoP' : 'Bearer') => {
       ctx.status = 401;
-      ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
-      ctx.body = { error: 'invalid_token' };
-      return;
+      ctx.set('WWW-Authenticate', `${challenge} error="${error}"`);
+      ctx.body = { error };
+    };
+    if (!found || found.isExpired) return refuse('invalid_token');
+    if (found.jkt) {
+      // A DPoP-bound token: only with the DPoP scheme and a proof of the bound key.
+      if (scheme !== 'DPoP') return refuse('invalid_token', 'DPoP');
+      const problem = await checkApiProof(ctx, token, found.jkt);
+      if (problem === 'use_dpop_nonce') {
+        ctx.set('DPoP-Nonce', apiNonce);
+        return refuse('use_dpop_nonce', 'DPoP');
+      }
+      if (problem) {
+        stats.apiProofErrors = [...(stats.apiProofErrors || []), problem];
+        return refuse('invalid_dpop_proof', 'DPoP');
+      }
+    } else if (scheme !== 'Bearer') {
+      return refuse('invalid_token');
     }
-    ctx.body = { sub: found.accountId, scope: found.scope, message: 'hello from the protected API' };
+    ctx.body = {
+      sub: found.accountId, scope: found.scope, dpop: Boolean(found.jkt), message: 'hello from the protected API',
+    };
     return;
   }
   if (env.IDP_AUTO_APPROVE === '1' && ctx.method === 'GET' && ctx.path.startsWith('/interaction/')) {

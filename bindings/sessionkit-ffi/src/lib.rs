@@ -411,8 +411,8 @@ impl SessionClient {
     }
 
     /// Starts a sign-in.
-    pub fn begin_login(&self) -> Result<Arc<LoginRequest>, SessionKitError> {
-        let request = self.inner.begin_login(&Default::default())?;
+    pub async fn begin_login(&self) -> Result<Arc<LoginRequest>, SessionKitError> {
+        let request = self.inner.begin_login(&Default::default()).await?;
         Ok(Arc::new(LoginRequest { url: request.url().to_owned(), request: Mutex::new(Some(request)) }))
     }
 

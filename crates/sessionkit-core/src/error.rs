@@ -67,6 +67,9 @@ pub enum CoreError {
     /// There is no usable session.
     #[error("no session: {}", .0.explanation())]
     NoSession(EndReason),
+    /// A DPoP proof could not be made, or DPoP is required and the provider lacks it.
+    #[error(transparent)]
+    Dpop(#[from] crate::oidc::dpop::DpopError),
     /// The store is locked or unreachable (reported by the driver).
     #[error("the secure store is unavailable")]
     StorageUnavailable,
@@ -130,6 +133,10 @@ impl From<CoreError> for SessionError {
             }
             CoreError::RefreshDeclined(_, retry_after) => Self::RetryLater { message, retry_after },
             CoreError::Transient { retry_after, .. } => Self::RetryLater { message, retry_after },
+            // The provider's setup, not a passing fault: retrying gives the same answer.
+            CoreError::TokenMalformed(MalformedToken::NotDpopBound | MalformedToken::UnexpectedDpop) => {
+                Self::Misconfigured { message }
+            }
             CoreError::TokenMalformed(_) => Self::RetryLater { message, retry_after: None },
             CoreError::Callback(_) | CoreError::IdToken(_) | CoreError::MissingIdToken => {
                 Self::InvalidInput { message }
@@ -138,6 +145,9 @@ impl From<CoreError> for SessionError {
             CoreError::StorageUnavailable => Self::StorageUnavailable { message },
             CoreError::Device(crate::oidc::device::DeviceError::Unsupported) => Self::Misconfigured { message },
             CoreError::Device(_) => Self::ReauthenticationRequired { message },
+            // The key store would not sign (locked, busy): nothing was lost, try again.
+            CoreError::Dpop(crate::oidc::dpop::DpopError::Signing(_)) => Self::StorageUnavailable { message },
+            CoreError::Dpop(_) => Self::Misconfigured { message },
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::oidc::dpop::DpopKey;
 use crate::url::Url;
 use zeroize::Zeroizing;
 
@@ -27,7 +28,8 @@ pub enum Method {
 }
 
 /// A request for the driver to send. Every URL here is `https` (checked at discovery).
-#[derive(Clone, Debug)]
+/// `Debug` shows header names only: a `DPoP` proof is single-use but still a credential.
+#[derive(Clone)]
 pub struct HttpRequest {
     /// The method.
     pub method: Method,
@@ -37,12 +39,28 @@ pub struct HttpRequest {
     pub headers: Vec<(&'static str, String)>,
     /// The form body, if any; it may hold codes or tokens.
     pub body: Option<Secret>,
+    /// Sign this request with this DPoP key: the driver adds the `DPoP` proof header (RFC 9449)
+    /// and answers a `use_dpop_nonce` challenge once. `None`: no proof.
+    pub dpop: Option<DpopKey>,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("body", &self.body)
+            .field("dpop", &self.dpop)
+            .finish()
+    }
 }
 
 impl HttpRequest {
     /// A `GET` asking for JSON.
     pub fn get_json(url: Url) -> Self {
-        Self { method: Method::Get, url, headers: vec![("accept", "application/json".into())], body: None }
+        Self { method: Method::Get, url, headers: vec![("accept", "application/json".into())], body: None, dpop: None }
     }
 
     /// A form `POST` asking for JSON.
@@ -56,6 +74,7 @@ impl HttpRequest {
             url,
             headers: vec![("content-type", FORM_CONTENT_TYPE.into()), ("accept", "application/json".into())],
             body: Some(Secret::new(serializer.finish())),
+            dpop: None,
         }
     }
 }

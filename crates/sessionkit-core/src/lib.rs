@@ -46,7 +46,7 @@ pub mod time;
 pub mod url;
 
 pub use error::{CoreError, SessionError};
-pub use policy::{PolicyError, SessionPolicy, SessionPolicyBuilder};
+pub use policy::{DpopPolicy, PolicyError, SessionPolicy, SessionPolicyBuilder};
 pub use secret::Secret;
 pub use session::{
     Action, Anomaly, EndReason, ExpiryReason, Keys, PendingWrite, RefreshStart, Revocation, RevocationOutcome, Session,

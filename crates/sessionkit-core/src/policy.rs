@@ -3,9 +3,12 @@
 //! Build one with [`SessionPolicy::builder`] (defaults follow the OWASP Session Management
 //! Cheat Sheet for a low-risk app: 15 minutes idle, 8 hours absolute) and call
 //! [`SessionPolicyBuilder::build`]; an invalid combination is a [`PolicyError`] that says
-//! which rule it broke. High-value apps should lower the idle timeout to 2-5 minutes.
+//! which rule it broke. The policy also says whether sessions are bound to a DPoP key
+//! ([`DpopPolicy`]). High-value apps should lower the idle timeout to 2-5 minutes.
 
 use std::time::Duration;
+
+pub use crate::oidc::dpop::DpopPolicy;
 
 /// The largest clock leeway accepted: beyond this, token times stop meaning anything.
 pub const MAX_CLOCK_LEEWAY: Duration = Duration::from_secs(5 * 60);
@@ -19,6 +22,7 @@ pub struct SessionPolicy {
     clock_leeway: Duration,
     warning_lead: Duration,
     background_refresh: bool,
+    dpop: DpopPolicy,
 }
 
 /// Why a policy was refused.
@@ -70,6 +74,7 @@ impl SessionPolicy {
         clock_leeway: Duration::from_secs(60),
         warning_lead: Duration::from_secs(2 * 60),
         background_refresh: true,
+        dpop: DpopPolicy::WhenSupported,
     };
 
     /// The session ends after this long without recorded activity.
@@ -102,6 +107,12 @@ impl SessionPolicy {
     /// `access_token` trigger refreshes (lazy refresh, as AppAuth does).
     pub fn background_refresh(&self) -> bool {
         self.background_refresh
+    }
+
+    /// Whether sessions are bound to a DPoP key (RFC 9449): off, when the provider supports it
+    /// (default), or required.
+    pub fn dpop(&self) -> DpopPolicy {
+        self.dpop
     }
 }
 
@@ -152,6 +163,12 @@ impl SessionPolicyBuilder {
     /// See [`SessionPolicy::background_refresh`].
     pub fn background_refresh(mut self, value: bool) -> Self {
         self.policy.background_refresh = value;
+        self
+    }
+
+    /// See [`SessionPolicy::dpop`].
+    pub fn dpop(mut self, value: DpopPolicy) -> Self {
+        self.policy.dpop = value;
         self
     }
 

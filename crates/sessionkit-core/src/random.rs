@@ -18,6 +18,11 @@ pub(crate) const IDENTIFIER_BYTES: usize = 32;
 #[error("the operating system's random number generator is unavailable")]
 pub struct RandomError;
 
+/// Fills `bytes` from the CSPRNG (the driver's key material: a DPoP key natively).
+pub fn fill_random(bytes: &mut [u8]) -> Result<(), RandomError> {
+    getrandom::fill(bytes).map_err(|_| RandomError)
+}
+
 /// 32 CSPRNG bytes, base64url-encoded: 43 characters from the unreserved set.
 pub(crate) fn random_identifier() -> Result<Secret, RandomError> {
     let mut bytes = zeroize::Zeroizing::new([0u8; IDENTIFIER_BYTES]);

@@ -37,6 +37,7 @@ impl Inner {
                     // Only the holder of the refresh gate sends it (`refresh.rs`).
                     Action::Refresh(request) => self.gate.park(request),
                     Action::Revoke(revocation) => revocations.push(revocation),
+                    Action::ForgetDpopKey(key) => self.dpop.keys.delete(&key).await,
                     _ => {}
                 }
             }

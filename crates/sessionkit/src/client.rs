@@ -25,9 +25,10 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use sessionkit_core::http::HttpResponse;
+use sessionkit_core::http::{HttpRequest, HttpResponse};
 use sessionkit_core::oidc::authorize::PendingAuthorization;
 use sessionkit_core::oidc::discovery::ProviderMetadata;
+use sessionkit_core::oidc::dpop::asks_for_nonce;
 use sessionkit_core::oidc::id_token::{IdTokenError, SignatureError, SignatureVerifier};
 use sessionkit_core::oidc::logout::EndSessionRequest;
 use sessionkit_core::url::Url;
@@ -36,13 +37,31 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::SessionConfig;
+use crate::dpop::{AuthHeaders, Dpop, Server};
 use crate::error::{self, Error};
-use crate::http::{HttpClient, PlatformHttp, Transport};
+use crate::http::{HttpClient, PlatformHttp, Transport, TransportError};
 use crate::jwks::Jwks;
 use crate::lock::ContextLock;
 use crate::refresh::RefreshGate;
 use crate::revocation::RevocationQueue;
 use crate::shared::{SharedStore, Slots};
+
+/// Why a token request got no answer: the network, or the DPoP key would not sign (then
+/// nothing was sent).
+#[derive(Debug)]
+pub(crate) enum TokenSendError {
+    Transport(TransportError),
+    Proof(sessionkit_core::oidc::dpop::DpopError),
+}
+
+impl From<TokenSendError> for Error {
+    fn from(failure: TokenSendError) -> Self {
+        match failure {
+            TokenSendError::Transport(e) => error::transport(e),
+            TokenSendError::Proof(e) => CoreError::from(e).into(),
+        }
+    }
+}
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 256;
@@ -80,6 +99,7 @@ impl LoginRequest {
 pub(crate) struct Inner {
     session: Mutex<Session>,
     pub(crate) transport: Transport,
+    pub(crate) dpop: Dpop,
     jwks: Jwks,
     pub(crate) shared: SharedStore,
     pub(crate) revocations: RevocationQueue,
@@ -138,8 +158,12 @@ impl SessionClient {
         let shared = SharedStore::new(config.store.clone(), Slots::new(&store_key), context_lock(&config, &store_key)?);
         let (metadata, jwks) = crate::discovery::load(&transport, &config.client.issuer, &shared).await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let session = Session::new(config.client.clone(), metadata, config.policy);
+        // DPoP required and the provider lacks it: said now, not at the first sign-in.
+        session.dpop_algorithm()?;
         let inner = Arc::new(Inner {
-            session: Mutex::new(Session::new(config.client.clone(), metadata, config.policy)),
+            session: Mutex::new(session),
+            dpop: Dpop::new(config.dpop_keys.clone().unwrap_or_else(crate::dpop::platform_keys)),
             revocations: RevocationQueue::new(transport.clone(), clock.clone()),
             transport,
             jwks,
@@ -224,6 +248,61 @@ impl SessionClient {
             TokenState::Fresh(token) => Some(token.clone()),
             _ => None,
         }
+    }
+
+    /// The headers for one request to the app's API: `Authorization: DPoP <token>` with a fresh
+    /// `DPoP` proof for this method and URL (its `ath` binds it to the token) when the session
+    /// is DPoP-bound, `Authorization: Bearer <token>` otherwise. The token is refreshed first
+    /// when needed, as for [`access_token`](Self::access_token). Build headers per request: a
+    /// proof is single-use. If the API answers 401 asking for a DPoP nonce, pass its answer to
+    /// [`note_api_response`](Self::note_api_response) and send once more with new headers.
+    pub async fn authorize(&self, method: &str, url: &str) -> Result<AuthHeaders, Error> {
+        let target = Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+            .ok_or_else(|| Error::InvalidInput { message: "the API URL is not an absolute http(s) URL".into() })?;
+        if method.is_empty() || !method.bytes().all(|c| c.is_ascii_alphabetic()) {
+            return Err(Error::InvalidInput { message: format!("not an HTTP method: {method:?}") });
+        }
+        let method = method.to_ascii_uppercase();
+        let token = self.access_token().await?;
+        let (bound_to, issued_at) = {
+            let session = self.inner.session();
+            let bound = session.token_type() == Some("DPoP");
+            (session.dpop_key().filter(|_| bound).cloned(), session.server_time(self.inner.now()))
+        };
+        let Some(key) = bound_to else {
+            return Ok(AuthHeaders { authorization: Secret::new(format!("Bearer {}", token.expose())), dpop: None });
+        };
+        let proof = self
+            .inner
+            .dpop
+            .proof(&key, &method, &target, Some(&token), issued_at)
+            .await
+            .map_err(|e| Error::from(CoreError::from(e)))?;
+        Ok(AuthHeaders { authorization: Secret::new(format!("DPoP {}", token.expose())), dpop: Some(proof) })
+    }
+
+    /// Reads an API answer for DPoP: its `DPoP-Nonce` (if any) is kept for the next proof to
+    /// that server, and the result says whether to send the request once more with fresh
+    /// [`authorize`](Self::authorize) headers (a 401 whose `WWW-Authenticate` asks for the
+    /// nonce, RFC 9449 section 9). Retry once only.
+    pub fn note_api_response(
+        &self,
+        url: &str,
+        status: u16,
+        www_authenticate: Option<&str>,
+        dpop_nonce: Option<&str>,
+    ) -> bool {
+        let Ok(url) = Url::parse(url) else { return false };
+        let mut response = HttpResponse::new(status, Vec::new());
+        for (name, value) in [("www-authenticate", www_authenticate), ("dpop-nonce", dpop_nonce)] {
+            if let Some(value) = value {
+                response = response.with_header(name, value);
+            }
+        }
+        self.inner.dpop.remember_nonce(&url, Server::Resource, &response);
+        asks_for_nonce(&response)
     }
 
     /// The token type for the `Authorization` header (`Bearer` or `DPoP`).
@@ -354,6 +433,27 @@ impl Inner {
     }
 
     /// The time, from the configured clock.
+    /// Sends a request to the token endpoint once (a code, a refresh token or a device code is
+    /// never sent twice), with its DPoP proof if it names a key. A `use_dpop_nonce` challenge
+    /// was refused before anything was used, so that one is answered with one retry.
+    pub(crate) async fn send_token_request(&self, request: &HttpRequest) -> Result<HttpResponse, TokenSendError> {
+        let mut response = None;
+        for _ in 0..2 {
+            let issued_at = self.session().server_time(self.now());
+            let signed = self.dpop.signed(request, issued_at).await.map_err(TokenSendError::Proof)?;
+            let answer = self.transport.send(&signed).await.map_err(TokenSendError::Transport)?;
+            self.dpop.remember_nonce(&request.url, Server::Authorization, &answer);
+            let retry = request.dpop.is_some() && asks_for_nonce(&answer);
+            response = Some(answer);
+            if !retry {
+                break;
+            }
+            tracing::debug!("the token endpoint asked for a DPoP nonce; sending again with it");
+        }
+        // The loop ran at least once.
+        response.ok_or(TokenSendError::Transport(TransportError::Other { host: String::new(), kind: "no attempt" }))
+    }
+
     pub(crate) fn now(&self) -> Now {
         self.clock.now()
     }

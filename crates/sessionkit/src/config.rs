@@ -21,6 +21,7 @@ use sessionkit_core::oidc::client::{ClientConfig, Issuer, RedirectUri};
 use sessionkit_core::{CoreError, SessionError, SessionPolicy};
 
 use crate::clock::Clock;
+use crate::dpop::DpopKeys;
 use crate::http::{HttpClient, HttpOptions};
 use crate::lock::ContextLock;
 use crate::store::{MemoryStore, SecureStore};
@@ -35,6 +36,7 @@ pub struct SessionConfig {
     pub(crate) http_client: Option<Arc<dyn HttpClient>>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) context_lock: Option<Arc<dyn ContextLock>>,
+    pub(crate) dpop_keys: Option<Arc<dyn DpopKeys>>,
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) lock_dir: Option<PathBuf>,
     /// The browser store, when it is the store: the cross-tab lock keeps it in step.
@@ -67,6 +69,7 @@ impl SessionConfig {
             http_client: None,
             clock: None,
             context_lock: None,
+            dpop_keys: None,
             #[cfg(not(target_arch = "wasm32"))]
             lock_dir: None,
             #[cfg(target_arch = "wasm32")]
@@ -99,6 +102,7 @@ pub struct SessionConfigBuilder {
     http_client: Option<Arc<dyn HttpClient>>,
     clock: Option<Arc<dyn Clock>>,
     context_lock: Option<Arc<dyn ContextLock>>,
+    dpop_keys: Option<Arc<dyn DpopKeys>>,
     #[cfg(not(target_arch = "wasm32"))]
     lock_dir: Option<PathBuf>,
     #[cfg(target_arch = "wasm32")]
@@ -185,6 +189,15 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Where DPoP keys are made and used (default: the platform's, see
+    /// [`platform_keys`](crate::dpop::platform_keys)): for a key in the Secure Enclave or the
+    /// Android Keystore, or a hardware token. Whether sessions use DPoP is the policy's
+    /// [`dpop`](sessionkit_core::SessionPolicyBuilder::dpop) setting.
+    pub fn dpop_keys(mut self, keys: Arc<dyn DpopKeys>) -> Self {
+        self.dpop_keys = Some(keys);
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<SessionConfig, SessionError> {
         let wrap = |e: sessionkit_core::oidc::client::ConfigError| SessionError::from(CoreError::Config(e));
@@ -202,6 +215,7 @@ impl SessionConfigBuilder {
             http_client: self.http_client,
             clock: self.clock,
             context_lock: self.context_lock,
+            dpop_keys: self.dpop_keys,
             #[cfg(not(target_arch = "wasm32"))]
             lock_dir: self.lock_dir,
             #[cfg(target_arch = "wasm32")]

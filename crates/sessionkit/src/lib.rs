@@ -28,6 +28,7 @@ mod client;
 pub mod clock;
 mod config;
 mod discovery;
+pub mod dpop;
 mod error;
 pub mod http;
 mod jwks;
@@ -57,9 +58,11 @@ pub use runtime::{BoxFuture, MaybeSend};
 
 pub use client::{DeviceCode, LoginRequest, SessionClient};
 pub use config::{SessionConfig, SessionConfigBuilder};
+pub use dpop::AuthHeaders;
 pub use error::Error;
 pub use sessionkit_core::oidc::authorize::AuthorizeOptions;
 pub use sessionkit_core::oidc::logout::EndSessionRequest;
 pub use sessionkit_core::{
-    Anomaly, EndReason, ExpiryReason, Secret, SessionEvent, SessionPolicy, SessionStatus, StorageProblem, UnixTime,
+    Anomaly, DpopPolicy, EndReason, ExpiryReason, Secret, SessionEvent, SessionPolicy, SessionStatus, StorageProblem,
+    UnixTime,
 };

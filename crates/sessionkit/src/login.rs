@@ -13,15 +13,28 @@ use sessionkit_core::CoreError;
 use sessionkit_core::oidc::authorize::{AuthorizationCode, AuthorizeOptions, CallbackError, PendingAuthorization};
 use sessionkit_core::oidc::device::{DeviceAuthorization, DeviceError, DevicePoll};
 
-use crate::client::{DeviceCode, LoginRequest, SessionClient};
+use crate::client::{DeviceCode, LoginRequest, SessionClient, TokenSendError};
 use crate::error::{self, Error};
 
 impl SessionClient {
     /// Starts a sign-in whose redirect the app receives itself (a custom-scheme or claimed
     /// https redirect). Nothing changes until [`complete_login`](Self::complete_login).
-    pub fn begin_login(&self, options: &AuthorizeOptions) -> Result<LoginRequest, Error> {
-        let (url, pending) = self.inner.session().begin_login(options, self.inner.now())?;
+    ///
+    /// When the session will be DPoP-bound (see [`DpopPolicy`](sessionkit_core::DpopPolicy)), a
+    /// fresh key is made here and the authorization code is bound to it (`dpop_jkt`).
+    pub async fn begin_login(&self, options: &AuthorizeOptions) -> Result<LoginRequest, Error> {
+        let dpop_key = self.new_dpop_key().await?;
+        let (url, pending) = self.inner.session().begin_login(options, dpop_key, self.inner.now())?;
         Ok(LoginRequest { url, pending })
+    }
+
+    /// A fresh key for a new sign-in, when the policy and the provider call for DPoP.
+    async fn new_dpop_key(&self) -> Result<Option<sessionkit_core::oidc::dpop::DpopKey>, Error> {
+        let algorithm = self.inner.session().dpop_algorithm()?;
+        match algorithm {
+            Some(algorithm) => Ok(Some(self.inner.dpop.keys.create(algorithm).await.map_err(CoreError::from)?)),
+            None => Ok(None),
+        }
     }
 
     /// Completes a sign-in with the redirect URL the browser was sent to. On success a fresh
@@ -36,7 +49,7 @@ impl SessionClient {
     /// [`MAX_PENDING_AGE`](sessionkit_core::oidc::authorize::MAX_PENDING_AGE). Returns the URL
     /// to open. A newer call replaces an older pending login.
     pub async fn begin_redirect_login(&self, options: &AuthorizeOptions) -> Result<String, Error> {
-        let request = self.begin_login(options)?;
+        let request = self.begin_login(options).await?;
         let record = request.pending.to_record();
         let mut turn = self.inner.shared.turn().await;
         turn.locked().await?;
@@ -95,7 +108,7 @@ impl SessionClient {
     async fn exchange(&self, pending: &PendingAuthorization, code: &AuthorizationCode) -> Result<(), Error> {
         let exchange = pending.token_request(code);
         // Never retried: a code is single-use.
-        let response = self.inner.transport.send(&exchange).await.map_err(error::transport)?;
+        let response = self.inner.send_token_request(&exchange).await?;
         let result = self
             .inner
             .with_keys(&response, |session, keys, which, now| {
@@ -104,6 +117,12 @@ impl SessionClient {
             .await;
         self.inner.process_now().await;
         self.inner.wake.notify_one();
+        if result.is_err()
+            && let Some(key) = pending.dpop_key()
+        {
+            // The sign-in is over (its code is spent) and started nothing: its key goes.
+            self.inner.dpop.keys.delete(key).await;
+        }
         result.map_err(Error::from)
     }
 
@@ -125,7 +144,7 @@ impl SessionClient {
         let configured = self.inner.session().client().redirect_uri.url().clone();
         let listener = crate::loopback::Listener::bind(&configured).await?;
         options.redirect_uri = Some(listener.redirect_uri().clone());
-        let mut request = self.begin_login(&options)?;
+        let mut request = self.begin_login(&options).await?;
         let mut callbacks = listener.serve();
         open(request.url())
             .map_err(|e| Error::Misconfigured { message: format!("could not open the browser: {e}") })?;
@@ -191,9 +210,11 @@ impl SessionClient {
         };
         let start = start.map_err(CoreError::from)?;
         let response = self.inner.transport.send_idempotent(&start.request).await.map_err(error::transport)?;
+        let dpop_key = self.new_dpop_key().await?;
         let mut device =
             DeviceAuthorization::from_response(&client, &metadata, &response, start.pkce, self.inner.now().wall)
-                .map_err(CoreError::from)?;
+                .map_err(CoreError::from)?
+                .with_dpop_key(dpop_key);
         show(&DeviceCode {
             user_code: device.user_code().to_owned(),
             verification_uri: device.verification_uri().to_owned(),
@@ -205,9 +226,9 @@ impl SessionClient {
         // Bounded by the code's lifetime (checked by `handle_poll`), the unreachable limit, and a hard cap.
         for _ in 0..10_000 {
             crate::runtime::sleep(wait).await;
-            let response = match self.inner.transport.send(&device.poll_request()).await {
+            let response = match self.inner.send_token_request(&device.poll_request()).await {
                 Ok(response) => response,
-                Err(transport_error) if transport_error.is_transient() => {
+                Err(TokenSendError::Transport(transport_error)) if transport_error.is_transient() => {
                     unreachable += 1;
                     tracing::info!(error = %transport_error, unreachable, "device flow poll failed");
                     let expired = self.inner.now().wall >= device.expires_at();
@@ -224,8 +245,8 @@ impl SessionClient {
                     wait = device.interval().saturating_mul(1 << unreachable.min(4)).min(MAX_UNREACHABLE_WAIT);
                     continue;
                 }
-                Err(transport_error) => {
-                    let error = error::transport(transport_error);
+                Err(failure) => {
+                    let error = Error::from(failure);
                     return Err(match error {
                         Error::InvalidInput { message } => Error::InvalidInput {
                             message: format!("the device sign-in failed while waiting for approval: {message}"),
@@ -241,7 +262,7 @@ impl SessionClient {
                     let result = self
                         .inner
                         .with_keys(&response, |session, keys, which, now| {
-                            session.handle_device_login_response(&response, keys, which, now)
+                            session.handle_device_login_response(&device, &response, keys, which, now)
                         })
                         .await;
                     self.inner.process_now().await;

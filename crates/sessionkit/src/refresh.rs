@@ -244,12 +244,12 @@ impl Inner {
             return Ok(());
         }
         let outcome = async {
-            match self.transport.send(&request).await {
+            match self.send_token_request(&request).await {
                 Ok(response) => self.feed_refresh(&response).await,
-                Err(transport_error) => {
-                    tracing::info!(error = %transport_error, "refresh failed; the session is kept and retried later");
+                Err(failure) => {
+                    let message = Error::from(failure).to_string();
+                    tracing::info!(error = %message, "refresh failed; the session is kept and retried later");
                     let wait = self.session().handle_refresh_failure(self.now());
-                    let message = error::transport(transport_error).to_string();
                     let retry_after = match wait {
                         CoreError::Transient { retry_after, .. } => retry_after,
                         _ => None,

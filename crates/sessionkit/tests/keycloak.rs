@@ -165,7 +165,7 @@ impl Browser {
 /// Signs `client` in through the browser; returns the browser (it holds Keycloak's cookies).
 async fn signed_in(keycloak: &Keycloak, client: &SessionClient) -> Browser {
     let browser = Browser::new(keycloak);
-    let request = client.begin_login(&Default::default()).unwrap();
+    let request = client.begin_login(&Default::default()).await.unwrap();
     let callback = browser.walk(request.url(), None).await.expect("redirected back to the app");
     client.complete_login(request, &callback).await.unwrap();
     browser
@@ -276,7 +276,7 @@ async fn a_user_without_the_offline_role_is_told_why() {
     let client = SessionClient::new(keycloak.config(CLIENT_ID, Arc::new(MemoryStore::new()), &locks)).await.unwrap();
     let mut browser = Browser::new(&keycloak);
     browser.user = ("bob", "bob-password");
-    let request = client.begin_login(&Default::default()).unwrap();
+    let request = client.begin_login(&Default::default()).await.unwrap();
     let callback = browser.walk(request.url(), None).await.expect("redirected back");
     let error = client.complete_login(request, &callback).await.unwrap_err();
     let message = error.to_string();
@@ -293,7 +293,7 @@ async fn a_refused_offline_access_says_what_happened() {
     let client = SessionClient::new(keycloak.config("sessionkit-no-offline", Arc::new(MemoryStore::new()), &locks))
         .await
         .unwrap();
-    let request = client.begin_login(&Default::default()).unwrap();
+    let request = client.begin_login(&Default::default()).await.unwrap();
     let callback = Browser::new(&keycloak).walk(request.url(), None).await.expect("redirected back with an error");
     let error = client.complete_login(request, &callback).await.unwrap_err();
     let message = error.to_string();

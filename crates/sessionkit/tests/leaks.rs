@@ -42,12 +42,21 @@ async fn trace_logs_of_a_whole_session_contain_no_secret() {
 
     let idp = Idp::start(2);
     let (client, store) = idp.client(SessionPolicy::default()).await;
-    let request = client.begin_login(&Default::default()).unwrap();
+    let request = client.begin_login(&Default::default()).await.unwrap();
     let callback = idp.authorize(request.url()).await;
     let code = url_param(&callback, "code");
     client.complete_login(request, &callback).await.unwrap();
     let mut secrets = vec![code, client.access_token().await.unwrap().expose().to_owned()];
     secrets.extend(stored_refresh_token(&store, &idp.issuer));
+    // The session is DPoP-bound: its private key (in the stored record) and a proof are secrets too.
+    let record =
+        sessionkit::store::SecureStore::load(&*store, &format!("{}|{}", idp.issuer, idp::CLIENT_ID)).unwrap().unwrap();
+    let record: serde_json::Value = serde_json::from_str(record.expose()).unwrap();
+    secrets.push(record["dpop_key"]["handle"].as_str().expect("a DPoP key in the record").to_owned());
+    let headers = client.authorize("GET", &idp.api_url()).await.unwrap();
+    secrets.push(headers.dpop.as_ref().expect("a proof").expose().to_owned());
+    let shown = format!("{headers:?} {client:?} {}", headers.authorization);
+    assert!(idp.call_api(&client).await == 200);
     tokio::time::sleep(Duration::from_millis(2500)).await; // a background refresh happens
     secrets.push(client.access_token().await.unwrap().expose().to_owned());
     secrets.extend(stored_refresh_token(&store, &idp.issuer));
@@ -60,6 +69,7 @@ async fn trace_logs_of_a_whole_session_contain_no_secret() {
     for secret in secrets {
         assert!(secret.len() >= 20, "a real secret, not an empty match");
         assert!(!logs.contains(&secret), "a secret appeared in the logs");
+        assert!(!shown.contains(&secret), "a secret appeared in Debug or Display");
     }
 }
 

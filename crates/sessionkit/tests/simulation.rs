@@ -836,7 +836,7 @@ fn op_login(sim: &Arc<Sim>, contexts: &Arc<Contexts>, ctx: usize) {
     let who = (ctx, sim.world().current[ctx]);
     let sim2 = sim.clone();
     spawn_op(sim, who, "login".into(), async move {
-        let request = match client.begin_login(&AuthorizeOptions::default()) {
+        let request = match client.begin_login(&AuthorizeOptions::default()).await {
             Ok(request) => request,
             Err(error) => return format!("error: {error}"),
         };

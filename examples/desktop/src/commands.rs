@@ -116,6 +116,12 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<(), Failure
             client.record_activity().await;
             // Printing the token is this command's purpose (for scripts); nothing else prints it.
             println!("{}", token.expose());
+            if client.token_type().as_deref() == Some("DPoP") {
+                eprintln!(
+                    "note: this token is DPoP-bound: an API accepts it only with a proof of this \
+                     session's key; use `sessionkit call <url>` to call an API with it"
+                );
+            }
             Ok(())
         }
         Command::Call { url, method } => call(&client, &settings, &url, &method, global.json).await,
@@ -226,7 +232,6 @@ async fn call(client: &SessionClient, settings: &Settings, url: &str, method: &s
     let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Failure::usage(format!("not an HTTP method: {method}")))?;
     let target = crate::api::allowed_target(url, &settings.issuer, &settings.api_origins)?;
-    let token = client.access_token().await?;
     client.record_activity().await;
     // A redirect is shown, not followed: the token goes to the allowed origin only.
     let mut builder =
@@ -237,19 +242,33 @@ async fn call(client: &SessionClient, settings: &Settings, url: &str, method: &s
         builder = builder.tls_certs_only([certificate]);
     }
     let http = builder.build().map_err(|e| Failure::usage(format!("HTTP client: {e}")))?;
-    let response = http
-        .request(method, target)
-        .header(
-            "authorization",
-            format!("{} {}", client.token_type().unwrap_or_else(|| "Bearer".into()), token.expose()),
-        )
-        .send()
-        .await
-        .map_err(|e| Failure {
+    // The session's headers (a fresh DPoP proof per request when the tokens are DPoP-bound);
+    // sent once more if the API asks for its DPoP nonce.
+    let mut attempt = 0;
+    let response = loop {
+        attempt += 1;
+        let headers = client.authorize(method.as_str(), target.as_str()).await?;
+        let mut request =
+            http.request(method.clone(), target.clone()).header("authorization", headers.authorization.expose());
+        if let Some(proof) = &headers.dpop {
+            request = request.header("dpop", proof.expose());
+        }
+        let response = request.send().await.map_err(|e| Failure {
             message: format!("the call failed: {e}"),
             hint: Some("check the URL".into()),
             code: 4,
         })?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let again = client.note_api_response(
+            target.as_str(),
+            response.status().as_u16(),
+            header("www-authenticate"),
+            header("dpop-nonce"),
+        );
+        if !again || attempt >= 2 {
+            break response;
+        }
+    };
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     if json {

@@ -171,7 +171,7 @@ async fn walk(
     };
 
     narrator.step("1. Sign-in: authorization code + PKCE (the demo answers the provider's login page itself)");
-    let request = client.begin_login(&Default::default())?;
+    let request = client.begin_login(&Default::default()).await?;
     narrator.say("authorization URL ready: PKCE S256 challenge, fresh state and nonce");
     let callback = provider.authorize(request.url()).await.map_err(fail)?;
     client.complete_login(request, &callback).await?;
@@ -240,7 +240,7 @@ async fn walk(
     ));
 
     narrator.step("6. Sign in again: a fresh session");
-    let request = client.begin_login(&Default::default())?;
+    let request = client.begin_login(&Default::default()).await?;
     let callback = provider.authorize(request.url()).await.map_err(fail)?;
     client.complete_login(request, &callback).await?;
     next_event(&mut events, Duration::from_secs(5), |e| matches!(e, SessionEvent::LoggedIn { .. })).await?;

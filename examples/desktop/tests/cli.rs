@@ -75,13 +75,15 @@ async fn every_command_against_the_provider() {
     assert_eq!(code, 0);
     assert!(human.contains("idle limit") && human.contains("absolute"), "{human}");
 
-    let (code, token, _) = run({
+    let (code, token, note) = run({
         let mut c = cli(&provider);
         c.arg("token");
         c
     });
     assert_eq!(code, 0);
-    assert_eq!(provider.call_api(token.trim()).await.unwrap(), 200);
+    assert!(note.contains("DPoP-bound") && note.contains("sessionkit call"), "{note}");
+    // The provider offers DPoP, so the token is bound: alone, it is refused.
+    assert_eq!(provider.call_api(token.trim()).await.unwrap(), 401);
 
     let (code, body, err) = run({
         let mut c = cli(&provider);

@@ -20,6 +20,7 @@ use crate::url::Url;
 
 use super::client::{ClientConfig, RedirectUri};
 use super::discovery::ProviderMetadata;
+use super::dpop::DpopKey;
 use crate::http::HttpRequest;
 use crate::pkce::{CHALLENGE_METHOD, Pkce};
 use crate::random::{RandomError, random_identifier};
@@ -61,6 +62,8 @@ pub struct PendingAuthorization {
     iss_required: bool,
     started_at: UnixTime,
     consumed: bool,
+    /// The DPoP key the code is bound to (`dpop_jkt`), which must sign the exchange.
+    dpop_key: Option<DpopKey>,
 }
 
 /// The authorization code from an accepted callback.
@@ -109,6 +112,7 @@ impl PendingAuthorization {
         client: &ClientConfig,
         metadata: &ProviderMetadata,
         options: &AuthorizeOptions,
+        dpop_key: Option<DpopKey>,
         now: UnixTime,
     ) -> Result<(Url, Self), RandomError> {
         let redirect_uri = options.redirect_uri.as_ref().unwrap_or(&client.redirect_uri);
@@ -123,9 +127,12 @@ impl PendingAuthorization {
             iss_required: metadata.iss_parameter_supported,
             started_at: now,
             consumed: false,
+            dpop_key,
         };
         let scope = client.scope_param();
         let max_age = options.max_age.map(|seconds| seconds.to_string());
+        // RFC 9449 section 10: the code is bound to the key, so only its holder can redeem it.
+        let dpop_jkt = pending.dpop_key.as_ref().map(DpopKey::thumbprint);
         let mut pairs = vec![
             ("response_type", "code"),
             ("client_id", client.client_id.as_str()),
@@ -142,6 +149,7 @@ impl PendingAuthorization {
             ("login_hint", options.login_hint.as_deref()),
             ("max_age", max_age.as_deref()),
             ("acr_values", options.acr_values.as_deref()),
+            ("dpop_jkt", dpop_jkt.as_deref()),
         ];
         pairs.extend(optional.into_iter().filter_map(|(name, value)| Some((name, value?))));
         let url = metadata.authorization_endpoint.with_query_pairs(&pairs);
@@ -151,6 +159,11 @@ impl PendingAuthorization {
     /// When this login started (to expire abandoned logins).
     pub fn started_at(&self) -> UnixTime {
         self.started_at
+    }
+
+    /// The DPoP key this sign-in's tokens will be bound to, if any.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop_key.as_ref()
     }
 
     /// The nonce the ID token must carry.
@@ -169,6 +182,7 @@ impl PendingAuthorization {
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
             started_at: self.started_at,
+            dpop_key: self.dpop_key.clone(),
         };
         // Plain strings and numbers: serializing cannot fail.
         Secret::new(serde_json::to_string(&record).unwrap_or_default())
@@ -206,6 +220,7 @@ impl PendingAuthorization {
             iss_required: metadata.iss_parameter_supported,
             started_at: record.started_at,
             consumed: false,
+            dpop_key: record.dpop_key,
         })
     }
 
@@ -245,7 +260,7 @@ impl PendingAuthorization {
 
     /// The token request that exchanges `code` (with the PKCE verifier).
     pub fn token_request(&self, code: &AuthorizationCode) -> HttpRequest {
-        HttpRequest::post_form(
+        let mut request = HttpRequest::post_form(
             self.token_endpoint.clone(),
             &[
                 ("grant_type", "authorization_code"),
@@ -255,7 +270,9 @@ impl PendingAuthorization {
                 ("client_id", &self.client_id),
                 ("code_verifier", self.pkce.verifier().expose()),
             ],
-        )
+        );
+        request.dpop = self.dpop_key.clone();
+        request
     }
 }
 
@@ -272,6 +289,9 @@ struct PendingRecord {
     issuer: String,
     client_id: String,
     started_at: UnixTime,
+    /// Added without a version change: a record without it is a Bearer sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<DpopKey>,
 }
 
 struct CallbackParams {
@@ -325,7 +345,7 @@ mod tests {
     }
 
     fn begin() -> (Url, PendingAuthorization) {
-        PendingAuthorization::begin(&client(), &metadata(), &AuthorizeOptions::default(), UnixTime::EPOCH)
+        PendingAuthorization::begin(&client(), &metadata(), &AuthorizeOptions::default(), None, UnixTime::EPOCH)
             .expect("random")
     }
 
@@ -420,7 +440,7 @@ mod tests {
             ..AuthorizeOptions::default()
         };
         let (url, mut pending) =
-            PendingAuthorization::begin(&client(), &metadata(), &options, UnixTime::EPOCH).expect("random");
+            PendingAuthorization::begin(&client(), &metadata(), &options, None, UnixTime::EPOCH).expect("random");
         assert_eq!(param(&url, "redirect_uri"), "http://127.0.0.1:5555/cb");
         let cb =
             format!("http://127.0.0.1:4711/cb?state={}&code=x&iss=https%3A%2F%2Fidp.example", pending.state.expose());
@@ -471,5 +491,43 @@ mod tests {
         let cb = "http://127.0.0.1:4711/cb?state=nope&code=SECRET-CODE";
         let err = pending.accept_callback(cb).expect_err("refused");
         assert!(!format!("{err} {err:?} {pending:?}").contains("SECRET-CODE"));
+    }
+
+    #[test]
+    fn a_dpop_sign_in_binds_the_code_and_its_exchange_to_the_key() {
+        use crate::oidc::dpop::{DpopAlgorithm, DpopPublicKey};
+        let key = DpopKey {
+            algorithm: DpopAlgorithm::Es256,
+            public_key: DpopPublicKey::P256 {
+                x: "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs".into(),
+                y: "9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA".into(),
+            },
+            handle: Secret::from("handle"),
+        };
+        let (url, mut pending) = PendingAuthorization::begin(
+            &client(),
+            &metadata(),
+            &AuthorizeOptions::default(),
+            Some(key.clone()),
+            UnixTime::EPOCH,
+        )
+        .unwrap();
+        assert_eq!(param(&url, "dpop_jkt"), "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+        // Kept across a restart with the pending sign-in, and the exchange is signed with it.
+        let restored = PendingAuthorization::from_record(
+            pending.to_record().expose().as_bytes(),
+            &client(),
+            &metadata(),
+            UnixTime::EPOCH,
+        )
+        .unwrap();
+        assert_eq!(restored.dpop_key(), Some(&key));
+        let code = pending.accept_callback(&callback(&pending, "&code=c")).unwrap();
+        assert_eq!(pending.token_request(&code).dpop, Some(key));
+        // Without a key, no dpop_jkt and no proof.
+        let (url, _) =
+            PendingAuthorization::begin(&client(), &metadata(), &AuthorizeOptions::default(), None, UnixTime::EPOCH)
+                .unwrap();
+        assert_eq!(param(&url, "dpop_jkt"), "");
     }
 }

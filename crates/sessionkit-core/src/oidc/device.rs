@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::authorize::printable;
 use super::client::ClientConfig;
 use super::discovery::ProviderMetadata;
+use super::dpop::DpopKey;
 use super::token::{TokenErrorCode, TokenOutcome};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::pkce::Pkce;
@@ -94,6 +95,8 @@ pub struct DeviceAuthorization {
     token_endpoint: Url,
     client_id: String,
     pkce: Pkce,
+    /// The DPoP key the tokens will be bound to: every poll carries its proof.
+    dpop_key: Option<DpopKey>,
 }
 
 /// The first step of a device sign-in: the request to send, and the PKCE pair it committed to
@@ -164,7 +167,20 @@ impl DeviceAuthorization {
             token_endpoint: metadata.token_endpoint.clone(),
             client_id: client.client_id.clone(),
             pkce,
+            dpop_key: None,
         })
+    }
+
+    /// Binds the tokens this sign-in will bring to a DPoP key: each poll is signed with it.
+    #[must_use]
+    pub fn with_dpop_key(mut self, key: Option<DpopKey>) -> Self {
+        self.dpop_key = key;
+        self
+    }
+
+    /// The DPoP key the polls are signed with, if any.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop_key.as_ref()
     }
 
     /// The code the user types.
@@ -194,7 +210,7 @@ impl DeviceAuthorization {
 
     /// The next poll of the token endpoint.
     pub fn poll_request(&self) -> HttpRequest {
-        HttpRequest::post_form(
+        let mut request = HttpRequest::post_form(
             self.token_endpoint.clone(),
             &[
                 ("grant_type", DEVICE_GRANT_TYPE),
@@ -203,7 +219,9 @@ impl DeviceAuthorization {
                 ("client_id", &self.client_id),
                 ("code_verifier", self.pkce.verifier().expose()),
             ],
-        )
+        );
+        request.dpop = self.dpop_key.clone();
+        request
     }
 
     /// Reads a poll answer (see the module guide).

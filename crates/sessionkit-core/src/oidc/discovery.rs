@@ -56,6 +56,7 @@ struct RawMetadata {
     userinfo_endpoint: Option<String>,
     code_challenge_methods_supported: Option<Vec<String>>,
     id_token_signing_alg_values_supported: Option<Vec<String>>,
+    dpop_signing_alg_values_supported: Option<Vec<String>>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
 }
@@ -83,6 +84,8 @@ pub struct ProviderMetadata {
     pub userinfo_endpoint: Option<Url>,
     /// ID token signing algorithms the provider may use (empty when not listed).
     pub id_token_signing_algs: Vec<String>,
+    /// RFC 9449: the algorithms the provider accepts for DPoP proofs (empty: no DPoP).
+    pub dpop_signing_algs: Vec<String>,
     /// RFC 9207: the provider promises an `iss` parameter in every authorization response.
     pub iss_parameter_supported: bool,
 }
@@ -124,6 +127,7 @@ impl ProviderMetadata {
             introspection_endpoint: optional(raw.introspection_endpoint, "introspection_endpoint")?,
             userinfo_endpoint: optional(raw.userinfo_endpoint, "userinfo_endpoint")?,
             id_token_signing_algs: raw.id_token_signing_alg_values_supported.unwrap_or_default(),
+            dpop_signing_algs: raw.dpop_signing_alg_values_supported.unwrap_or_default(),
             iss_parameter_supported: raw.authorization_response_iss_parameter_supported,
             issuer: raw.issuer,
         })

@@ -9,22 +9,58 @@
 //! `nonce` when the server gave one. [`jwk_thumbprint`] (RFC 7638) gives the `dpop_jkt` that
 //! binds an authorization code to the key (section 10).
 //!
-//! Not wired into the session yet (issue 12): this is the proof itself, tested on its own.
+//! The session decides when a request carries a proof: [`DpopPolicy`] and the provider's
+//! `dpop_signing_alg_values_supported` choose at sign-in, and a bound session signs every token
+//! request with its own [`DpopKey`] (the request's `dpop` field names it; the driver signs). The
+//! server nonce rules (sections 8 and 9) are here too: [`server_nonce`] reads a `DPoP-Nonce`,
+//! [`asks_for_nonce`] recognises the one challenge that is answered by a single retry.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+use serde::{Deserialize, Serialize};
+
+use crate::http::HttpResponse;
 use crate::random::{RandomError, random_identifier};
 use crate::url::Url;
 use crate::{Secret, UnixTime};
 
+/// Whether sessions are bound to a DPoP key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DpopPolicy {
+    /// Bearer tokens only: no proofs are sent.
+    Off,
+    /// DPoP when the provider advertises ES256 for it (the default); Bearer otherwise.
+    #[default]
+    WhenSupported,
+    /// DPoP or nothing: a provider without DPoP is a misconfiguration, and a Bearer answer to a
+    /// request that carried a proof is refused (no silent downgrade).
+    Required,
+}
+
+impl DpopPolicy {
+    /// The algorithm new keys use with this provider, or `None` for Bearer sessions. `Err`
+    /// when DPoP is required and the provider does not advertise ES256 for it.
+    pub fn algorithm_for(self, provider_algorithms: &[String]) -> Result<Option<DpopAlgorithm>, DpopError> {
+        let supported = provider_algorithms.iter().any(|alg| alg == DpopAlgorithm::Es256.name());
+        match self {
+            Self::Off => Ok(None),
+            Self::WhenSupported if !supported => Ok(None),
+            Self::Required if !supported => Err(DpopError::Unsupported),
+            Self::WhenSupported | Self::Required => Ok(Some(DpopAlgorithm::Es256)),
+        }
+    }
+}
+
 /// The signature algorithms a DPoP key may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DpopAlgorithm {
     /// ECDSA P-256 with SHA-256 (required by SessionKit on every platform).
+    #[serde(rename = "ES256")]
     Es256,
     /// Ed25519, where the platform has it.
+    #[serde(rename = "EdDSA")]
     EdDsa,
 }
 
@@ -39,9 +75,11 @@ impl DpopAlgorithm {
 }
 
 /// The public half of a DPoP key, as a JWK's required members.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kty")]
 pub enum DpopPublicKey {
     /// P-256: the base64url coordinates.
+    #[serde(rename = "EC")]
     P256 {
         /// `x`.
         x: String,
@@ -49,6 +87,7 @@ pub enum DpopPublicKey {
         y: String,
     },
     /// Ed25519: the base64url public key.
+    #[serde(rename = "OKP")]
     Ed25519 {
         /// `x`.
         x: String,
@@ -88,6 +127,33 @@ pub enum DpopError {
     /// The OS random source failed (for `jti`).
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// DPoP is required by the app's policy, but the provider does not offer it.
+    #[error(
+        "DPoP is required, but the provider's discovery document does not list ES256 in \
+         dpop_signing_alg_values_supported; enable DPoP at the provider or relax the DPoP policy"
+    )]
+    Unsupported,
+}
+
+/// A session's DPoP key as the session keeps it: what the proofs say about the key (algorithm,
+/// public key) and the platform's handle to the private half. What the handle is belongs to the
+/// platform: the sealed private key natively (the session record lives in the keystore), the
+/// name of a non-extractable WebCrypto key in IndexedDB, an alias in the Android Keystore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpopKey {
+    /// The signature algorithm.
+    pub algorithm: DpopAlgorithm,
+    /// The public key (it goes into every proof).
+    pub public_key: DpopPublicKey,
+    /// The platform's handle to the private key.
+    pub handle: Secret,
+}
+
+impl DpopKey {
+    /// The RFC 7638 thumbprint (`dpop_jkt`, and the `cnf.jkt` of the tokens bound to this key).
+    pub fn thumbprint(&self) -> String {
+        jwk_thumbprint(&self.public_key)
+    }
 }
 
 /// Signs DPoP proofs with a key that stays in the platform's key store.
@@ -127,37 +193,130 @@ fn htu(url: &Url) -> &str {
     &text[..text.find(['?', '#']).unwrap_or(text.len())]
 }
 
+/// Whether a token answer fits the proof its request carried (`sent`): the key is kept for
+/// every later request of the session (a provider may bind the refresh token even when it
+/// issues a Bearer access token), and the answer's `token_type` says how the access token is
+/// presented. A Bearer answer under [`DpopPolicy::Required`] is a downgrade and refused.
+pub fn check_binding(
+    policy: DpopPolicy,
+    sent: Option<&DpopKey>,
+    tokens: &crate::oidc::token::TokenResponse,
+) -> Result<(), crate::oidc::token::MalformedToken> {
+    use crate::oidc::token::MalformedToken;
+    match (tokens.is_dpop(), sent) {
+        (true, None) => Err(MalformedToken::UnexpectedDpop),
+        (false, Some(_)) if policy == DpopPolicy::Required => Err(MalformedToken::NotDpopBound),
+        _ => Ok(()),
+    }
+}
+
+/// A proof waiting for its signature: signing may be asynchronous (WebCrypto), so the core
+/// builds the input and the driver signs it and calls [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct UnsignedProof {
+    algorithm: DpopAlgorithm,
+    signing_input: Secret,
+}
+
+impl UnsignedProof {
+    /// Builds the header and claims of a proof for `request`, made with a key of `algorithm`
+    /// whose public half is `key`. Each call has a fresh `jti`.
+    pub fn new(algorithm: DpopAlgorithm, key: &DpopPublicKey, request: &ProofFor<'_>) -> Result<Self, DpopError> {
+        let fits = matches!(
+            (algorithm, key),
+            (DpopAlgorithm::Es256, DpopPublicKey::P256 { .. }) | (DpopAlgorithm::EdDsa, DpopPublicKey::Ed25519 { .. })
+        );
+        if !fits || !key.is_well_formed() {
+            return Err(DpopError::BadPublicKey);
+        }
+        let header = format!(r#"{{"typ":"dpop+jwt","alg":"{}","jwk":{}}}"#, algorithm.name(), key.canonical_jwk());
+        let mut claims = serde_json::json!({
+            "jti": random_identifier()?.expose(),
+            "htm": request.method,
+            "htu": htu(request.url),
+            "iat": request.issued_at.as_secs(),
+        });
+        if let Some(token) = request.access_token {
+            // The hash binds the proof to the token; the token itself is not in the proof.
+            claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(token.expose().as_bytes())).into();
+        }
+        if let Some(nonce) = request.nonce {
+            claims["nonce"] = nonce.into();
+        }
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.as_bytes()),
+            URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
+        );
+        Ok(Self { algorithm, signing_input: Secret::new(signing_input) })
+    }
+
+    /// The bytes to sign.
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.expose().as_bytes()
+    }
+
+    /// The compact proof, given the signature of [`signing_input`](Self::signing_input): for
+    /// both algorithms 64 bytes (ES256 as `r || s`, not DER; a DER signature is refused here
+    /// rather than by the server).
+    pub fn finish(self, signature: &[u8]) -> Result<Secret, DpopError> {
+        let expected = match self.algorithm {
+            DpopAlgorithm::Es256 | DpopAlgorithm::EdDsa => 64,
+        };
+        if signature.len() != expected {
+            return Err(DpopError::Signing(format!(
+                "the signature is {} bytes long; {} needs {expected} (raw r || s for ES256)",
+                signature.len(),
+                self.algorithm.name()
+            )));
+        }
+        Ok(Secret::new(format!("{}.{}", self.signing_input.expose(), URL_SAFE_NO_PAD.encode(signature))))
+    }
+}
+
 /// A DPoP proof for one request, signed by `signer`. It is single-use (a fresh `jti`).
 pub fn proof(signer: &dyn DpopSigner, request: &ProofFor<'_>) -> Result<Secret, DpopError> {
-    let key = signer.public_key();
-    let fits = matches!(
-        (signer.algorithm(), &key),
-        (DpopAlgorithm::Es256, DpopPublicKey::P256 { .. }) | (DpopAlgorithm::EdDsa, DpopPublicKey::Ed25519 { .. })
-    );
-    if !fits || !key.is_well_formed() {
-        return Err(DpopError::BadPublicKey);
+    let unsigned = UnsignedProof::new(signer.algorithm(), &signer.public_key(), request)?;
+    let signature = signer.sign(unsigned.signing_input())?;
+    unsigned.finish(&signature)
+}
+
+/// The longest `DPoP-Nonce` kept; a longer one is ignored.
+pub const MAX_NONCE_BYTES: usize = 512;
+
+/// The server's `DPoP-Nonce`, if it sent a well-formed one (RFC 9449 section 8.1: 1*NQCHAR,
+/// printable ASCII without `"` and `\`).
+pub fn server_nonce(response: &HttpResponse) -> Option<&str> {
+    let nonce = response.header("dpop-nonce")?.trim();
+    let nqchar = |c: u8| c == b'!' || (b'#'..=b'[').contains(&c) || (b']'..=b'~').contains(&c);
+    (!nonce.is_empty() && nonce.len() <= MAX_NONCE_BYTES && nonce.bytes().all(nqchar)).then_some(nonce)
+}
+
+/// Whether the answer asks for a proof with the server's nonce: a token endpoint's `400` with
+/// `error: use_dpop_nonce` (section 8), or a resource server's `401` whose `WWW-Authenticate`
+/// has the DPoP scheme with `error="use_dpop_nonce"` (section 9). Only with a nonce to use.
+pub fn asks_for_nonce(response: &HttpResponse) -> bool {
+    if server_nonce(response).is_none() {
+        return false;
     }
-    let header = format!(r#"{{"typ":"dpop+jwt","alg":"{}","jwk":{}}}"#, signer.algorithm().name(), key.canonical_jwk());
-    let mut claims = serde_json::json!({
-        "jti": random_identifier()?.expose(),
-        "htm": request.method,
-        "htu": htu(request.url),
-        "iat": request.issued_at.as_secs(),
-    });
-    if let Some(token) = request.access_token {
-        // The hash binds the proof to the token; the token itself is not in the proof.
-        claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(token.expose().as_bytes())).into();
+    match response.status() {
+        400 => {
+            #[derive(Deserialize)]
+            struct ErrorBody<'a> {
+                #[serde(borrow)]
+                error: std::borrow::Cow<'a, str>,
+            }
+            serde_json::from_slice::<ErrorBody<'_>>(response.body()).is_ok_and(|body| body.error == "use_dpop_nonce")
+        }
+        401 => response.header("www-authenticate").is_some_and(|challenge| {
+            let lower = challenge.to_ascii_lowercase();
+            // The DPoP scheme, first or after another challenge, asking for its nonce.
+            let dpop_scheme =
+                lower.trim_start().starts_with("dpop ") || lower.contains(",dpop ") || lower.contains(", dpop ");
+            dpop_scheme && lower.contains("error=\"use_dpop_nonce\"")
+        }),
+        _ => false,
     }
-    if let Some(nonce) = request.nonce {
-        claims["nonce"] = nonce.into();
-    }
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.as_bytes()),
-        URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
-    );
-    let signature = signer.sign(signing_input.as_bytes())?;
-    Ok(Secret::new(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))))
 }
 
 #[cfg(test)]
@@ -294,5 +453,94 @@ mod tests {
         ] {
             assert_eq!(proof(&Odd(key), &request).unwrap_err(), DpopError::BadPublicKey);
         }
+    }
+
+    #[test]
+    fn the_policy_picks_es256_only_when_the_provider_offers_it() {
+        let offered = vec!["ES256".to_owned(), "EdDSA".to_owned()];
+        let other = vec!["PS256".to_owned()];
+        assert_eq!(DpopPolicy::WhenSupported.algorithm_for(&offered), Ok(Some(DpopAlgorithm::Es256)));
+        assert_eq!(DpopPolicy::WhenSupported.algorithm_for(&other), Ok(None));
+        assert_eq!(DpopPolicy::WhenSupported.algorithm_for(&[]), Ok(None));
+        assert_eq!(DpopPolicy::Off.algorithm_for(&offered), Ok(None));
+        assert_eq!(DpopPolicy::Required.algorithm_for(&offered), Ok(Some(DpopAlgorithm::Es256)));
+        let refused = DpopPolicy::Required.algorithm_for(&[]).unwrap_err();
+        assert_eq!(refused, DpopError::Unsupported);
+        assert!(refused.to_string().contains("dpop_signing_alg_values_supported"), "says what to fix");
+    }
+
+    #[test]
+    fn a_token_answer_must_fit_the_proof_its_request_carried() {
+        use crate::oidc::token::{MalformedToken, TokenResponse};
+        let answer = |token_type: &str| TokenResponse {
+            access_token: Secret::from("at"),
+            token_type: token_type.to_owned(),
+            expires_in: None,
+            refresh_token: None,
+            id_token: None,
+            scope: None,
+        };
+        let key = DpopKey {
+            algorithm: DpopAlgorithm::Es256,
+            public_key: DpopPublicKey::P256 { x: "x".into(), y: "y".into() },
+            handle: Secret::from("handle"),
+        };
+        for policy in [DpopPolicy::Off, DpopPolicy::WhenSupported, DpopPolicy::Required] {
+            assert_eq!(check_binding(policy, Some(&key), &answer("DPoP")), Ok(()));
+            assert_eq!(check_binding(policy, None, &answer("DPoP")), Err(MalformedToken::UnexpectedDpop));
+            assert_eq!(check_binding(policy, None, &answer("Bearer")), Ok(()));
+        }
+        assert_eq!(check_binding(DpopPolicy::WhenSupported, Some(&key), &answer("Bearer")), Ok(()));
+        assert_eq!(
+            check_binding(DpopPolicy::Required, Some(&key), &answer("Bearer")),
+            Err(MalformedToken::NotDpopBound),
+            "no silent downgrade"
+        );
+    }
+
+    #[test]
+    fn nonce_challenges_are_recognised_only_in_their_two_forms() {
+        let with_nonce = |status: u16, body: &str| HttpResponse::new(status, body.as_bytes().to_vec());
+        let token_challenge = with_nonce(400, r#"{"error":"use_dpop_nonce"}"#).with_header("DPoP-Nonce", "n1");
+        assert!(asks_for_nonce(&token_challenge));
+        assert_eq!(server_nonce(&token_challenge), Some("n1"));
+        let api_challenge = with_nonce(401, "")
+            .with_header("WWW-Authenticate", r#"Bearer realm="x", DPoP error="use_dpop_nonce", algs="ES256""#)
+            .with_header("DPoP-Nonce", "n2");
+        assert!(asks_for_nonce(&api_challenge));
+        // Without a nonce to use, another error, or another scheme: no retry.
+        assert!(!asks_for_nonce(&with_nonce(400, r#"{"error":"use_dpop_nonce"}"#)));
+        assert!(!asks_for_nonce(&with_nonce(400, r#"{"error":"invalid_grant"}"#).with_header("DPoP-Nonce", "n")));
+        let bearer = with_nonce(401, "").with_header("WWW-Authenticate", r#"Bearer error="use_dpop_nonce""#);
+        assert!(!asks_for_nonce(&bearer.with_header("DPoP-Nonce", "n")));
+        assert!(!asks_for_nonce(&with_nonce(500, r#"{"error":"use_dpop_nonce"}"#).with_header("DPoP-Nonce", "n")));
+        // Malformed nonces are ignored.
+        for bad in ["", "a b", "quote\"", "back\\slash", &"n".repeat(MAX_NONCE_BYTES + 1)] {
+            assert_eq!(server_nonce(&with_nonce(200, "").with_header("DPoP-Nonce", bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_signature_of_the_wrong_length_makes_no_proof() {
+        let url = Url::parse("https://idp.example/token").unwrap();
+        let request =
+            ProofFor { method: "POST", url: &url, access_token: None, nonce: None, issued_at: UnixTime::EPOCH };
+        let public = key().public_key();
+        let der_like = vec![0x30; 71];
+        let unsigned = UnsignedProof::new(DpopAlgorithm::Es256, &public, &request).unwrap();
+        assert!(matches!(unsigned.finish(&der_like), Err(DpopError::Signing(_))), "a DER signature is refused");
+    }
+
+    #[test]
+    fn a_key_round_trips_through_json_and_its_debug_hides_the_handle() {
+        let key = DpopKey {
+            algorithm: DpopAlgorithm::Es256,
+            public_key: DpopPublicKey::P256 { x: "l8tF".into(), y: "9VE4".into() },
+            handle: Secret::from("private-scalar-material"),
+        };
+        let json = serde_json::to_string(&key).unwrap();
+        assert!(json.contains(r#""algorithm":"ES256""#) && json.contains(r#""kty":"EC""#), "{json}");
+        assert_eq!(serde_json::from_str::<DpopKey>(&json).unwrap(), key);
+        assert!(!format!("{key:?}").contains("private-scalar-material"));
     }
 }

@@ -143,6 +143,23 @@ pub enum MalformedToken {
     /// A status that is neither success, an OAuth error, nor transient.
     #[error("unexpected HTTP status {0} from the token endpoint")]
     Status(u16),
+    /// A Bearer token answered a request that carried a DPoP proof, and the policy requires
+    /// DPoP: accepting it would be a silent downgrade.
+    #[error(
+        "the provider issued a Bearer token although DPoP is required; enable DPoP-bound tokens for this \
+         client at the provider"
+    )]
+    NotDpopBound,
+    /// A DPoP token answered a request that carried no proof: it could never be used.
+    #[error("the provider issued a DPoP token to a request without a DPoP proof")]
+    UnexpectedDpop,
+}
+
+impl TokenResponse {
+    /// Whether the access token is DPoP-bound (`token_type: DPoP`) rather than a Bearer token.
+    pub fn is_dpop(&self) -> bool {
+        self.token_type == "DPoP"
+    }
 }
 
 /// What a token endpoint response means for the session.

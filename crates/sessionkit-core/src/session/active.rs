@@ -11,6 +11,7 @@ use super::{
     BACKOFF_BASE, BACKOFF_CAP, DEFAULT_ACCESS_LIFETIME, EndReason, ExpiryReason, RETRY_AFTER_CAP, SessionEvent,
     SessionStatus, TokenState,
 };
+use crate::oidc::dpop::DpopKey;
 use crate::oidc::token::TokenResponse;
 use crate::{Secret, SessionPolicy, UnixTime};
 
@@ -98,6 +99,9 @@ pub(super) struct Active {
     pub(super) subject: String,
     /// What to call the user on screen (see `SessionStatus::display_name`).
     pub(super) display_name: Option<String>,
+    /// The key the tokens are bound to (RFC 9449): it signs every refresh, and the API calls
+    /// when the access token is a DPoP token.
+    pub(super) dpop_key: Option<DpopKey>,
     pub(super) tokens: Tokens,
     pub(super) started_at: UnixTime,
     pub(super) absolute_deadline: UnixTime,
@@ -134,6 +138,7 @@ impl Active {
             session_id,
             subject,
             display_name: None,
+            dpop_key: None,
             tokens,
             started_at,
             // Always computed from the start time: a stored record cannot carry a later one.

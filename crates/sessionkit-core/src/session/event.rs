@@ -277,6 +277,9 @@ pub enum Action {
     Refresh(HttpRequest),
     /// Revoke this token; on failure, keep it and retry later (it is no longer in the session).
     Revoke(Revocation),
+    /// Delete this DPoP key from the platform's key store: its session is over (best effort;
+    /// a key left behind signs for nothing, as its tokens are gone).
+    ForgetDpopKey(crate::oidc::dpop::DpopKey),
 }
 
 #[cfg(test)]

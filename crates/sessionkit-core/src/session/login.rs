@@ -10,6 +10,8 @@ use super::{Keys, RecordError, Session, SessionEvent, SessionRecord, State, Stor
 use crate::error::CoreError;
 use crate::http::HttpResponse;
 use crate::oidc::authorize::{AuthorizeOptions, PendingAuthorization};
+use crate::oidc::device::DeviceAuthorization;
+use crate::oidc::dpop::{DpopAlgorithm, DpopKey, check_binding};
 use crate::oidc::id_token::{
     IdTokenCheck, IdTokenClaims, IdTokenError, SignatureError, SignatureVerifier, validate_id_token,
 };
@@ -29,12 +31,22 @@ pub(super) enum IdTokenFailure {
 impl Session {
     /// Starts a sign-in: the URL to open and the pending login to keep until the callback.
     /// The current session, if any, stays until the new one is complete.
+    /// `dpop_key` is the fresh key the new session will be bound to, made by the driver when
+    /// [`dpop_algorithm`](Self::dpop_algorithm) asked for one.
     pub fn begin_login(
         &self,
         options: &AuthorizeOptions,
+        dpop_key: Option<DpopKey>,
         now: Now,
     ) -> Result<(crate::url::Url, PendingAuthorization), CoreError> {
-        Ok(PendingAuthorization::begin(&self.client, &self.metadata, options, self.clock.effective(now))?)
+        Ok(PendingAuthorization::begin(&self.client, &self.metadata, options, dpop_key, self.clock.effective(now))?)
+    }
+
+    /// The algorithm of the DPoP key a new sign-in needs, or `None` for a Bearer session (see
+    /// [`DpopPolicy`](crate::oidc::dpop::DpopPolicy)). `Err` when DPoP is required and the
+    /// provider does not offer it: the driver reports that at start, before any sign-in.
+    pub fn dpop_algorithm(&self) -> Result<Option<DpopAlgorithm>, CoreError> {
+        Ok(self.policy.dpop().algorithm_for(&self.metadata.dpop_signing_algs)?)
     }
 
     /// Feeds the token endpoint's answer to the code exchange. On success a fresh session
@@ -47,7 +59,7 @@ impl Session {
         keys: Keys,
         now: Now,
     ) -> Result<(), CoreError> {
-        self.login(Some(pending.nonce()), response, verifier, keys, now)
+        self.login(Some(pending.nonce()), pending.dpop_key(), response, verifier, keys, now)
     }
 
     /// Feeds the token response that ended a device authorization (RFC 8628). The ID token
@@ -55,17 +67,19 @@ impl Session {
     /// checked as for [`handle_login_response`](Self::handle_login_response).
     pub fn handle_device_login_response(
         &mut self,
+        device: &DeviceAuthorization,
         response: &HttpResponse,
         verifier: &dyn SignatureVerifier,
         keys: Keys,
         now: Now,
     ) -> Result<(), CoreError> {
-        self.login(None, response, verifier, keys, now)
+        self.login(None, device.dpop_key(), response, verifier, keys, now)
     }
 
     fn login(
         &mut self,
         nonce: Option<&Secret>,
+        dpop_key: Option<&DpopKey>,
         response: &HttpResponse,
         verifier: &dyn SignatureVerifier,
         keys: Keys,
@@ -81,6 +95,10 @@ impl Session {
             }
             TokenOutcome::Malformed(error) => return Err(error.into()),
         };
+        if let Err(error) = check_binding(self.policy.dpop(), dpop_key, &tokens) {
+            self.revoke(tokens.refresh_token, None);
+            return Err(error.into());
+        }
         let Some(id_token) = &tokens.id_token else {
             self.revoke(tokens.refresh_token, None);
             return Err(CoreError::MissingIdToken);
@@ -99,6 +117,7 @@ impl Session {
         self.outbox.tell(SessionEvent::LoggedIn { session_id: session_id.clone(), subject: claims.sub.clone() });
         let mut active = Active::new(session_id, claims.sub.clone(), tokens, t, &self.policy);
         active.display_name = super::active::display_name(&claims);
+        active.dpop_key = dpop_key.cloned();
         let started = State::Active(Box::new(active));
         let old = std::mem::replace(&mut self.state, started);
         // The new session's record first, then the old tokens' revocation.

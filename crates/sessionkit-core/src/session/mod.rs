@@ -51,6 +51,7 @@ use crate::error::CoreError;
 use crate::http::HttpResponse;
 use crate::oidc::client::ClientConfig;
 use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::dpop::DpopKey;
 use crate::oidc::logout::EndSessionRequest;
 use crate::time::{ClockGuard, duration_millis};
 use crate::{Now, Secret, SessionPolicy, UnixTime};
@@ -206,6 +207,21 @@ impl Session {
     /// The token type to put in the `Authorization` header (`Bearer` or `DPoP`).
     pub fn token_type(&self) -> Option<&str> {
         self.active().map(|a| a.tokens.token_type.as_str())
+    }
+
+    /// The DPoP key the session's tokens are bound to, if any (RFC 9449).
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.active().and_then(|a| a.dpop_key.as_ref())
+    }
+
+    /// The time as the provider's clock shows it (`now` corrected by the offset learnt from
+    /// its `Date` headers): what a DPoP proof's `iat` says.
+    pub fn server_time(&self, now: Now) -> UnixTime {
+        let local = self.clock.effective(now);
+        match u64::try_from(self.server_offset_ms) {
+            Ok(ahead) => local.saturating_add(Duration::from_millis(ahead)),
+            Err(_) => local.saturating_sub(Duration::from_millis(self.server_offset_ms.unsigned_abs())),
+        }
     }
 
     /// The session's times and identity, or `None` when signed out.
@@ -408,6 +424,7 @@ impl Session {
         if revoke {
             self.retire(*a);
         } else {
+            self.forget_dpop_key(a.dpop_key);
             self.ended_session_id = Some(a.session_id);
         }
         self.outbox.tell(SessionEvent::Expired { session_id, reason });
@@ -418,6 +435,14 @@ impl Session {
     fn retire(&mut self, old: Active) {
         self.ended_session_id = Some(old.session_id);
         self.revoke(old.tokens.refresh_token, Some(old.tokens.access_token));
+        // After the revocation: revoking needs no proof, and the key is worth nothing now.
+        self.forget_dpop_key(old.dpop_key);
+    }
+
+    fn forget_dpop_key(&mut self, key: Option<DpopKey>) {
+        if let Some(key) = key {
+            self.outbox.act(Action::ForgetDpopKey(key));
+        }
     }
 
     /// Revokes tokens the session is done with (see [`Outbox::revoke`]).

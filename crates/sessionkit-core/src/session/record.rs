@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::active::{Active, Tokens, refresh_due};
+use crate::oidc::dpop::DpopKey;
 use crate::{Secret, SessionPolicy, UnixTime};
 
 /// The schema version this build writes.
@@ -56,6 +57,9 @@ pub struct SessionRecord {
     /// What to call the user on screen (added in place in version 2: older records lack it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The DPoP key the tokens are bound to (added in place: older records are Bearer sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<DpopKey>,
     /// The access token.
     pub access_token: Secret,
     /// `Bearer` or `DPoP`.
@@ -132,6 +136,7 @@ impl SessionRecord {
             client_id: context.client_id.to_owned(),
             subject: active.subject.clone(),
             display_name: active.display_name.clone(),
+            dpop_key: active.dpop_key.clone(),
             access_token: tokens.access_token.clone(),
             token_type: tokens.token_type.clone(),
             access_token_issued_at: tokens.issued_at,
@@ -166,6 +171,7 @@ impl Active {
         };
         let mut active = Active::new(record.session_id, record.subject, tokens, record.started_at, policy);
         active.display_name = record.display_name;
+        active.dpop_key = record.dpop_key;
         active.last_activity_at = record.last_activity_at;
         active.activity_persisted_at = record.last_activity_at;
         active.written = true;

@@ -12,6 +12,7 @@ use super::login::IdTokenFailure;
 use super::{Action, Anomaly, EndReason, Keys, RefreshStart, Session, SessionEvent, State};
 use crate::error::CoreError;
 use crate::http::HttpResponse;
+use crate::oidc::dpop::check_binding;
 use crate::oidc::id_token::{IdTokenError, SignatureVerifier};
 use crate::oidc::token::{TokenErrorCode, TokenOutcome, TokenResponse, refresh_request};
 use crate::{Now, UnixTime};
@@ -34,7 +35,9 @@ impl Session {
             RefreshState::InFlight { .. } => RefreshStart::InFlight,
             RefreshState::Backoff { until } if t < until => RefreshStart::BackingOff { until },
             _ => {
-                let request = refresh_request(&self.metadata.token_endpoint, &self.client.client_id, refresh_token);
+                let mut request = refresh_request(&self.metadata.token_endpoint, &self.client.client_id, refresh_token);
+                // A bound refresh token is only good with a proof of the same key.
+                request.dpop = a.dpop_key.clone();
                 a.refresh = RefreshState::InFlight { sent_at: t };
                 self.outbox.act(Action::Refresh(request));
                 RefreshStart::Started
@@ -109,6 +112,13 @@ impl Session {
         t: UnixTime,
     ) -> Result<(), CoreError> {
         let Some(a) = self.active() else { return Err(CoreError::NoSession(EndReason::Revoked)) };
+        if let Err(error) = check_binding(self.policy.dpop(), a.dpop_key.as_ref(), &response) {
+            // Not an answer this session can use: kept, retried later (as a malformed answer).
+            if let Some(a) = self.active_mut() {
+                a.back_off(t, None);
+            }
+            return Err(error.into());
+        }
         let mut refreshed_name = None;
         if let Some(id_token) = &response.id_token {
             match self.check_id_token(id_token, None, Some(&a.subject), t, verifier, keys) {

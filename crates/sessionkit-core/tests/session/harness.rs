@@ -166,7 +166,7 @@ impl Harness {
         rt: Option<&str>,
         expires_in: u64,
     ) -> Result<(), sessionkit_core::CoreError> {
-        let (_, pending) = self.session.begin_login(&AuthorizeOptions::default(), self.clock.now()).unwrap();
+        let (_, pending) = self.session.begin_login(&AuthorizeOptions::default(), None, self.clock.now()).unwrap();
         let id = id_token(sub, Some(pending.nonce().expose()), self.clock.wall());
         let response = token_body(at, rt, Some(&id), expires_in);
         self.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, self.clock.now())

@@ -38,7 +38,7 @@ fn a_whole_session_leaks_nothing() {
         seen.push_str(&format!("{:?}\n{:?}\n", h.session, h.session.status()));
     };
 
-    let (url, mut pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (url, mut pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
     let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
     let forged = pending.accept_callback("http://127.0.0.1:4711/cb?state=x&code=SECRET-CODE").unwrap_err();
     let callback = format!("http://127.0.0.1:4711/cb?state={state}&code=SECRET-CODE&iss=https%3A%2F%2Fidp.example");

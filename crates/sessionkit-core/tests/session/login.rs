@@ -33,7 +33,7 @@ fn login_starts_a_session_persists_it_and_says_so() {
 #[test]
 fn a_wrong_nonce_is_refused_and_its_refresh_token_revoked() {
     let mut h = Harness::signed_out(policy());
-    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
     let forged = id_token("alice", Some("someone-elses-nonce"), h.clock.wall());
     let response = token_body("at", Some("rt"), Some(&forged), 300);
     let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now());
@@ -47,7 +47,7 @@ fn a_wrong_nonce_is_refused_and_its_refresh_token_revoked() {
 #[test]
 fn a_login_response_without_id_token_is_refused() {
     let mut h = Harness::signed_out(policy());
-    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
     let response = token_body("at", None, None, 300);
     let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now());
     assert_eq!(err, Err(CoreError::MissingIdToken));
@@ -57,7 +57,7 @@ fn a_login_response_without_id_token_is_refused() {
 fn login_failures_keep_the_current_session() {
     let mut h = Harness::signed_in(policy());
     h.drain();
-    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
     let busy = HttpResponse::new(503, Vec::new()).with_header("retry-after", "5");
     let err = h.session.handle_login_response(&pending, &busy, &TestVerifier, Keys::Cached, h.clock.now());
     assert_eq!(err, Err(CoreError::Transient { status: Some(503), retry_after: Some(Duration::from_secs(5)) }));
@@ -86,8 +86,8 @@ fn every_login_is_a_fresh_session_and_revokes_the_old_refresh_token() {
 #[test]
 fn each_login_draws_new_state_nonce_and_pkce() {
     let h = Harness::signed_out(policy());
-    let (a, _) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
-    let (b, _) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (a, _) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
+    let (b, _) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
     for name in ["state", "nonce", "code_challenge"] {
         let get = |u: &sessionkit_core::url::Url| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         assert!(get(&a).is_some());
@@ -101,7 +101,7 @@ fn each_login_draws_new_state_nonce_and_pkce() {
 fn clock_skew_of_ten_minutes_is_absorbed_by_the_server_offset() {
     for skew_secs in [600i64, -600] {
         let mut h = Harness::signed_out(policy());
-        let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+        let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
         let server_now = h.clock.wall().offset_by_millis(skew_secs * 1000);
         let id = id_token("alice", Some(pending.nonce().expose()), server_now);
         let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(server_now.as_secs()));
@@ -118,7 +118,7 @@ fn clock_skew_of_ten_minutes_is_absorbed_by_the_server_offset() {
 fn without_a_date_header_ten_minutes_of_skew_pass_and_twenty_do_not() {
     for (skew_secs, accepted) in [(600i64, true), (-600, true), (1200, false)] {
         let mut h = Harness::signed_out(policy());
-        let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+        let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
         let server_now = h.clock.wall().offset_by_millis(skew_secs * 1000);
         let id = id_token("alice", Some(pending.nonce().expose()), server_now);
         let response = token_body("at", Some("rt"), Some(&id), 300);
@@ -132,7 +132,7 @@ fn without_a_date_header_ten_minutes_of_skew_pass_and_twenty_do_not() {
     // With the server's clock known from a Date header, a token claiming to be issued 10
     // minutes after that clock is refused.
     let mut h = Harness::signed_out(policy());
-    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
     let future = h.clock.wall().offset_by_millis(600_000);
     let id = id_token("alice", Some(pending.nonce().expose()), future);
     let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(h.clock.wall().as_secs()));
@@ -144,7 +144,7 @@ fn without_a_date_header_ten_minutes_of_skew_pass_and_twenty_do_not() {
 #[test]
 fn an_unknown_key_with_cached_keys_asks_for_a_refetch_without_side_effects() {
     let mut h = Harness::signed_out(policy());
-    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
     let claims = serde_json::json!({
         "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "nonce": pending.nonce().expose(),
         "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600,

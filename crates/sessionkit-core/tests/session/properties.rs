@@ -127,7 +127,7 @@ proptest! {
     #[test]
     fn callbacks_never_panic(query in ".{0,300}", path in "[a-z/]{0,10}") {
         let h = Harness::signed_out(policy());
-        let (_, mut pending) = h.session.begin_login(&AuthorizeOptions::default(), h.clock.now()).unwrap();
+        let (_, mut pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
         let _ = pending.accept_callback(&format!("http://127.0.0.1:4711/{path}?{query}"));
         let _ = pending.accept_callback(&query);
     }

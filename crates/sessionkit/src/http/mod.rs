@@ -126,7 +126,7 @@ mod web;
 use web as imp;
 
 /// The response headers the core reads (the rest are dropped).
-const KEPT_HEADERS: [&str; 4] = ["date", "retry-after", "content-type", "www-authenticate"];
+const KEPT_HEADERS: [&str; 5] = ["date", "retry-after", "content-type", "www-authenticate", "dpop-nonce"];
 
 /// Sends one request and returns its response: the network under the driver.
 ///

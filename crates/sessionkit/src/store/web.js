@@ -1,6 +1,7 @@
-// Browser primitives for the web store and the cross-tab lock (see web.rs and lock.rs): IndexedDB,
-// WebCrypto AES-GCM and Web Locks, each as one small promise-returning function. What to store,
-// under which key, and when, is decided in Rust; nothing here keeps state between calls.
+// Browser primitives for the web store, the cross-tab lock and DPoP keys (see web.rs, lock.rs and
+// dpop/web.rs): IndexedDB, WebCrypto AES-GCM and ECDSA, and Web Locks, each as one small
+// promise-returning function. What to store, under which key, and when, is decided in Rust; the
+// only state kept between calls is a cache of DPoP CryptoKey objects (handles, not key bytes).
 
 const DB_VERSION = 1;
 const RECORDS = 'records';
@@ -106,6 +107,35 @@ export async function loadAll(name) {
     out.push([String(slots[i]), plaintext]);
   }
   return out;
+}
+
+// DPoP keys (RFC 9449): ECDSA P-256 pairs made non-extractable, so script can sign with the private
+// key but never read it; IndexedDB keeps the CryptoKey object itself (structured clone), shared by
+// the origin's tabs. Signatures come out as r || s, the form JWS wants.
+const signingKeys = new Map();
+const dpopSlot = (id) => `dpop:${id}`;
+
+export async function createSigningKey(name, id) {
+  const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  const jwk = await crypto.subtle.exportKey('jwk', pair.publicKey);
+  await withDb(name, 'readwrite', [KEYS], (tx) => request(tx.objectStore(KEYS).put(pair.privateKey, dpopSlot(id))));
+  signingKeys.set(id, pair.privateKey);
+  return [jwk.x, jwk.y];
+}
+
+export async function signWithKey(name, id, data) {
+  let key = signingKeys.get(id);
+  if (!key) {
+    key = await withDb(name, 'readonly', [KEYS], (tx) => request(tx.objectStore(KEYS).get(dpopSlot(id))));
+    if (!key) throw new Error('the DPoP key is not in this browser (its storage was cleared)');
+    signingKeys.set(id, key);
+  }
+  return new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key, data));
+}
+
+export async function deleteSigningKey(name, id) {
+  signingKeys.delete(id);
+  await withDb(name, 'readwrite', [KEYS], (tx) => request(tx.objectStore(KEYS).delete(dpopSlot(id))));
 }
 
 // Asks the browser not to evict this origin's storage under pressure, unless it already agreed

@@ -36,6 +36,12 @@ extern "C" {
     async fn request_persistence() -> JsValue;
     #[wasm_bindgen(js_name = acquireLock, catch)]
     pub(crate) async fn acquire_lock(name: &str, timeout_ms: u32) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = createSigningKey, catch)]
+    pub(crate) async fn create_signing_key(database: &str, id: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = signWithKey, catch)]
+    pub(crate) async fn sign_with_key(database: &str, id: &str, data: &[u8]) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = deleteSigningKey, catch)]
+    pub(crate) async fn delete_signing_key(database: &str, id: &str) -> Result<(), JsValue>;
 }
 
 /// The browser's encrypted IndexedDB store. Open it with [`WebStore::open`].
@@ -172,7 +178,7 @@ fn parse_entries(entries: &JsValue) -> HashMap<String, Secret> {
 
 /// A JS error's name and message, e.g. "QuotaExceededError: ...". Never a stored value: the
 /// helpers throw only IndexedDB, WebCrypto and lock errors.
-fn describe_js_error(error: &JsValue) -> String {
+pub(crate) fn describe_js_error(error: &JsValue) -> String {
     let field = |name: &str| js_sys::Reflect::get(error, &name.into()).ok().and_then(|v| v.as_string());
     match (field("name"), field("message")) {
         (Some(name), Some(message)) => format!("{name}: {}", message.chars().take(200).collect::<String>()),

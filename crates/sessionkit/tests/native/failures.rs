@@ -13,13 +13,19 @@ fn lazy() -> SessionPolicy {
     SessionPolicy::builder().background_refresh(false).build().unwrap()
 }
 
+/// Bearer tokens: for the tests where the provider is called with a refresh token directly, as a
+/// process that died would have (with DPoP, only the key's holder could).
+fn lazy_bearer() -> SessionPolicy {
+    SessionPolicy::builder().background_refresh(false).dpop(sessionkit::DpopPolicy::Off).build().unwrap()
+}
+
 #[tokio::test]
 async fn tampered_id_tokens_are_refused_and_nothing_is_signed_in() {
     let idp = Idp::start(60);
     let (client, store) = idp.client(SessionPolicy::default()).await;
     for tamper in ["iss", "aud", "nonce", "expired", "signature", "alg_none", "hmac"] {
         idp.fault(json!({"path": "/token", "mode": "tamper", "tamper": tamper})).await;
-        let request = client.begin_login(&Default::default()).unwrap();
+        let request = client.begin_login(&Default::default()).await.unwrap();
         let callback = idp.authorize(request.url()).await;
         let err = client.complete_login(request, &callback).await.expect_err(tamper);
         assert!(matches!(err, Error::InvalidInput { .. }), "{tamper}: {err:?}");
@@ -37,7 +43,7 @@ async fn oversized_and_redirected_token_responses_are_refused() {
     let (client, _store) = idp.client(SessionPolicy::default()).await;
     for mode in ["oversize", "redirect"] {
         idp.fault(json!({"path": "/token", "mode": mode})).await;
-        let request = client.begin_login(&Default::default()).unwrap();
+        let request = client.begin_login(&Default::default()).await.unwrap();
         let callback = idp.authorize(request.url()).await;
         let err = client.complete_login(request, &callback).await.expect_err(mode);
         let expected = if mode == "oversize" {
@@ -79,8 +85,8 @@ async fn a_refresh_refused_for_the_client_not_the_grant_keeps_the_session() {
     assert!(stored_refresh_token(&store, &idp.issuer).is_some(), "and stays in the store");
     // Once the provider accepts the client again, the same session refreshes.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let token = client.access_token().await.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(&client).await, 200);
 }
 
 #[tokio::test]
@@ -103,8 +109,8 @@ async fn service_unavailable_and_rate_limits_keep_the_session_and_honour_retry_a
         assert_eq!(idp.stats().await, before, "{status}: backed off without a request");
         tokio::time::sleep(wait + Duration::from_millis(100)).await;
     }
-    let token = client.access_token().await.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(&client).await, 200);
 }
 
 #[tokio::test]
@@ -168,14 +174,14 @@ async fn a_response_lost_after_rotation_ends_in_a_clear_sign_in_again() {
 async fn a_process_killed_after_rotation_recovers_to_sign_in_again() {
     let idp = Idp::start(2);
     let store = std::sync::Arc::new(MemoryStore::new());
-    let first = SessionClient::new(idp.config(lazy(), store.clone())).await.unwrap();
+    let first = SessionClient::new(idp.config(lazy_bearer(), store.clone())).await.unwrap();
     idp.login(&first).await;
     let stale = stored_refresh_token(&store, &idp.issuer).unwrap();
     drop(first);
     // The dead process had rotated the token at the provider but never persisted the result.
     assert_eq!(idp.refresh_directly(&stale).await, 200);
 
-    let restarted = SessionClient::new(idp.config(lazy(), store.clone())).await.unwrap();
+    let restarted = SessionClient::new(idp.config(lazy_bearer(), store.clone())).await.unwrap();
     assert_eq!(restarted.status().unwrap().subject, "alice");
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let err = restarted.access_token().await.unwrap_err();
@@ -206,8 +212,8 @@ async fn a_locked_store_refuses_the_refresh_and_keeps_the_session() {
         panic!("a retry-later with its wait")
     };
     tokio::time::sleep(wait + Duration::from_millis(50)).await;
-    let token = client.access_token().await.expect("refreshed once the store can be read");
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    client.access_token().await.expect("refreshed once the store can be read");
+    assert_eq!(idp.call_api(&client).await, 200);
     assert_ne!(stored_refresh_token(&store, &idp.issuer).unwrap(), before, "rotated and written");
 }
 
@@ -222,8 +228,8 @@ async fn a_store_that_cannot_be_written_during_a_refresh_keeps_the_session_and_c
     let before = stored_refresh_token(&store, &idp.issuer).unwrap();
     tokio::time::sleep(Duration::from_millis(2200)).await;
     store.set_writes_fail(true);
-    let token = client.access_token().await.expect("the refresh works; only the write fails");
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    client.access_token().await.expect("the refresh works; only the write fails");
+    assert_eq!(idp.call_api(&client).await, 200);
     crate::lifecycle::wait_for(&mut events, Duration::from_secs(2), |e| {
         matches!(e, sessionkit::SessionEvent::StorageProblem { problem: sessionkit::StorageProblem::Unavailable, .. })
     })
@@ -307,8 +313,8 @@ async fn a_caller_that_gives_up_mid_refresh_does_not_lose_the_rotated_token() {
     assert!(client.status().unwrap().access_expires_at > before, "the abandoned refresh still landed");
     assert_eq!(idp.refresh_count().await, 1);
     let token = tokio::time::timeout(Duration::from_secs(10), client.access_token()).await.expect("not wedged");
-    let token = token.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    token.unwrap();
+    assert_eq!(idp.call_api(&client).await, 200);
     let stats = idp.stats().await;
     assert_eq!(stats["tokenErrors"], json!({}), "no refused grant (no spent token resent): {stats}");
 }

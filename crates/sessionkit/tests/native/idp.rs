@@ -76,7 +76,7 @@ impl Idp {
 
     /// Signs `client` in through the two-step flow.
     pub async fn login(&self, client: &SessionClient) {
-        let request = client.begin_login(&Default::default()).unwrap();
+        let request = client.begin_login(&Default::default()).await.unwrap();
         let callback = self.authorize(request.url()).await;
         client.complete_login(request, &callback).await.unwrap();
     }
@@ -93,7 +93,32 @@ impl Idp {
         self.0.is_active(token).await.unwrap()
     }
 
-    pub async fn call_api(&self, token: &str) -> u16 {
+    /// A call to the protected test API as an app makes it: headers from `authorize` (a DPoP
+    /// proof when the session is bound), and one retry when the API asks for a DPoP nonce.
+    pub async fn call_api(&self, client: &SessionClient) -> u16 {
+        let url = self.0.api_url();
+        for _ in 0..2 {
+            let headers = client.authorize("GET", &url).await.unwrap();
+            let answer = self
+                .0
+                .call_api_with(headers.authorization.expose(), headers.dpop.as_ref().map(|p| p.expose()))
+                .await
+                .unwrap();
+            let again = client.note_api_response(
+                &url,
+                answer.status,
+                answer.www_authenticate.as_deref(),
+                answer.dpop_nonce.as_deref(),
+            );
+            if !again {
+                return answer.status;
+            }
+        }
+        panic!("the API asked for a nonce twice")
+    }
+
+    /// A call to the test API with `token` as a Bearer token, without any proof.
+    pub async fn call_api_bearer(&self, token: &str) -> u16 {
         self.0.call_api(token).await.unwrap()
     }
 

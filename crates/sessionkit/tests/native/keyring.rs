@@ -154,7 +154,7 @@ async fn two_processes_sharing_the_secret_service_refresh_once() {
     assert_eq!(theirs, fingerprint(ours.expose()), "both processes hold the same, once-rotated token");
     assert_eq!(idp.refresh_count().await, 1, "one refresh between two processes");
     assert_eq!(idp.stats().await["tokenErrors"], serde_json::json!({}), "no replayed refresh token");
-    assert_eq!(idp.call_api(ours.expose()).await, 200);
+    assert_eq!(idp.call_api(&client).await, 200);
     client.logout().await.unwrap();
     let _ = std::fs::remove_file(ca_file);
 }

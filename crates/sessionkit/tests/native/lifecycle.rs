@@ -34,10 +34,11 @@ async fn code_flow_with_pkce_signs_in_and_the_token_works() {
     idp.login(&client).await;
     let event = wait_for(&mut events, Duration::from_secs(5), |e| matches!(e, SessionEvent::LoggedIn { .. })).await;
     assert!(matches!(event, SessionEvent::LoggedIn { subject, .. } if subject == "alice"));
-    let token = client.access_token().await.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(&client).await, 200);
     assert_eq!(client.status().unwrap().subject, "alice");
-    assert_eq!(client.token_type().as_deref(), Some("Bearer"));
+    // The provider offers DPoP, and the default policy takes it (tests/native/dpop.rs).
+    assert_eq!(client.token_type().as_deref(), Some("DPoP"));
 }
 
 #[tokio::test]
@@ -54,8 +55,8 @@ async fn refresh_rotates_the_refresh_token_and_the_old_one_is_dead() {
     assert_ne!(first, second);
     assert!(!idp.is_active(&first).await, "the rotated-out token is no longer valid");
     assert!(idp.is_active(&second).await);
-    let token = client.access_token().await.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(&client).await, 200);
 }
 
 #[tokio::test]
@@ -66,13 +67,13 @@ async fn logout_wipes_then_revokes_and_offers_end_session() {
     let refresh = stored_refresh_token(&store, &idp.issuer).unwrap();
     assert!(idp.is_active(&refresh).await);
     let access = client.access_token().await.unwrap();
-    assert_eq!(idp.call_api(access.expose()).await, 200);
+    assert_eq!(idp.call_api(&client).await, 200);
     let mut events = client.subscribe();
 
     let end = client.logout().await.unwrap().expect("the provider has an end_session_endpoint");
     assert!(stored_refresh_token(&store, &idp.issuer).is_none(), "wiped from the store");
     assert!(!idp.is_active(&refresh).await, "revoked at the provider");
-    assert_eq!(idp.call_api(access.expose()).await, 401, "the access token died with its grant");
+    assert!(!idp.is_active(access.expose()).await, "the access token died with its grant");
     assert!(end.url.expose().starts_with(&format!("{}/session/end?", idp.issuer)));
     assert!(end.url.expose().contains("id_token_hint="));
     assert!(end.url.expose().contains("post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%2Flogged-out"));
@@ -137,8 +138,8 @@ async fn a_fresh_token_is_served_from_memory_even_with_the_store_locked() {
     let (client, store) = idp.client(SessionPolicy::default()).await;
     idp.login(&client).await;
     store.set_unavailable(true);
-    let token = client.access_token().await.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(&client).await, 200);
 }
 
 #[tokio::test]
@@ -165,7 +166,7 @@ async fn loopback_sign_in_through_a_browser() {
 async fn a_forged_callback_is_refused_and_the_login_can_still_complete() {
     let idp = Idp::start(60);
     let (client, _store) = idp.client(SessionPolicy::default()).await;
-    let request = client.begin_login(&Default::default()).unwrap();
+    let request = client.begin_login(&Default::default()).await.unwrap();
     let callback = idp.authorize(request.url()).await;
     let forged = callback.replace("state=", "state=x");
     let err = client.complete_login(request, &forged).await.unwrap_err();
@@ -185,8 +186,9 @@ async fn device_flow_signs_in_when_the_user_approves() {
     };
     tokio::time::timeout(Duration::from_secs(30), client.login_with_device(show)).await.unwrap().unwrap();
     assert_eq!(client.status().unwrap().subject, "alice");
-    let token = client.access_token().await.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    assert_eq!(client.token_type().as_deref(), Some("DPoP"), "each poll carried a proof of the session's key");
+    client.access_token().await.unwrap();
+    assert_eq!(idp.call_api(&client).await, 200);
     let stats = idp.stats().await;
     assert!(stats["token"]["urn:ietf:params:oauth:grant-type:device_code"].as_u64().unwrap() >= 1);
 }
@@ -210,8 +212,7 @@ async fn a_redirect_sign_in_survives_a_restart_and_completes_once() {
     let restarted = SessionClient::new(idp.config(SessionPolicy::default(), store.clone())).await.unwrap();
     restarted.complete_redirect_login(&callback).await.unwrap();
     assert_eq!(restarted.status().unwrap().subject, "alice");
-    let token = restarted.access_token().await.unwrap();
-    assert_eq!(idp.call_api(token.expose()).await, 200);
+    assert_eq!(idp.call_api(&restarted).await, 200);
 
     // Single use: the same callback again finds no login in progress, and loses nothing.
     let err = restarted.complete_redirect_login(&callback).await.unwrap_err();

@@ -5,6 +5,7 @@
 
 mod callbacks;
 mod concurrency;
+mod dpop;
 mod failures;
 mod idp;
 mod keyring;

@@ -1,0 +1,101 @@
+//! The native DPoP key store: a P-256 key made from the OS CSPRNG whose private half is the
+//! key's handle, so it lives only inside the session record, which the keystore holds
+//! (Secret Service, keyutils, Keychain, Credential Manager): never in a file, wiped with
+//! the session.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
+use sessionkit_core::Secret;
+use sessionkit_core::oidc::dpop::{DpopAlgorithm, DpopError, DpopKey, DpopPublicKey};
+use sessionkit_core::random::fill_random;
+use zeroize::Zeroizing;
+
+use super::DpopKeys;
+use crate::runtime::BoxFuture;
+
+/// Keys held in the session record (see the module guide). ES256 only.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SoftwareKeys;
+
+fn signing_key(key: &DpopKey) -> Result<SigningKey, DpopError> {
+    let scalar = Zeroizing::new(
+        URL_SAFE_NO_PAD
+            .decode(key.handle.expose())
+            .map_err(|_| DpopError::Signing("the stored DPoP key is damaged".into()))?,
+    );
+    SigningKey::from_slice(&scalar).map_err(|_| DpopError::Signing("the stored DPoP key is damaged".into()))
+}
+
+fn public_key(key: &SigningKey) -> DpopPublicKey {
+    let point = key.verifying_key().to_encoded_point(false);
+    let coordinate = |c: Option<&p256::FieldBytes>| c.map(|c| URL_SAFE_NO_PAD.encode(c)).unwrap_or_default();
+    DpopPublicKey::P256 { x: coordinate(point.x()), y: coordinate(point.y()) }
+}
+
+impl SoftwareKeys {
+    fn make(algorithm: DpopAlgorithm) -> Result<DpopKey, DpopError> {
+        if algorithm != DpopAlgorithm::Es256 {
+            return Err(DpopError::Signing(format!("{} keys are not available here", algorithm.name())));
+        }
+        // A random 32-byte string is a valid scalar except with probability about 2^-32.
+        for _ in 0..4 {
+            let mut scalar = Zeroizing::new([0u8; 32]);
+            fill_random(scalar.as_mut())?;
+            if let Ok(key) = SigningKey::from_slice(scalar.as_ref()) {
+                let handle = Secret::new(URL_SAFE_NO_PAD.encode(scalar.as_ref()));
+                return Ok(DpopKey { algorithm, public_key: public_key(&key), handle });
+            }
+        }
+        Err(DpopError::Signing("no valid key could be made".into()))
+    }
+}
+
+impl DpopKeys for SoftwareKeys {
+    fn create(&self, algorithm: DpopAlgorithm) -> BoxFuture<'_, Result<DpopKey, DpopError>> {
+        Box::pin(async move { Self::make(algorithm) })
+    }
+
+    fn sign<'a>(&'a self, key: &'a DpopKey, input: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, DpopError>> {
+        Box::pin(async move {
+            let signing = signing_key(key)?;
+            if public_key(&signing) != key.public_key {
+                return Err(DpopError::Signing("the stored DPoP key does not match its public key".into()));
+            }
+            let signature: Signature = signing.sign(input);
+            Ok(signature.to_bytes().to_vec())
+        })
+    }
+
+    fn delete<'a>(&'a self, _key: &'a DpopKey) -> BoxFuture<'a, ()> {
+        // The key is in the record: wiping the record forgets it.
+        Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use p256::ecdsa::VerifyingKey;
+    use p256::ecdsa::signature::Verifier as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_made_key_signs_verifiably_and_its_handle_is_not_shown() {
+        let keys = SoftwareKeys;
+        let key = keys.create(DpopAlgorithm::Es256).await.unwrap();
+        let other = keys.create(DpopAlgorithm::Es256).await.unwrap();
+        assert_ne!(key.public_key, other.public_key, "a fresh key each time");
+        let signature = keys.sign(&key, b"input").await.unwrap();
+        let DpopPublicKey::P256 { x, y } = &key.public_key else { panic!("P-256") };
+        let sec1 = [&[4u8][..], &URL_SAFE_NO_PAD.decode(x).unwrap(), &URL_SAFE_NO_PAD.decode(y).unwrap()].concat();
+        let verifying = VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+        assert!(verifying.verify(b"input", &Signature::from_slice(&signature).unwrap()).is_ok());
+        assert!(!format!("{key:?}").contains(key.handle.expose()), "Debug never shows the private key");
+        // A handle that does not match the public key signs nothing.
+        let swapped = DpopKey { handle: other.handle.clone(), ..key.clone() };
+        assert!(matches!(keys.sign(&swapped, b"x").await, Err(DpopError::Signing(_))));
+        assert!(keys.create(DpopAlgorithm::EdDsa).await.is_err());
+    }
+}

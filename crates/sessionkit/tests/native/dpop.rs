@@ -1,0 +1,136 @@
+//! DPoP (RFC 9449) against the real provider: node-oidc-provider binds the tokens to the key and
+//! checks every proof at its token endpoint; the test API (tests/idp/server.mjs) checks the
+//! proofs of API calls (signature, key binding, htm, htu, ath, iat, jti replay, nonce).
+
+use std::time::Duration;
+
+use sessionkit::store::{MemoryStore, SecureStore as _};
+use sessionkit::{DpopPolicy, Error, SessionPolicy};
+
+use crate::idp::{CLIENT_ID, Idp, stored_refresh_token};
+
+fn lazy(dpop: DpopPolicy) -> SessionPolicy {
+    SessionPolicy::builder().background_refresh(false).dpop(dpop).build().unwrap()
+}
+
+fn stored_record(store: &MemoryStore, issuer: &str) -> serde_json::Value {
+    let record = store.load(&format!("{issuer}|{CLIENT_ID}")).unwrap().expect("a stored session");
+    serde_json::from_str(record.expose()).unwrap()
+}
+
+#[tokio::test]
+async fn a_dpop_session_binds_its_tokens_and_proves_every_use() {
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(lazy(DpopPolicy::WhenSupported)).await;
+    let request = client.begin_login(&Default::default()).await.unwrap();
+    assert!(request.url().contains("dpop_jkt="), "the code is bound to the key (RFC 9449 section 10)");
+    let callback = idp.authorize(request.url()).await;
+    client.complete_login(request, &callback).await.unwrap();
+    assert_eq!(client.token_type().as_deref(), Some("DPoP"));
+    let record = stored_record(&store, &idp.issuer);
+    assert_eq!(record["dpop_key"]["public_key"]["kty"], "EC", "the key is kept with the session");
+
+    // The API checks the proof and the binding.
+    assert_eq!(idp.call_api(&client).await, 200);
+    let token = client.access_token().await.unwrap();
+    assert_eq!(idp.call_api_bearer(token.expose()).await, 401, "the token without its proof is refused");
+    let dpop_without_proof = idp.call_api_with(&format!("DPoP {}", token.expose()), None).await.unwrap();
+    assert_eq!(dpop_without_proof.status, 401);
+    let headers = client.authorize("GET", &idp.api_url()).await.unwrap();
+    let proof = headers.dpop.as_ref().expect("a proof for a bound token");
+    let first = idp.call_api_with(headers.authorization.expose(), Some(proof.expose())).await.unwrap();
+    assert_eq!(first.status, 200);
+    let replayed = idp.call_api_with(headers.authorization.expose(), Some(proof.expose())).await.unwrap();
+    assert_eq!(replayed.status, 401, "a proof is single-use (jti)");
+    // A proof made for another URL does not fit this one (htu).
+    let elsewhere = client.authorize("GET", &format!("{}/__test/other", idp.issuer)).await.unwrap();
+    let wrong_url =
+        idp.call_api_with(elsewhere.authorization.expose(), elsewhere.dpop.as_ref().map(|p| p.expose())).await.unwrap();
+    assert_eq!(wrong_url.status, 401);
+    let problems = idp.stats().await["apiProofErrors"].clone();
+    let expected = serde_json::json!(["one DPoP header required", "replayed jti", "htu"]);
+    assert_eq!(problems, expected, "refused for the right reasons");
+
+    // The refresh token is bound too: alone it is refused, with the session's proof it works.
+    let refresh = stored_refresh_token(&store, &idp.issuer).unwrap();
+    assert_eq!(idp.refresh_directly(&refresh).await, 400, "a stolen refresh token is useless without the key");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let refreshed = client.access_token().await.unwrap();
+    assert_ne!(refreshed.expose(), token.expose());
+    assert_eq!(idp.refresh_count().await, 2, "the stolen attempt and the session's own");
+    assert_eq!(client.token_type().as_deref(), Some("DPoP"));
+    assert_eq!(idp.call_api(&client).await, 200);
+    assert_eq!(stored_record(&store, &idp.issuer)["dpop_key"], record["dpop_key"], "one key for the session");
+
+    // A new sign-in is a new session with a new key.
+    idp.login(&client).await;
+    assert_ne!(stored_record(&store, &idp.issuer)["dpop_key"]["public_key"], record["dpop_key"]["public_key"]);
+}
+
+#[tokio::test]
+async fn nonces_asked_by_the_token_endpoint_and_the_api_are_answered_with_one_retry() {
+    let idp = Idp::start(2);
+    idp.require_dpop_nonces(true, true).await.unwrap();
+    let (client, _store) = idp.client(lazy(DpopPolicy::WhenSupported)).await;
+    idp.login(&client).await;
+    let stats = idp.stats().await;
+    assert_eq!(stats["tokenErrors"]["use_dpop_nonce"], 1, "one challenge: {stats}");
+    assert_eq!(stats["token"]["authorization_code"], 2, "answered with one retry: {stats}");
+
+    // The API asks for its own nonce once; the retry carries it, and so do later calls.
+    let url = idp.api_url();
+    let headers = client.authorize("GET", &url).await.unwrap();
+    let first = idp.call_api_with(headers.authorization.expose(), headers.dpop.as_ref().map(|p| p.expose())).await;
+    let first = first.unwrap();
+    assert_eq!(first.status, 401);
+    let again =
+        client.note_api_response(&url, first.status, first.www_authenticate.as_deref(), first.dpop_nonce.as_deref());
+    assert!(again, "a use_dpop_nonce challenge asks for one retry: {first:?}");
+    assert_eq!(idp.call_api(&client).await, 200);
+    assert_eq!(idp.call_api(&client).await, 200);
+    // Another refusal is not a nonce challenge: no retry.
+    assert!(!client.note_api_response(&url, 401, Some("DPoP error=\"invalid_token\""), None));
+
+    // The refresh carries the token endpoint's nonce from the start.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    client.access_token().await.unwrap();
+    let stats = idp.stats().await;
+    assert_eq!(stats["token"]["refresh_token"], 1, "{stats}");
+    assert_eq!(stats["tokenErrors"]["use_dpop_nonce"], 1, "the remembered nonce was used: {stats}");
+}
+
+#[tokio::test]
+async fn a_bearer_answer_is_refused_when_dpop_is_required() {
+    let idp = Idp::start(60);
+    let (client, _store) = idp.client(lazy(DpopPolicy::Required)).await;
+    idp.fault(serde_json::json!({ "path": "/token", "mode": "bearer" })).await;
+    let request = client.begin_login(&Default::default()).await.unwrap();
+    let callback = idp.authorize(request.url()).await;
+    let error = client.complete_login(request, &callback).await.unwrap_err();
+    assert!(matches!(&error, Error::Misconfigured { .. }), "the provider's setup, not a passing fault: {error:?}");
+    assert!(error.to_string().contains("Bearer token although DPoP is required"), "{error}");
+    assert!(client.status().is_none(), "no session from a downgraded answer");
+    // Without the fault, the same client signs in with DPoP.
+    idp.login(&client).await;
+    assert_eq!(client.token_type().as_deref(), Some("DPoP"));
+}
+
+#[tokio::test]
+async fn with_dpop_off_the_tokens_are_bearer_and_no_key_is_made() {
+    let idp = Idp::start(60);
+    let (client, store) = idp.client(lazy(DpopPolicy::Off)).await;
+    let request = client.begin_login(&Default::default()).await.unwrap();
+    assert!(!request.url().contains("dpop_jkt"));
+    let callback = idp.authorize(request.url()).await;
+    client.complete_login(request, &callback).await.unwrap();
+    assert_eq!(client.token_type().as_deref(), Some("Bearer"));
+    assert!(stored_record(&store, &idp.issuer).get("dpop_key").is_none());
+    let headers = client.authorize("get", &idp.api_url()).await.unwrap();
+    assert!(headers.dpop.is_none() && headers.authorization.expose().starts_with("Bearer "));
+    assert_eq!(idp.call_api(&client).await, 200);
+    let token = client.access_token().await.unwrap();
+    assert_eq!(idp.call_api_bearer(token.expose()).await, 200);
+    // Bad input to authorize is refused with a typed error.
+    assert!(matches!(client.authorize("GET", "not a url").await, Err(Error::InvalidInput { .. })));
+    assert!(matches!(client.authorize("GE T", &idp.api_url()).await, Err(Error::InvalidInput { .. })));
+}
