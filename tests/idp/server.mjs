@@ -117,8 +117,13 @@ async function checkApiProof(ctx, token, jkt) {
   if (payload.htm !== ctx.method) return 'htm';
   if (payload.htu !== `${issuer}${ctx.path}`) return 'htu';
   if (payload.ath !== crypto.createHash('sha256').update(token).digest('base64url')) return 'ath';
-  if (typeof payload.iat !== 'number' || Math.abs(Date.now() / 1000 - payload.iat) > 300) return 'iat';
-  if (dpopSettings.apiNonce && payload.nonce !== apiNonce) return 'use_dpop_nonce';
+  if (typeof payload.iat !== 'number') return 'iat';
+  // A proof with the API's nonce is fresh whatever its iat says (a client whose clock is off
+  // cannot know); without one, an iat off by more than 5 minutes gets a nonce to use instead
+  // (RFC 9449 section 11.1), as node-oidc-provider's token endpoint does.
+  if (payload.nonce !== apiNonce) {
+    if (dpopSettings.apiNonce || Math.abs(Date.now() / 1000 - payload.iat) > 300) return 'use_dpop_nonce';
+  }
   if (typeof payload.jti !== 'string' || apiSeenJti.has(payload.jti)) return 'replayed jti';
   apiSeenJti.add(payload.jti);
   return undefined;
@@ -236,6 +241,8 @@ async function readJson(req) {
 
 // Applies the first queued fault for this path; true if it answered the request itself.
 async function applyFault(ctx, next) {
+  // A CORS preflight (a browser's DPoP header makes one) is not the request a fault is meant for.
+  if (ctx.method === 'OPTIONS') return false;
   const index = faults.findIndex((f) => f.path === ctx.path && f.times > 0);
   if (index < 0) return false;
   const fault = faults[index];

@@ -173,6 +173,43 @@ test('redirect sign-in with PKCE, then an authorized API call; the callback work
   await finish(app);
 });
 
+test('DPoP: the tokens are bound to a browser key no script can read; every API call carries a proof', async () => {
+  const { app, pages: [page, other] } = await signedIn({}, 2);
+  assert.equal(await page.evaluate(() => window.sessionKit.tokenType()), 'DPoP');
+  const api = `${stack.issuer}/__test/api`;
+  const call = (tab) => tab.evaluate(async (url) => {
+    const response = await window.sessionKit.fetch(url);
+    return { status: response.status, body: await response.json() };
+  }, api);
+  const first = await call(page);
+  assert.equal(first.status, 200);
+  assert.equal(first.body.dpop, true, 'the API saw a DPoP-bound token and checked its proof');
+  // The token alone (as a thief would have it) is refused; so is a proof used twice.
+  const stolen = await page.evaluate(async (url) => {
+    const token = await window.sessionKit.getAccessToken();
+    const bearer = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+    const headers = await window.sessionKit.authHeaders('GET', url);
+    const once = await fetch(url, { headers });
+    const twice = await fetch(url, { headers });
+    return { bearer: bearer.status, once: once.status, twice: twice.status, names: Object.keys(headers).sort() };
+  }, api);
+  assert.deepEqual(stolen, { bearer: 401, once: 200, twice: 401, names: ['Authorization', 'DPoP'] });
+  // The other tab signs with the same key (shared through IndexedDB).
+  assert.equal((await call(other)).status, 200);
+  // An API that asks for its nonce gets one retry, invisibly to the app.
+  await idp('POST', '/__test/dpop', { apiNonce: true });
+  try {
+    assert.equal((await call(page)).status, 200);
+    assert.equal((await call(other)).status, 200);
+  } finally {
+    await idp('POST', '/__test/dpop', { apiNonce: false });
+  }
+  // authHeaders keeps to apiOrigins like fetch.
+  const elsewhere = await errorOf(page, '(url) => window.sessionKit.authHeaders("GET", url)', 'https://elsewhere.example/');
+  assert.equal(elsewhere?.name, 'InvalidInputError');
+  await finish(app);
+});
+
 // Issue 11, finding 9.
 test('the authorized fetch follows no redirect with the token; apiOrigins take https origins only', async () => {
   const { app, pages: [page] } = await signedIn();
@@ -427,7 +464,7 @@ test('no token in localStorage, sessionStorage, cookies, the console, or readabl
         const values = await request(tx.objectStore(storeName).getAll());
         for (const value of values) {
           if (value instanceof CryptoKey) {
-            const exportable = await crypto.subtle.exportKey('raw', value).then(() => true, () => false);
+            const exportable = await crypto.subtle.exportKey('jwk', value).then(() => true, () => false);
             out.keys.push({ extractable: value.extractable, exportable, algorithm: value.algorithm.name });
           } else {
             out.records.push(value instanceof Uint8Array ? text(value) : JSON.stringify(value));
@@ -446,7 +483,12 @@ test('no token in localStorage, sessionStorage, cookies, the console, or readabl
   const cookies = await app.context.cookies(stack.origin);
   assert.deepEqual(cookies.filter((cookie) => !cookie.httpOnly), []);
   assert.ok(!cookies.some((cookie) => cookie.value.includes(access)));
-  assert.deepEqual(probe.keys, [{ extractable: false, exportable: false, algorithm: 'AES-GCM' }]);
+  // The store's sealing key and the session's DPoP key: neither can be read by script.
+  const keys = [...probe.keys].sort((a, b) => a.algorithm.localeCompare(b.algorithm));
+  assert.deepEqual(keys, [
+    { extractable: false, exportable: false, algorithm: 'AES-GCM' },
+    { extractable: false, exportable: false, algorithm: 'ECDSA' },
+  ]);
   assert.ok(probe.records.length >= 2, 'the session and the provider cache are stored');
   for (const record of probe.records) {
     for (const needle of [access, 'refresh_token', 'access_token', 'eyJ', 'schema_version', 'alice']) {

@@ -26,6 +26,13 @@ export async function example(): Promise<void> {
   // @ts-expect-error: the synchronous read may give nothing
   const unchecked: string = session.freshAccessToken();
   const response: Response = await session.fetch('https://api.example.com/me', { method: 'GET' });
+  const headers = await session.authHeaders('POST', new URL('https://api.example.com/orders'));
+  const authorization: string = headers.Authorization;
+  const proof: string | undefined = headers.DPoP;
+  const kind: 'DPoP' | 'Bearer' | null = session.tokenType();
+  // @ts-expect-error: only the three DPoP policies
+  void SessionKit.create({ issuer: 'https://x', clientId: 'c', redirectUri: 'https://a/', dpop: 'sometimes' });
+  void [authorization, proof, kind];
   const status: SessionStatus | null = session.status();
   const stop: () => void = session.onEvent((event: SessionEvent) => {
     if (event.type === 'expiringSoon') {

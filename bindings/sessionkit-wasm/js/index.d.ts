@@ -21,6 +21,11 @@ export interface SessionKitConfig {
   refreshLeadSeconds?: number;
   /** Refresh ahead of expiry in the background (default true); false: only when a token is asked for. */
   backgroundRefresh?: boolean;
+  /**
+   * DPoP (RFC 9449): bind the tokens to a non-extractable key of this browser. 'whenSupported'
+   * (default) when the provider offers it; 'required' refuses a provider without it; 'off'.
+   */
+  dpop?: 'off' | 'whenSupported' | 'required';
   /** Origins `fetch` may send the token to (default: this page's origin): https, or http on loopback only. */
   apiOrigins?: string[];
   /** IndexedDB database and BroadcastChannel name (default "sessionkit"). */
@@ -67,6 +72,12 @@ export type SessionEvent =
   | { type: 'storageProblem'; problem: string }
   | { type: 'other' }; // an event kind newer than this version of the package
 
+/** `Authorization` (`DPoP <token>` or `Bearer <token>`), and the proof when DPoP-bound. */
+export interface AuthHeaders {
+  Authorization: string;
+  DPoP?: string;
+}
+
 export class SessionKit {
   private constructor();
   static create(config: SessionKitConfig): Promise<SessionKit>;
@@ -76,8 +87,15 @@ export class SessionKit {
   getAccessToken(): Promise<string>;
   /** The token if it is fresh now, synchronously; null when `getAccessToken()` must be awaited. */
   freshAccessToken(): string | null;
-  /** `fetch` with the token, to `apiOrigins` only; redirects are returned, not followed (`opaqueredirect`). */
+  /**
+   * `fetch` with the token (and a DPoP proof when the session is DPoP-bound, sent once more if the
+   * API asks for its nonce), to `apiOrigins` only; redirects are returned, not followed (`opaqueredirect`).
+   */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /** How the token is presented: 'DPoP' (bound to this browser's key), 'Bearer', or null when signed out. */
+  tokenType(): 'DPoP' | 'Bearer' | null;
+  /** The headers for one API request by another HTTP client (`apiOrigins` only; one per request). */
+  authHeaders(method: string, url: string | URL): Promise<AuthHeaders>;
   logout(options?: { redirect?: boolean }): Promise<string | null>;
   onEvent(listener: (event: SessionEvent) => void): () => void;
   recordActivity(): void;

@@ -169,6 +169,11 @@ export class SessionKit {
     return this.#core.freshAccessToken() ?? null;
   }
 
+  /** How the token is presented: 'DPoP' (bound to this browser's key), 'Bearer', or null when signed out. */
+  tokenType() {
+    return this.#core.tokenType() ?? null;
+  }
+
   /**
    * `fetch` with the access token in the Authorization header. Only to the origins in
    * `config.apiOrigins` (default: this page's origin): a token is never sent anywhere else.
@@ -179,14 +184,42 @@ export class SessionKit {
    */
   async fetch(input, init) {
     const request = new Request(input, init);
-    const origin = new URL(request.url).origin;
-    if (!this.#apiOrigins.has(origin)) {
-      throw new InvalidInputError(`refusing to send the access token to ${origin}: it is not in config.apiOrigins`);
+    // A DPoP-bound session may have to send once more with the API's nonce: keep a copy.
+    const copy = request.clone();
+    let response = await this.#send(request);
+    const header = (name) => response.headers.get(name) ?? undefined;
+    if (this.#core.noteApiResponse(request.url, response.status, header('WWW-Authenticate'), header('DPoP-Nonce'))) {
+      response = await this.#send(copy);
     }
-    const token = this.freshAccessToken() ?? await this.getAccessToken();
+    return response;
+  }
+
+  async #send(request) {
     const headers = new Headers(request.headers);
-    headers.set('Authorization', `${this.#core.tokenType() || 'Bearer'} ${token}`);
+    for (const [name, value] of Object.entries(await this.authHeaders(request.method, request.url))) {
+      headers.set(name, value);
+    }
     return fetch(new Request(request, { headers, redirect: 'manual' }));
+  }
+
+  /**
+   * The headers for one request to your API, for HTTP clients other than `fetch`:
+   * `{ Authorization }`, plus `{ DPoP }` (a fresh, single-use proof for this method and URL) when
+   * the session is DPoP-bound. Only for `config.apiOrigins`. Build them per request.
+   */
+  async authHeaders(method, url) {
+    let target;
+    try {
+      target = new URL(url, globalThis.location?.href);
+    } catch {
+      throw new InvalidInputError(`not a URL: ${JSON.stringify(String(url))}`);
+    }
+    if (!this.#apiOrigins.has(target.origin)) {
+      throw new InvalidInputError(
+        `refusing to send the access token to ${target.origin}: it is not in config.apiOrigins`);
+    }
+    const headers = await call(this.#core.authHeaders(String(method), target.href));
+    return headers.dpop ? { Authorization: headers.authorization, DPoP: headers.dpop } : { Authorization: headers.authorization };
   }
 
   /**

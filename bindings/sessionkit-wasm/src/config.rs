@@ -56,6 +56,19 @@ fn policy(config: &JsValue) -> Result<SessionPolicy, Error> {
     if let Some(value) = seconds(config, "refreshLeadSeconds")? {
         builder = builder.refresh_lead(value);
     }
+    if let Some(value) = string(config, "dpop")? {
+        let dpop = match value.as_str() {
+            "off" => sessionkit::DpopPolicy::Off,
+            "whenSupported" => sessionkit::DpopPolicy::WhenSupported,
+            "required" => sessionkit::DpopPolicy::Required,
+            other => {
+                return Err(misconfigured(format!(
+                    "config.dpop must be 'off', 'whenSupported' or 'required', not {other:?}"
+                )));
+            }
+        };
+        builder = builder.dpop(dpop);
+    }
     if let Some(value) = field(config, "backgroundRefresh") {
         let on = value.as_bool().ok_or_else(|| misconfigured("config.backgroundRefresh must be a boolean".into()))?;
         builder = builder.background_refresh(on);

@@ -111,6 +111,36 @@ impl WebSession {
         self.shared.client.fresh_access_token().map(|token| token.expose().to_owned())
     }
 
+    /// The headers for one request to the app's API: `{ authorization, dpop }`, `dpop` (a fresh
+    /// proof for this method and URL) only when the session is DPoP-bound.
+    #[wasm_bindgen(js_name = authHeaders)]
+    pub fn auth_headers(&self, method: String, url: String) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        future_to_promise(async move {
+            let headers = shared.client.authorize(&method, &url).await.map_err(js_error)?;
+            let out = js_sys::Object::new();
+            // Handed to the page, which asked for them to send to its API.
+            let _ = js_sys::Reflect::set(&out, &"authorization".into(), &headers.authorization.expose().into());
+            if let Some(proof) = &headers.dpop {
+                let _ = js_sys::Reflect::set(&out, &"dpop".into(), &proof.expose().into());
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// Reads an API answer for DPoP (its nonce); true when the request should be sent once more
+    /// with fresh headers (the API asked for its nonce).
+    #[wasm_bindgen(js_name = noteApiResponse)]
+    pub fn note_api_response(
+        &self,
+        url: String,
+        status: u16,
+        www_authenticate: Option<String>,
+        dpop_nonce: Option<String>,
+    ) -> bool {
+        self.shared.client.note_api_response(&url, status, www_authenticate.as_deref(), dpop_nonce.as_deref())
+    }
+
     /// The token type for the Authorization header (`Bearer` unless the provider says otherwise).
     #[wasm_bindgen(js_name = tokenType)]
     pub fn token_type(&self) -> Option<String> {

@@ -54,13 +54,11 @@ impl DpopPolicy {
 }
 
 /// The signature algorithms a DPoP key may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DpopAlgorithm {
     /// ECDSA P-256 with SHA-256 (required by SessionKit on every platform).
-    #[serde(rename = "ES256")]
     Es256,
     /// Ed25519, where the platform has it.
-    #[serde(rename = "EdDSA")]
     EdDsa,
 }
 
@@ -75,11 +73,9 @@ impl DpopAlgorithm {
 }
 
 /// The public half of a DPoP key, as a JWK's required members.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kty")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DpopPublicKey {
     /// P-256: the base64url coordinates.
-    #[serde(rename = "EC")]
     P256 {
         /// `x`.
         x: String,
@@ -87,7 +83,6 @@ pub enum DpopPublicKey {
         y: String,
     },
     /// Ed25519: the base64url public key.
-    #[serde(rename = "OKP")]
     Ed25519 {
         /// `x`.
         x: String,
@@ -139,7 +134,11 @@ pub enum DpopError {
 /// public key) and the platform's handle to the private half. What the handle is belongs to the
 /// platform: the sealed private key natively (the session record lives in the keystore), the
 /// name of a non-extractable WebCrypto key in IndexedDB, an alias in the Android Keystore.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Stored (in the session record) as one string, `<alg>.<x>.<y>.<handle>` (`y` empty for
+/// Ed25519): a few bytes of code instead of the kilobytes serde's derived structs and enums
+/// cost the web package.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DpopKey {
     /// The signature algorithm.
     pub algorithm: DpopAlgorithm,
@@ -147,6 +146,35 @@ pub struct DpopKey {
     pub public_key: DpopPublicKey,
     /// The platform's handle to the private key.
     pub handle: Secret,
+}
+
+impl Serialize for DpopKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (x, y) = match &self.public_key {
+            DpopPublicKey::P256 { x, y } => (x.as_str(), y.as_str()),
+            DpopPublicKey::Ed25519 { x } => (x.as_str(), ""),
+        };
+        let text = zeroize::Zeroizing::new(format!("{}.{x}.{y}.{}", self.algorithm.name(), self.handle.expose()));
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for DpopKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Secret::deserialize(deserializer)?;
+        let mut parts = text.expose().splitn(4, '.');
+        let mut next = || parts.next().unwrap_or_default();
+        let (algorithm, x, y, handle) = (next(), next(), next(), next());
+        let (algorithm, public_key) = match (algorithm, y) {
+            ("ES256", y) if !y.is_empty() => (DpopAlgorithm::Es256, DpopPublicKey::P256 { x: x.into(), y: y.into() }),
+            ("EdDSA", "") => (DpopAlgorithm::EdDsa, DpopPublicKey::Ed25519 { x: x.into() }),
+            _ => return Err(serde::de::Error::custom("not a stored DPoP key")),
+        };
+        if !public_key.is_well_formed() || handle.is_empty() {
+            return Err(serde::de::Error::custom("not a stored DPoP key"));
+        }
+        Ok(Self { algorithm, public_key, handle: Secret::from(handle) })
+    }
 }
 
 impl DpopKey {
@@ -210,6 +238,19 @@ pub fn check_binding(
     }
 }
 
+/// The claims of a proof (RFC 9449 section 4.2).
+#[derive(Serialize)]
+struct Claims<'a> {
+    jti: &'a str,
+    htm: &'a str,
+    htu: &'a str,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ath: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+}
+
 /// A proof waiting for its signature: signing may be asynchronous (WebCrypto), so the core
 /// builds the input and the driver signs it and calls [`finish`](Self::finish).
 #[derive(Debug)]
@@ -230,24 +271,20 @@ impl UnsignedProof {
             return Err(DpopError::BadPublicKey);
         }
         let header = format!(r#"{{"typ":"dpop+jwt","alg":"{}","jwk":{}}}"#, algorithm.name(), key.canonical_jwk());
-        let mut claims = serde_json::json!({
-            "jti": random_identifier()?.expose(),
-            "htm": request.method,
-            "htu": htu(request.url),
-            "iat": request.issued_at.as_secs(),
-        });
-        if let Some(token) = request.access_token {
+        let jti = random_identifier()?;
+        let claims = Claims {
+            jti: jti.expose(),
+            htm: request.method,
+            htu: htu(request.url),
+            iat: request.issued_at.as_secs(),
             // The hash binds the proof to the token; the token itself is not in the proof.
-            claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(token.expose().as_bytes())).into();
-        }
-        if let Some(nonce) = request.nonce {
-            claims["nonce"] = nonce.into();
-        }
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.as_bytes()),
-            URL_SAFE_NO_PAD.encode(claims.to_string().as_bytes())
-        );
+            ath: request.access_token.map(|token| URL_SAFE_NO_PAD.encode(Sha256::digest(token.expose().as_bytes()))),
+            nonce: request.nonce,
+        };
+        // Strings and a number: serializing cannot fail.
+        let claims = serde_json::to_string(&claims).unwrap_or_default();
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.as_bytes()), URL_SAFE_NO_PAD.encode(claims.as_bytes()));
         Ok(Self { algorithm, signing_input: Secret::new(signing_input) })
     }
 
@@ -300,14 +337,11 @@ pub fn asks_for_nonce(response: &HttpResponse) -> bool {
         return false;
     }
     match response.status() {
-        400 => {
-            #[derive(Deserialize)]
-            struct ErrorBody<'a> {
-                #[serde(borrow)]
-                error: std::borrow::Cow<'a, str>,
-            }
-            serde_json::from_slice::<ErrorBody<'_>>(response.body()).is_ok_and(|body| body.error == "use_dpop_nonce")
-        }
+        // The token endpoint's error, read as every token endpoint answer is.
+        400 => matches!(
+            crate::oidc::token::TokenOutcome::classify(response, UnixTime::EPOCH),
+            crate::oidc::token::TokenOutcome::Refused(error) if error.code.as_str() == "use_dpop_nonce"
+        ),
         401 => response.header("www-authenticate").is_some_and(|challenge| {
             let lower = challenge.to_ascii_lowercase();
             // The DPoP scheme, first or after another challenge, asking for its nonce.
@@ -539,8 +573,16 @@ mod tests {
             handle: Secret::from("private-scalar-material"),
         };
         let json = serde_json::to_string(&key).unwrap();
-        assert!(json.contains(r#""algorithm":"ES256""#) && json.contains(r#""kty":"EC""#), "{json}");
+        assert_eq!(json, r#""ES256.l8tF.9VE4.private-scalar-material""#);
         assert_eq!(serde_json::from_str::<DpopKey>(&json).unwrap(), key);
         assert!(!format!("{key:?}").contains("private-scalar-material"));
+        // A handle may hold dots (an app's key alias); anything else malformed is refused.
+        let alias = serde_json::from_str::<DpopKey>(r#""ES256.l8tF.9VE4.com.example.dpop""#).unwrap();
+        assert_eq!(alias.handle.expose(), "com.example.dpop");
+        let ed = serde_json::from_str::<DpopKey>(r#""EdDSA.11qY..h""#).unwrap();
+        assert_eq!(ed.public_key, DpopPublicKey::Ed25519 { x: "11qY".into() });
+        for bad in [r#""ES256.x..h""#, r#""RS256.x.y.h""#, r#""ES256.x.y.""#, r#""ES256.x\"y.z.h""#, "\"\"", "7"] {
+            assert!(serde_json::from_str::<DpopKey>(bad).is_err(), "{bad}");
+        }
     }
 }

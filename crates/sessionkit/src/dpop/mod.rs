@@ -15,7 +15,6 @@
 //! server (token requests) or a resource server (API calls, whose proofs carry `ath`), as the
 //! two keep separate nonces even on one origin (RFC 9449 sections 8 and 9).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sessionkit_core::http::{HttpRequest, HttpResponse};
@@ -72,8 +71,9 @@ impl std::fmt::Debug for AuthHeaders {
 /// The session's DPoP state in the driver: the key store and the latest nonces.
 pub(crate) struct Dpop {
     pub(crate) keys: Arc<dyn DpopKeys>,
-    /// The latest `DPoP-Nonce` per server. Few servers: the map is cleared past this size.
-    nonces: Mutex<HashMap<String, String>>,
+    /// The latest `DPoP-Nonce` per server, as (server, nonce). An app talks to a handful of
+    /// servers: a list (cleared past [`MAX_REMEMBERED_NONCES`]) beats a map on code size.
+    nonces: Mutex<Vec<(String, String)>>,
 }
 
 /// Origins whose nonce is remembered at once (an app talks to a handful of servers).
@@ -97,7 +97,7 @@ fn server_key(url: &Url, role: Server) -> String {
 
 impl Dpop {
     pub(crate) fn new(keys: Arc<dyn DpopKeys>) -> Self {
-        Self { keys, nonces: Mutex::new(HashMap::new()) }
+        Self { keys, nonces: Mutex::new(Vec::new()) }
     }
 
     /// A fresh proof for `method url`, with `ath` when an access token is presented and the
@@ -119,17 +119,21 @@ impl Dpop {
     }
 
     fn nonce_for(&self, url: &Url, role: Server) -> Option<String> {
-        self.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&server_key(url, role)).cloned()
+        let key = server_key(url, role);
+        let nonces = self.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        nonces.iter().find(|(server, _)| *server == key).map(|(_, nonce)| nonce.clone())
     }
 
     /// Remembers the nonce an answer from the server at `url` in `role` carried, if any.
     pub(crate) fn remember_nonce(&self, url: &Url, role: Server, response: &HttpResponse) {
         if let Some(nonce) = server_nonce(response) {
+            let key = server_key(url, role);
             let mut nonces = self.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            nonces.retain(|(server, _)| *server != key);
             if nonces.len() >= MAX_REMEMBERED_NONCES {
                 nonces.clear();
             }
-            nonces.insert(server_key(url, role), nonce.to_owned());
+            nonces.push((key, nonce.to_owned()));
         }
     }
 
