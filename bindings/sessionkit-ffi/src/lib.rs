@@ -5,6 +5,8 @@
 //! - [`SessionClient`]: async methods (Kotlin `suspend`, Swift `async`) run on tokio.
 //! - [`SessionKitError`]: one variant per action the app can take.
 //! - [`EventListener`]: receives every [`SessionEvent`] (on Kotlin, easy to wrap in a `Flow`).
+//! - [`DpopSigner`]: an app's own key store for the session's DPoP key (Secure Enclave, Android
+//!   Keystore); without one the key is kept with the session in the store.
 //! - [`ForeignStore`]: an app's own Keychain/Keystore store; any failure it reports reaches the
 //!   core as "unavailable", never as "empty", so a failing store never signs the user out.
 
@@ -14,6 +16,10 @@ use std::time::Duration;
 use sessionkit::store::{SecureStore, StoreError};
 
 uniffi::setup_scaffolding!();
+
+mod dpop;
+use dpop::ForeignDpopKeys;
+pub use dpop::{AuthHeaders, DpopMode, DpopPublicKeyInfo, DpopSigner};
 
 /// What went wrong, as the action the app should take. Messages carry no secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -102,6 +108,9 @@ pub struct ClientSettings {
     /// needs two pins at least (the current key and a backup). Empty: no pinning.
     #[uniffi(default)]
     pub pins: Vec<PinnedHost>,
+    /// Whether sessions are bound to a DPoP key (RFC 9449). Null: when the provider offers it.
+    #[uniffi(default)]
+    pub dpop: Option<DpopMode>,
 }
 
 /// The provider's end-session page, from `logout`. An object, not a record, so that its URL
@@ -368,12 +377,16 @@ pub struct SessionClient {
 impl SessionClient {
     /// Discovers the provider, restores a stored session, starts the timer. `store`: the app's
     /// own store, or null for the platform's (iOS Keychain, Android Keystore).
-    #[uniffi::constructor]
+    /// `dpop_signer`: the app's own store for the session's DPoP key (the Secure Enclave, the
+    /// Android Keystore), or null to keep it with the session in `store`.
+    #[uniffi::constructor(default(dpop_signer = None))]
     pub async fn create(
         settings: ClientSettings,
         store: Option<Arc<dyn ForeignStore>>,
+        dpop_signer: Option<Arc<dyn DpopSigner>>,
     ) -> Result<Arc<Self>, SessionKitError> {
         let policy = sessionkit::SessionPolicy::builder()
+            .dpop(settings.dpop.unwrap_or(DpopMode::WhenSupported).into())
             .idle_timeout(Duration::from_secs(settings.idle_timeout_seconds))
             .absolute_lifetime(Duration::from_secs(settings.absolute_lifetime_seconds))
             .warning_lead(Duration::from_secs(settings.warning_lead_seconds))
@@ -405,6 +418,9 @@ impl SessionClient {
         }
         if let Some(dir) = settings.lock_dir {
             config = config.lock_dir(dir.into());
+        }
+        if let Some(signer) = dpop_signer {
+            config = config.dpop_keys(Arc::new(ForeignDpopKeys(signer)));
         }
         let inner = sessionkit::SessionClient::new(config.build()?).await?;
         Ok(Arc::new(Self { inner, runtime: tokio::runtime::Handle::current() }))
@@ -439,6 +455,31 @@ impl SessionClient {
     pub fn fresh_access_token(&self) -> Option<String> {
         // Handed to the app, whose job is to put it in an Authorization header.
         self.inner.fresh_access_token().map(|token| token.expose().to_owned())
+    }
+
+    /// The headers for one request to the app's API (refreshing the token first when needed):
+    /// `Authorization`, and a fresh `DPoP` proof for this method and URL when the session is
+    /// DPoP-bound. One per request. If the API answers 401 asking for a DPoP nonce, pass the
+    /// answer to [`note_api_response`](Self::note_api_response) and send once more.
+    pub async fn authorize(&self, method: String, url: String) -> Result<Arc<AuthHeaders>, SessionKitError> {
+        Ok(Arc::new(AuthHeaders { inner: self.inner.authorize(&method, &url).await? }))
+    }
+
+    /// Reads an API answer for DPoP (its `DPoP-Nonce`); true when the request should be sent
+    /// once more with fresh [`authorize`](Self::authorize) headers.
+    pub fn note_api_response(
+        &self,
+        url: String,
+        status: u16,
+        www_authenticate: Option<String>,
+        dpop_nonce: Option<String>,
+    ) -> bool {
+        self.inner.note_api_response(&url, status, www_authenticate.as_deref(), dpop_nonce.as_deref())
+    }
+
+    /// How the token is presented: `DPoP` (bound to the session's key), `Bearer`, or null.
+    pub fn token_type(&self) -> Option<String> {
+        self.inner.token_type()
     }
 
     /// Counts user activity for the idle timeout.

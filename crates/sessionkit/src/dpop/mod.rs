@@ -18,7 +18,8 @@
 use std::sync::{Arc, Mutex};
 
 use sessionkit_core::http::{HttpRequest, HttpResponse};
-use sessionkit_core::oidc::dpop::{DpopAlgorithm, DpopError, DpopKey, ProofFor, UnsignedProof, server_nonce};
+pub use sessionkit_core::oidc::dpop::{DpopAlgorithm, DpopError, DpopKey, DpopPublicKey};
+use sessionkit_core::oidc::dpop::{ProofFor, UnsignedProof, server_nonce};
 use sessionkit_core::url::Url;
 use sessionkit_core::{Secret, UnixTime};
 

@@ -17,6 +17,18 @@ import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.assertThrows
+import java.math.BigInteger
+import java.security.KeyPair
+import java.security.KeyPairGenerator
+import java.security.Signature
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
+import java.util.Base64
+import java.util.UUID
+import java.util.concurrent.atomic.AtomicInteger
+import uniffi.sessionkit_ffi.DpopPublicKeyInfo
+import uniffi.sessionkit_ffi.DpopMode
+import uniffi.sessionkit_ffi.DpopSigner
 import uniffi.sessionkit_ffi.EventListener
 import uniffi.sessionkit_ffi.ForeignStore
 import uniffi.sessionkit_ffi.PinnedHost
@@ -39,6 +51,37 @@ class FailingStore : ForeignStore {
     override fun load(key: String): String? = throw StoreFailure.Failed("locked")
     override fun save(key: String, value: String) = throw StoreFailure.Failed("locked")
     override fun delete(key: String) = throw StoreFailure.Failed("locked")
+}
+
+/**
+ * DPoP keys kept by the app (the JVM's provider here, the Android Keystore in an app): the
+ * private key never leaves this class; the core gets the public key and signatures.
+ */
+class KotlinSigner : DpopSigner {
+    val keys = ConcurrentHashMap<String, KeyPair>()
+    val signatures = AtomicInteger()
+
+    private fun coordinate(value: BigInteger): String {
+        val bytes = value.toByteArray().let { if (it.size > 32) it.copyOfRange(it.size - 32, it.size) else ByteArray(32 - it.size) + it }
+        return Base64.getUrlEncoder().withoutPadding().encodeToString(bytes)
+    }
+
+    override fun createKey(): DpopPublicKeyInfo {
+        val pair = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp256r1")) }.generateKeyPair()
+        val handle = "dpop-${UUID.randomUUID()}"
+        keys[handle] = pair
+        val point = (pair.public as ECPublicKey).w
+        return DpopPublicKeyInfo(handle = handle, x = coordinate(point.affineX), y = coordinate(point.affineY))
+    }
+
+    override fun sign(handle: String, input: ByteArray): ByteArray {
+        val pair = keys[handle] ?: throw StoreFailure.Failed("no key $handle")
+        signatures.incrementAndGet()
+        // P1363: the raw r || s that JWS wants (the default format is DER).
+        return Signature.getInstance("SHA256withECDSAinP1363Format").run { initSign(pair.private); update(input); sign() }
+    }
+
+    override fun deleteKey(handle: String) { keys.remove(handle) }
 }
 
 class Recorder : EventListener {
@@ -90,6 +133,52 @@ class SessionClientTest {
         assertTrue(store.values.isEmpty(), "logout wiped the Kotlin store")
         val error = assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
         assertFalse(error.message!!.contains(tokens[0]), "no token in the message")
+    }
+
+    @Test
+    fun `DPoP with the app's own signer - bound tokens, a proof per API call, the key gone at logout`() = runBlocking {
+        val signer = KotlinSigner()
+        val client = SessionClient.create(settings(), KotlinStore(), signer)
+        val request = client.beginLogin()
+        assertTrue(request.url().contains("dpop_jkt="), "the code is bound to the Kotlin key")
+        client.completeLogin(request, authorize(request.url()))
+        assertEquals("DPoP", client.tokenType())
+        assertEquals(1, signer.keys.size)
+        assertTrue(signer.signatures.get() >= 1, "the code exchange was signed in Kotlin")
+
+        val api = "$issuer/__test/api"
+        val headers = client.authorize("GET", api)
+        assertTrue(headers.authorization().startsWith("DPoP "))
+        assertNotNull(headers.dpop())
+        assertFalse(headers.toString().contains(headers.dpop()!!), "the proof stays out of toString()")
+        assertEquals(200, provider.callApi(headers.authorization(), headers.dpop()))
+        assertEquals(401, provider.callApi(headers.authorization(), headers.dpop()), "a proof is single-use")
+        assertEquals(401, provider.callApi("Bearer ${client.accessToken()}", null), "the token alone is refused")
+        assertFalse(client.noteApiResponse(api, 401u.toUShort(), "DPoP error=\"invalid_token\"", null))
+
+        delay(2300) // the refresh is signed with the same Kotlin key
+        val signed = signer.signatures.get()
+        client.accessToken()
+        assertTrue(signer.signatures.get() > signed)
+        val fresh = client.authorize("POST", "$issuer/__test/api")
+        assertNotNull(fresh.dpop())
+
+        client.logout()
+        assertTrue(signer.keys.isEmpty(), "the key ends with the session")
+    }
+
+    @Test
+    fun `DPoP off gives Bearer tokens and never asks the signer`() = runBlocking {
+        val signer = KotlinSigner()
+        val client = SessionClient.create(settings().copy(dpop = DpopMode.OFF), KotlinStore(), signer)
+        val request = client.beginLogin()
+        client.completeLogin(request, authorize(request.url()))
+        assertEquals("Bearer", client.tokenType())
+        val headers = client.authorize("GET", "$issuer/__test/api")
+        assertNull(headers.dpop())
+        assertEquals(200, provider.callApi(headers.authorization(), null))
+        assertEquals(0, signer.signatures.get())
+        assertTrue(signer.keys.isEmpty())
     }
 
     @Test

@@ -64,6 +64,13 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
         lockDir = java.nio.file.Files.createTempDirectory("sessionkit-lock").toString() + "/locks",
     )
 
+    /** The status of a call to the provider's protected test API with these headers. */
+    fun callApi(authorization: String, dpop: String?): Int {
+        val builder = HttpRequest.newBuilder(URI("$issuer/__test/api")).header("Authorization", authorization)
+        if (dpop != null) builder.header("DPoP", dpop)
+        return browser.send(builder.GET().build(), HttpResponse.BodyHandlers.discarding()).statusCode()
+    }
+
     /** Follows the authorization URL through the provider until it redirects back. */
     fun authorize(url: String): String {
         var next = url
