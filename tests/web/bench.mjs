@@ -3,6 +3,8 @@
 //   - getAccessToken() on a fresh token: median time per call, 11 rounds of 10,000 calls;
 //   - SessionKit.create() with a stored session (IndexedDB read + decrypt, discovery, JWKS):
 //     median of 21;
+//   - authHeaders() on a DPoP-bound session (a fresh proof signed by the non-extractable
+//     WebCrypto key each call): median time per call, 11 rounds of 200 calls;
 //   - the shipped size, from the package's size report.
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -31,6 +33,16 @@ try {
     }
     return rounds;
   });
+  const proofMs = await page.evaluate(async (url) => {
+    if (window.sessionKit.tokenType() !== 'DPoP') throw new Error('the session is not DPoP-bound');
+    const rounds = [];
+    for (let r = 0; r < 11; r += 1) {
+      const start = performance.now();
+      for (let i = 0; i < 200; i += 1) await window.sessionKit.authHeaders('GET', url);
+      rounds.push((performance.now() - start) / 200);
+    }
+    return rounds;
+  }, `${stack.issuer}/__test/api`);
   const createMs = await page.evaluate(async (config) => {
     const SessionKit = window.sessionKit.constructor;
     const times = [];
@@ -46,6 +58,8 @@ try {
   const size = fs.readFileSync(new URL('../../bindings/sessionkit-wasm/pkg/size.txt', import.meta.url), 'utf8');
   console.log(`getAccessToken() on a fresh token: median ${median(perCallUs).toFixed(2)} us per call `
     + `(rounds: ${perCallUs.map((x) => x.toFixed(2)).join(', ')})`);
+  console.log(`authHeaders() on a DPoP session (ES256 proof via WebCrypto): median ${median(proofMs).toFixed(3)} ms `
+    + `per call (rounds: ${proofMs.map((x) => x.toFixed(3)).join(', ')})`);
   console.log(`SessionKit.create() with a stored session: median ${median(createMs).toFixed(1)} ms `
     + `(min ${Math.min(...createMs).toFixed(1)}, max ${Math.max(...createMs).toFixed(1)})`);
   console.log(`shipped size (bindings/sessionkit-wasm/pkg/size.txt):\n${size}`);

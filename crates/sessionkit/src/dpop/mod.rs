@@ -48,7 +48,7 @@ pub trait DpopKeys: Send + Sync + 'static {
 /// The platform's default key store.
 pub fn platform_keys() -> Arc<dyn DpopKeys> {
     #[cfg(not(target_arch = "wasm32"))]
-    return Arc::new(SoftwareKeys);
+    return Arc::new(SoftwareKeys::default());
     #[cfg(target_arch = "wasm32")]
     return Arc::new(WebCryptoKeys::default());
 }
