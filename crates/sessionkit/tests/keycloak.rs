@@ -217,6 +217,48 @@ async fn code_flow_refresh_with_rotation_and_a_logout_that_ends_the_providers_se
     assert_eq!(refused, 400, "the revoked refresh token is dead at Keycloak");
 }
 
+/// DPoP (RFC 9449) with a provider no one here wrote: Keycloak advertises it, binds the tokens
+/// to the key, and its UserInfo endpoint (a resource server) checks the proof.
+#[tokio::test]
+#[ignore = "needs Keycloak: run scripts/keycloak-test"]
+async fn dpop_bound_tokens_work_at_keycloak() {
+    let keycloak = keycloak();
+    let locks = tempfile_dir();
+    let client = SessionClient::new(keycloak.config(CLIENT_ID, Arc::new(MemoryStore::new()), &locks)).await.unwrap();
+    let metadata = client.metadata();
+    assert!(metadata.dpop_signing_algs.iter().any(|alg| alg == "ES256"), "{:?}", metadata.dpop_signing_algs);
+    let _browser = signed_in(&keycloak, &client).await;
+    assert_eq!(client.token_type().as_deref(), Some("DPoP"), "Keycloak bound the tokens to the key");
+    let userinfo = metadata.userinfo_endpoint.expect("Keycloak has a UserInfo endpoint").as_str().to_owned();
+    let http = keycloak.http(false);
+    let headers = client.authorize("GET", &userinfo).await.unwrap();
+    let with_proof = http
+        .get(&userinfo)
+        .header("authorization", headers.authorization.expose())
+        .header("dpop", headers.dpop.as_ref().expect("a proof").expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_proof.status(), 200, "UserInfo accepted the token with its proof");
+    let token = client.access_token().await.unwrap();
+    let bearer = http.get(&userinfo).bearer_auth(token.expose()).send().await.unwrap();
+    assert_eq!(bearer.status(), 401, "the token alone is refused");
+    // The refresh is signed with the same key, and the new token is bound too.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let refreshed = client.access_token().await.unwrap();
+    assert_ne!(refreshed.expose(), token.expose());
+    let headers = client.authorize("GET", &userinfo).await.unwrap();
+    let again = http
+        .get(&userinfo)
+        .header("authorization", headers.authorization.expose())
+        .header("dpop", headers.dpop.as_ref().expect("a proof").expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    client.logout().await.unwrap();
+}
+
 #[tokio::test]
 #[ignore = "needs Keycloak: run scripts/keycloak-test"]
 async fn the_device_flow_works_where_pkce_is_required() {
