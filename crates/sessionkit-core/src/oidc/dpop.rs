@@ -585,4 +585,58 @@ mod tests {
             assert!(serde_json::from_str::<DpopKey>(bad).is_err(), "{bad}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// `htu` is the target without its query and fragment, whatever they hold; `ath` is
+            /// the token's SHA-256 and the token itself never appears; `htm` is as given.
+            #[test]
+            fn htu_drops_query_and_fragment_and_ath_hashes_the_token(
+                path in "(/[a-z0-9_~-]{1,8}){0,4}",
+                query in proptest::option::of("[a-z0-9=&._~-]{0,16}(%2F)?"),
+                fragment in proptest::option::of("[a-z0-9._~-]{0,8}"),
+                token in "[A-Za-z0-9._~+/=-]{20,120}",
+                method in "GET|POST|PUT|DELETE|PATCH",
+            ) {
+                let base = format!("https://api.example:8443{path}");
+                let mut text = base.clone();
+                if let Some(query) = &query { text = format!("{text}?{query}"); }
+                if let Some(fragment) = &fragment { text = format!("{text}#{fragment}"); }
+                let url = Url::parse(&text).unwrap();
+                let secret = Secret::from(token.as_str());
+                let request = ProofFor {
+                    method: &method, url: &url, access_token: Some(&secret), nonce: None, issued_at: UnixTime::EPOCH,
+                };
+                let proof = proof(&key(), &request).unwrap();
+                let (_, claims, _, _) = parts(&proof);
+                let expected_htu = url.as_str().split(['?', '#']).next().unwrap().to_owned();
+                prop_assert_eq!(claims["htu"].as_str().unwrap(), expected_htu.as_str());
+                prop_assert!(!claims["htu"].as_str().unwrap().contains(['?', '#']));
+                prop_assert_eq!(claims["htm"].as_str().unwrap(), method.as_str());
+                let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+                prop_assert_eq!(claims["ath"].as_str().unwrap(), ath.as_str());
+                prop_assert!(!proof.expose().contains(&token));
+            }
+        }
+
+        /// Every proof has its own `jti` (256 random bits each).
+        #[test]
+        fn every_proof_has_a_unique_jti() {
+            let url = Url::parse("https://api.example/x").unwrap();
+            let request =
+                ProofFor { method: "GET", url: &url, access_token: None, nonce: None, issued_at: UnixTime::EPOCH };
+            let key = key();
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..2_000 {
+                let (_, claims, _, _) = parts(&proof(&key, &request).unwrap());
+                assert!(seen.insert(claims["jti"].as_str().unwrap().to_owned()), "a jti repeated");
+            }
+        }
+    }
 }
