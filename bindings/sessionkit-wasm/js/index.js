@@ -184,13 +184,13 @@ export class SessionKit {
    */
   async fetch(input, init) {
     const request = new Request(input, init);
-    // A DPoP-bound session may have to send once more with the API's nonce: keep a copy.
-    const copy = request.clone();
+    // A DPoP-bound session may have to send once more with the API's nonce: keep a copy (of
+    // the body too, so only then).
+    const copy = this.#core.tokenType() === 'DPoP' ? request.clone() : null;
     let response = await this.#send(request);
     const header = (name) => response.headers.get(name) ?? undefined;
-    if (this.#core.noteApiResponse(request.url, response.status, header('WWW-Authenticate'), header('DPoP-Nonce'))) {
-      response = await this.#send(copy);
-    }
+    const again = this.#core.noteApiResponse(request.url, response.status, header('WWW-Authenticate'), header('DPoP-Nonce'));
+    if (again && copy) response = await this.#send(copy);
     return response;
   }
 

@@ -257,19 +257,38 @@ impl SessionClient {
     /// proof is single-use. If the API answers 401 asking for a DPoP nonce, pass its answer to
     /// [`note_api_response`](Self::note_api_response) and send once more with new headers.
     pub async fn authorize(&self, method: &str, url: &str) -> Result<AuthHeaders, Error> {
+        let loopback = |host: &str| host == "localhost" || host.starts_with("127.") || host == "[::1]";
         let target = Url::parse(url)
             .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
-            .ok_or_else(|| Error::InvalidInput { message: "the API URL is not an absolute http(s) URL".into() })?;
-        if method.is_empty() || !method.bytes().all(|c| c.is_ascii_alphabetic()) {
-            return Err(Error::InvalidInput { message: format!("not an HTTP method: {method:?}") });
+            .filter(|u| match (u.scheme(), u.host_str()) {
+                ("https", Some(_)) => true,
+                // The token never travels unencrypted, except to this machine.
+                ("http", Some(host)) => loopback(host),
+                _ => false,
+            })
+            .ok_or_else(|| Error::InvalidInput {
+                message: "the API URL must be an absolute https URL (http only to a loopback address); check the URL"
+                    .into(),
+            })?;
+        let token_char = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+        if method.is_empty() || method.len() > 32 || !method.bytes().all(token_char) {
+            return Err(Error::InvalidInput {
+                message: "the HTTP method is not a valid method name (for example GET or POST)".into(),
+            });
         }
         let method = method.to_ascii_uppercase();
-        let token = self.access_token().await?;
-        let (bound_to, issued_at) = {
+        let fetched = self.access_token().await?;
+        // The token, its type and its key from one look at the session, so that a refresh or a
+        // sign-in in between cannot pair one session's token with another's key.
+        let (token, bound_to, issued_at) = {
             let session = self.inner.session();
+            let now = self.inner.now();
+            let token = match session.access_token(now) {
+                TokenState::Fresh(token) => token.clone(),
+                _ => fetched,
+            };
             let bound = session.token_type() == Some("DPoP");
-            (session.dpop_key().filter(|_| bound).cloned(), session.server_time(self.inner.now()))
+            (token, session.dpop_key().filter(|_| bound).cloned(), session.server_time(now))
         };
         let Some(key) = bound_to else {
             return Ok(AuthHeaders { authorization: Secret::new(format!("Bearer {}", token.expose())), dpop: None });
@@ -432,7 +451,6 @@ impl Inner {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The time, from the configured clock.
     /// Sends a request to the token endpoint once (a code, a refresh token or a device code is
     /// never sent twice), with its DPoP proof if it names a key. A `use_dpop_nonce` challenge
     /// was refused before anything was used, so that one is answered with one retry.
@@ -454,6 +472,7 @@ impl Inner {
         response.ok_or(TokenSendError::Transport(TransportError::Other { host: String::new(), kind: "no attempt" }))
     }
 
+    /// The time, from the configured clock.
     pub(crate) fn now(&self) -> Now {
         self.clock.now()
     }

@@ -52,14 +52,19 @@ async fn trace_logs_of_a_whole_session_contain_no_secret() {
     let record =
         sessionkit::store::SecureStore::load(&*store, &format!("{}|{}", idp.issuer, idp::CLIENT_ID)).unwrap().unwrap();
     let record: serde_json::Value = serde_json::from_str(record.expose()).unwrap();
-    secrets.push(record["dpop_key"]["handle"].as_str().expect("a DPoP key in the record").to_owned());
+    // Stored as `<alg>.<x>.<y>.<handle>`; natively the handle is the private key.
+    let stored = record["dpop_key"].as_str().expect("a DPoP key in the record");
+    secrets.push(stored.splitn(4, '.').nth(3).expect("the handle").to_owned());
     let headers = client.authorize("GET", &idp.api_url()).await.unwrap();
     secrets.push(headers.dpop.as_ref().expect("a proof").expose().to_owned());
-    let shown = format!("{headers:?} {client:?} {}", headers.authorization);
+    let mut shown = format!("{headers:?} {client:?} {}", headers.authorization);
     assert!(idp.call_api(&client).await == 200);
     tokio::time::sleep(Duration::from_millis(2500)).await; // a background refresh happens
     secrets.push(client.access_token().await.unwrap().expose().to_owned());
     secrets.extend(stored_refresh_token(&store, &idp.issuer));
+    let after = client.authorize("POST", &idp.api_url()).await.unwrap();
+    secrets.push(after.dpop.as_ref().expect("a proof").expose().to_owned());
+    shown.push_str(&format!("{after:?} {client:?} {} {:?}", after.authorization, client.status()));
     let end = client.logout().await.unwrap().unwrap();
     secrets.push(url_param(end.url.expose(), "id_token_hint"));
 

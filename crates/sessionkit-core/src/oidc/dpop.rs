@@ -224,16 +224,18 @@ fn htu(url: &Url) -> &str {
 /// Whether a token answer fits the proof its request carried (`sent`): the key is kept for
 /// every later request of the session (a provider may bind the refresh token even when it
 /// issues a Bearer access token), and the answer's `token_type` says how the access token is
-/// presented. A Bearer answer under [`DpopPolicy::Required`] is a downgrade and refused.
+/// presented. A Bearer answer is a downgrade, and refused, under [`DpopPolicy::Required`] and
+/// for a session whose tokens were DPoP-bound (`was_bound`: a refresh).
 pub fn check_binding(
     policy: DpopPolicy,
     sent: Option<&DpopKey>,
+    was_bound: bool,
     tokens: &crate::oidc::token::TokenResponse,
 ) -> Result<(), crate::oidc::token::MalformedToken> {
     use crate::oidc::token::MalformedToken;
     match (tokens.is_dpop(), sent) {
         (true, None) => Err(MalformedToken::UnexpectedDpop),
-        (false, Some(_)) if policy == DpopPolicy::Required => Err(MalformedToken::NotDpopBound),
+        (false, Some(_)) if policy == DpopPolicy::Required || was_bound => Err(MalformedToken::NotDpopBound),
         _ => Ok(()),
     }
 }
@@ -520,13 +522,16 @@ mod tests {
             handle: Secret::from("handle"),
         };
         for policy in [DpopPolicy::Off, DpopPolicy::WhenSupported, DpopPolicy::Required] {
-            assert_eq!(check_binding(policy, Some(&key), &answer("DPoP")), Ok(()));
-            assert_eq!(check_binding(policy, None, &answer("DPoP")), Err(MalformedToken::UnexpectedDpop));
-            assert_eq!(check_binding(policy, None, &answer("Bearer")), Ok(()));
+            assert_eq!(check_binding(policy, Some(&key), false, &answer("DPoP")), Ok(()));
+            assert_eq!(check_binding(policy, None, false, &answer("DPoP")), Err(MalformedToken::UnexpectedDpop));
+            assert_eq!(check_binding(policy, None, false, &answer("Bearer")), Ok(()));
+            // A session whose tokens were bound never takes a Bearer token on refresh.
+            let downgrade = check_binding(policy, Some(&key), true, &answer("Bearer"));
+            assert_eq!(downgrade, Err(MalformedToken::NotDpopBound), "{policy:?}");
         }
-        assert_eq!(check_binding(DpopPolicy::WhenSupported, Some(&key), &answer("Bearer")), Ok(()));
+        assert_eq!(check_binding(DpopPolicy::WhenSupported, Some(&key), false, &answer("Bearer")), Ok(()));
         assert_eq!(
-            check_binding(DpopPolicy::Required, Some(&key), &answer("Bearer")),
+            check_binding(DpopPolicy::Required, Some(&key), false, &answer("Bearer")),
             Err(MalformedToken::NotDpopBound),
             "no silent downgrade"
         );

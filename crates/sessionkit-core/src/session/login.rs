@@ -95,7 +95,7 @@ impl Session {
             }
             TokenOutcome::Malformed(error) => return Err(error.into()),
         };
-        if let Err(error) = check_binding(self.policy.dpop(), dpop_key, &tokens) {
+        if let Err(error) = check_binding(self.policy.dpop(), dpop_key, false, &tokens) {
             self.revoke(tokens.refresh_token, None);
             return Err(error.into());
         }

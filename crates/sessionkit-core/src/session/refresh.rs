@@ -112,11 +112,18 @@ impl Session {
         t: UnixTime,
     ) -> Result<(), CoreError> {
         let Some(a) = self.active() else { return Err(CoreError::NoSession(EndReason::Revoked)) };
-        if let Err(error) = check_binding(self.policy.dpop(), a.dpop_key.as_ref(), &response) {
-            // Not an answer this session can use: kept, retried later (as a malformed answer).
+        let was_bound = a.tokens.token_type == "DPoP";
+        if let Err(error) = check_binding(self.policy.dpop(), a.dpop_key.as_ref(), was_bound, &response) {
+            // An answer this session must not use (a downgrade to Bearer). The provider has
+            // rotated the refresh token already, so the old one is spent: the new tokens are
+            // revoked, never used, and the session ends.
             if let Some(a) = self.active_mut() {
-                a.back_off(t, None);
+                if response.refresh_token.is_some() {
+                    a.tokens.refresh_token = response.refresh_token;
+                }
+                a.tokens.access_token = response.access_token;
             }
+            self.end(EndReason::RefreshRejected, true);
             return Err(error.into());
         }
         let mut refreshed_name = None;

@@ -48,9 +48,10 @@ fn load(key: &DpopKey) -> Result<Loaded, DpopError> {
     #[cfg(not(any(target_os = "android", target_os = "ios")))]
     {
         let point = signing.verifying_key().to_encoded_point(false);
+        let scalar = Zeroizing::new(signing.to_bytes());
         aws_lc_rs::signature::EcdsaKeyPair::from_private_key_and_public_key(
             &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &signing.to_bytes(),
+            scalar.as_slice(),
             point.as_bytes(),
         )
         .map_err(|_| DpopError::Signing("the stored DPoP key is damaged".into()))
@@ -122,9 +123,14 @@ impl DpopKeys for SoftwareKeys {
         })
     }
 
-    fn delete<'a>(&'a self, _key: &'a DpopKey) -> BoxFuture<'a, ()> {
-        // The key is in the record: wiping the record forgets it.
-        Box::pin(async {})
+    fn delete<'a>(&'a self, key: &'a DpopKey) -> BoxFuture<'a, ()> {
+        // The key is in the record: wiping the record forgets it. Its parsed copy goes now.
+        Box::pin(async move {
+            let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if loaded.as_ref().is_some_and(|(handle, _)| handle.constant_time_eq(key.handle.expose())) {
+                *loaded = None;
+            }
+        })
     }
 }
 

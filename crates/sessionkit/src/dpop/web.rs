@@ -51,7 +51,7 @@ impl DpopKeys for WebCryptoKeys {
             let handle: String = name.iter().map(|b| format!("{b:02x}")).collect();
             let public = create_signing_key(&self.database, &handle)
                 .await
-                .map_err(|e| failed("the browser could not make a DPoP key", &e))?;
+                .map_err(|e| failed("the browser could not make a key", &e))?;
             let coordinate = |i: u32| js_sys::Array::from(&public).get(i).as_string().unwrap_or_default();
             let public_key = DpopPublicKey::P256 { x: coordinate(0), y: coordinate(1) };
             Ok(DpopKey { algorithm, public_key, handle: Secret::new(handle) })
@@ -62,7 +62,7 @@ impl DpopKeys for WebCryptoKeys {
         Box::pin(async move {
             let signature = sign_with_key(&self.database, key.handle.expose(), input)
                 .await
-                .map_err(|e| failed("the DPoP key could not sign", &e))?;
+                .map_err(|e| failed("the browser refused", &e))?;
             let bytes = signature
                 .dyn_into::<js_sys::Uint8Array>()
                 .map_err(|_| DpopError::Signing("the browser gave no signature".into()))?;

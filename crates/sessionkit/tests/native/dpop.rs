@@ -28,7 +28,8 @@ async fn a_dpop_session_binds_its_tokens_and_proves_every_use() {
     client.complete_login(request, &callback).await.unwrap();
     assert_eq!(client.token_type().as_deref(), Some("DPoP"));
     let record = stored_record(&store, &idp.issuer);
-    assert_eq!(record["dpop_key"]["public_key"]["kty"], "EC", "the key is kept with the session");
+    let key = record["dpop_key"].as_str().expect("the key is kept with the session").to_owned();
+    assert!(key.starts_with("ES256."), "an ES256 key");
 
     // The API checks the proof and the binding.
     assert_eq!(idp.call_api(&client).await, 200);
@@ -64,7 +65,9 @@ async fn a_dpop_session_binds_its_tokens_and_proves_every_use() {
 
     // A new sign-in is a new session with a new key.
     idp.login(&client).await;
-    assert_ne!(stored_record(&store, &idp.issuer)["dpop_key"]["public_key"], record["dpop_key"]["public_key"]);
+    let public = |stored: &str| stored.splitn(4, '.').take(3).collect::<Vec<_>>().join(".");
+    let next = stored_record(&store, &idp.issuer)["dpop_key"].as_str().expect("a key").to_owned();
+    assert_ne!(public(&next), public(&key), "a new key pair");
 }
 
 #[tokio::test]
@@ -133,4 +136,23 @@ async fn with_dpop_off_the_tokens_are_bearer_and_no_key_is_made() {
     // Bad input to authorize is refused with a typed error.
     assert!(matches!(client.authorize("GET", "not a url").await, Err(Error::InvalidInput { .. })));
     assert!(matches!(client.authorize("GE T", &idp.api_url()).await, Err(Error::InvalidInput { .. })));
+}
+
+#[tokio::test]
+async fn a_bound_session_refuses_a_bearer_refresh_and_revokes_what_it_brought() {
+    let idp = Idp::start(2);
+    let (client, store) = idp.client(lazy(DpopPolicy::WhenSupported)).await;
+    idp.login(&client).await;
+    assert_eq!(client.token_type().as_deref(), Some("DPoP"));
+    let revoked_before = idp.stats().await["revocation"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // The provider rotates the refresh token but answers with a Bearer token: a downgrade.
+    idp.fault(serde_json::json!({ "path": "/token", "mode": "bearer" })).await;
+    let error = client.access_token().await.unwrap_err();
+    assert!(matches!(&error, Error::Misconfigured { .. }), "{error:?}");
+    assert!(error.to_string().contains("issued a Bearer token"), "{error}");
+    assert!(client.status().is_none(), "the session ends: its refresh token is spent");
+    assert!(store.load(&format!("{}|{CLIENT_ID}", idp.issuer)).unwrap().is_none(), "and is wiped");
+    let revoked = idp.stats().await["revocation"].as_u64().unwrap() - revoked_before;
+    assert_eq!(revoked, 2, "the tokens the downgraded answer brought are revoked, never used");
 }
