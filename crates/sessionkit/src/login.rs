@@ -108,7 +108,16 @@ impl SessionClient {
     async fn exchange(&self, pending: &PendingAuthorization, code: &AuthorizationCode) -> Result<(), Error> {
         let exchange = pending.token_request(code);
         // Never retried: a code is single-use.
-        let response = self.inner.send_token_request(&exchange).await?;
+        let response = match self.inner.send_token_request(&exchange).await {
+            Ok(response) => response,
+            Err(failure) => {
+                // The code was sent, or could not be: either way this sign-in is over.
+                if let Some(key) = pending.dpop_key() {
+                    self.inner.dpop.keys.delete(key).await;
+                }
+                return Err(failure.into());
+            }
+        };
         let result = self
             .inner
             .with_keys(&response, |session, keys, which, now| {
