@@ -74,7 +74,8 @@ pub struct DpopPublicKeyInfo {
 /// Enclave, the Android Keystore). Called on a background thread.
 #[uniffi::export(with_foreign)]
 pub trait DpopSigner: Send + Sync {
-    /// Makes a new P-256 key pair for a new session.
+    /// Makes a new P-256 key pair for a new session, under a new handle each time (never a
+    /// fixed alias: when a session ends, its key is deleted by its handle).
     fn create_key(&self) -> Result<DpopPublicKeyInfo, StoreFailure>;
     /// Signs `input` with the key `handle` (ECDSA P-256 with SHA-256): the 64-byte `r || s`
     /// (IEEE P1363), not DER.
