@@ -207,6 +207,20 @@ test('DPoP: the tokens are bound to a browser key no script can read; every API 
   // authHeaders keeps to apiOrigins like fetch.
   const elsewhere = await errorOf(page, '(url) => window.sessionKit.authHeaders("GET", url)', 'https://elsewhere.example/');
   assert.equal(elsewhere?.name, 'InvalidInputError');
+  // The key's database cleared while the session's record stays: a new tab cannot sign, and the
+  // session ends (everywhere) with an error that says so, instead of retrying forever.
+  await page.evaluate(() => new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase('sessionkit-dpop');
+    request.onsuccess = resolve;
+    request.onerror = () => reject(request.error);
+  }));
+  const fresh = await app.openTab();
+  await waitForState(fresh, 'signed-in');
+  const lost = await errorOf(fresh, '(url) => window.sessionKit.fetch(url)', api);
+  assert.equal(lost?.name, 'ReauthenticationRequiredError');
+  assert.match(lost.message, /no longer in its key store/);
+  await waitForState(fresh, 'signed-out');
+  await waitForState(page, 'signed-out');
   await finish(app);
 });
 

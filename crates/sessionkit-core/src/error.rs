@@ -147,6 +147,7 @@ impl From<CoreError> for SessionError {
             CoreError::Device(_) => Self::ReauthenticationRequired { message },
             // The key store would not sign (locked, busy): nothing was lost, try again.
             CoreError::Dpop(crate::oidc::dpop::DpopError::Signing(_)) => Self::StorageUnavailable { message },
+            CoreError::Dpop(crate::oidc::dpop::DpopError::KeyMissing) => Self::ReauthenticationRequired { message },
             CoreError::Dpop(_) => Self::Misconfigured { message },
         }
     }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use sessionkit_core::http::{HttpRequest, HttpResponse};
 use sessionkit_core::oidc::authorize::PendingAuthorization;
 use sessionkit_core::oidc::discovery::ProviderMetadata;
-use sessionkit_core::oidc::dpop::asks_for_nonce;
+use sessionkit_core::oidc::dpop::{DpopError, asks_for_nonce};
 use sessionkit_core::oidc::id_token::{IdTokenError, SignatureError, SignatureVerifier};
 use sessionkit_core::oidc::logout::EndSessionRequest;
 use sessionkit_core::url::Url;
@@ -293,12 +293,17 @@ impl SessionClient {
         let Some(key) = bound_to else {
             return Ok(AuthHeaders { authorization: Secret::new(format!("Bearer {}", token.expose())), dpop: None });
         };
-        let proof = self
-            .inner
-            .dpop
-            .proof(&key, &method, &target, Some(&token), issued_at)
-            .await
-            .map_err(|e| Error::from(CoreError::from(e)))?;
+        let proof = match self.inner.dpop.proof(&key, &method, &target, Some(&token), issued_at).await {
+            Ok(proof) => proof,
+            Err(DpopError::KeyMissing) => {
+                // The tokens are bound to a key that is gone: the session cannot go on.
+                self.inner.session().handle_dpop_key_lost(self.inner.now());
+                self.inner.process_now().await;
+                self.inner.wake.notify_one();
+                return Err(CoreError::Dpop(DpopError::KeyMissing).into());
+            }
+            Err(error) => return Err(CoreError::Dpop(error).into()),
+        };
         Ok(AuthHeaders { authorization: Secret::new(format!("DPoP {}", token.expose())), dpop: Some(proof) })
     }
 

@@ -53,7 +53,13 @@ impl SessionClient {
         let record = request.pending.to_record();
         let mut turn = self.inner.shared.turn().await;
         turn.locked().await?;
-        turn.save(&self.inner.shared.slots.pending, record).await.map_err(|e| error::store(&e))?;
+        let slot = &self.inner.shared.slots.pending;
+        // The sign-in this one replaces will never complete: its key goes.
+        let replaced = turn.load(slot).await.ok().flatten();
+        turn.save(slot, record).await.map_err(|e| error::store(&e))?;
+        if let Some(key) = replaced.and_then(|old| PendingAuthorization::dpop_key_in_record(old.expose().as_bytes())) {
+            self.inner.dpop.keys.delete(&key).await;
+        }
         Ok(request.url().to_owned())
     }
 
@@ -78,8 +84,11 @@ impl SessionClient {
             let mut pending = match restored {
                 Ok(pending) => pending,
                 Err(error) => {
-                    // Expired or unreadable: it can never complete, so it goes.
+                    // Expired or unreadable: it can never complete, so it goes, with its key.
                     let _ = turn.delete(slot).await;
+                    if let Some(key) = PendingAuthorization::dpop_key_in_record(record.expose().as_bytes()) {
+                        self.inner.dpop.keys.delete(&key).await;
+                    }
                     return Err(CoreError::from(error).into());
                 }
             };
@@ -94,7 +103,16 @@ impl SessionClient {
             // This sign-in's own answer: used once. If it cannot be removed, nothing is sent
             // (the code stays good for a retry once the store works).
             turn.delete(slot).await.map_err(|e| error::store(&e))?;
-            (pending, accepted.map_err(CoreError::from)?)
+            match accepted {
+                Ok(code) => (pending, code),
+                // The provider's refusal (or a callback without a code) ends this sign-in.
+                Err(refusal) => {
+                    if let Some(key) = pending.dpop_key() {
+                        self.inner.dpop.keys.delete(key).await;
+                    }
+                    return Err(CoreError::from(refusal).into());
+                }
+            }
         };
         self.exchange(&pending, &code).await
     }
@@ -219,11 +237,22 @@ impl SessionClient {
         };
         let start = start.map_err(CoreError::from)?;
         let response = self.inner.transport.send_idempotent(&start.request).await.map_err(error::transport)?;
-        let dpop_key = self.new_dpop_key().await?;
-        let mut device =
+        let device =
             DeviceAuthorization::from_response(&client, &metadata, &response, start.pkce, self.inner.now().wall)
-                .map_err(CoreError::from)?
-                .with_dpop_key(dpop_key);
+                .map_err(CoreError::from)?;
+        let mut device = device.with_dpop_key(self.new_dpop_key().await?);
+        let result = self.poll_device(&mut device, show).await;
+        if result.is_err()
+            && let Some(key) = device.dpop_key()
+        {
+            // The sign-in is over and started nothing: its key goes.
+            self.inner.dpop.keys.delete(key).await;
+        }
+        result
+    }
+
+    /// Shows the code, then polls until the user approves, refuses, or the code expires.
+    async fn poll_device(&self, device: &mut DeviceAuthorization, show: impl FnOnce(&DeviceCode)) -> Result<(), Error> {
         show(&DeviceCode {
             user_code: device.user_code().to_owned(),
             verification_uri: device.verification_uri().to_owned(),
@@ -271,7 +300,7 @@ impl SessionClient {
                     let result = self
                         .inner
                         .with_keys(&response, |session, keys, which, now| {
-                            session.handle_device_login_response(&device, &response, keys, which, now)
+                            session.handle_device_login_response(device, &response, keys, which, now)
                         })
                         .await;
                     self.inner.process_now().await;

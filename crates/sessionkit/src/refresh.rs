@@ -24,10 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit_core::http::HttpRequest;
+use sessionkit_core::oidc::dpop::DpopError;
 use sessionkit_core::{CoreError, RefreshStart, StoreChange, TokenState};
 use tracing::Instrument as _;
 
-use crate::client::Inner;
+use crate::client::{Inner, TokenSendError};
 use crate::error::{self, Error};
 use crate::shared::Turn;
 
@@ -246,6 +247,12 @@ impl Inner {
         let outcome = async {
             match self.send_token_request(&request).await {
                 Ok(response) => self.feed_refresh(&response).await,
+                // Nothing was sent, and nothing ever can be: the session ends.
+                Err(TokenSendError::Proof(DpopError::KeyMissing)) => {
+                    tracing::info!("the session's DPoP key is gone; the session ends");
+                    self.session().handle_dpop_key_lost(self.now());
+                    Err(CoreError::Dpop(DpopError::KeyMissing).into())
+                }
                 Err(failure) => {
                     let message = Error::from(failure).to_string();
                     tracing::info!(error = %message, "refresh failed; the session is kept and retried later");

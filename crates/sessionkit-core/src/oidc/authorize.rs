@@ -188,6 +188,12 @@ impl PendingAuthorization {
         Secret::new(serde_json::to_string(&record).unwrap_or_default())
     }
 
+    /// The DPoP key a pending record holds, whatever its age (to forget the key of a sign-in
+    /// that a newer one replaces, or that expired).
+    pub fn dpop_key_in_record(bytes: &[u8]) -> Option<DpopKey> {
+        serde_json::from_slice::<PendingRecord>(bytes).ok()?.dpop_key
+    }
+
     /// Reads a record made by [`to_record`](Self::to_record). It must be this client's, with
     /// this provider, and younger than [`MAX_PENDING_AGE`]; otherwise there is no login to
     /// complete ([`CallbackError::NoLoginInProgress`]).

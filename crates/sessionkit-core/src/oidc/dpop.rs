@@ -122,6 +122,10 @@ pub enum DpopError {
     /// The OS random source failed (for `jti`).
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// The key is no longer in its key store (storage cleared, the key deleted): it will never
+    /// sign again, so its session cannot go on.
+    #[error("the session's DPoP key is no longer in its key store (was the storage cleared?); sign in again")]
+    KeyMissing,
     /// DPoP is required by the app's policy, but the provider does not offer it.
     #[error(
         "DPoP is required, but the provider's discovery document does not list ES256 in \

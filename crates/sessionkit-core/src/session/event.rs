@@ -97,6 +97,9 @@ pub enum Anomaly {
     IssuerChanged,
     /// A refreshed ID token failed validation (signature, audience, times).
     InvalidIdToken,
+    /// The session's DPoP key is gone from its key store (the browser's storage was cleared,
+    /// the app's key store lost it): its tokens can no longer be used, so the session ended.
+    DpopKeyLost,
     /// The wall clock was set back by this much; limits keep counting from the later time.
     ClockJumpedBack {
         /// How far back.
@@ -111,6 +114,7 @@ impl Anomaly {
             Self::SubjectChanged => "SubjectChanged",
             Self::IssuerChanged => "IssuerChanged",
             Self::InvalidIdToken => "InvalidIdToken",
+            Self::DpopKeyLost => "DpopKeyLost",
             Self::ClockJumpedBack { .. } => "ClockJumpedBack",
         }
     }

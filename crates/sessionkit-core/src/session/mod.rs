@@ -209,6 +209,17 @@ impl Session {
         self.active().map(|a| a.tokens.token_type.as_str())
     }
 
+    /// The driver found the session's DPoP key gone from its key store: the tokens bound to it
+    /// can never be used again, so the session ends as an anomaly (its tokens revoked, which
+    /// needs no proof).
+    pub fn handle_dpop_key_lost(&mut self, now: Now) {
+        self.observe(now);
+        let Some(a) = self.active() else { return };
+        let session_id = Some(a.session_id.clone());
+        self.outbox.tell(SessionEvent::AnomalySuspected { session_id, anomaly: Anomaly::DpopKeyLost });
+        self.end(EndReason::Anomaly, true);
+    }
+
     /// The DPoP key the session's tokens are bound to, if any (RFC 9449).
     pub fn dpop_key(&self) -> Option<&DpopKey> {
         self.active().and_then(|a| a.dpop_key.as_ref())

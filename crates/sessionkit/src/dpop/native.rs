@@ -43,7 +43,7 @@ type Loaded = SigningKey;
 fn load(key: &DpopKey) -> Result<Loaded, DpopError> {
     let signing = signing_key(key)?;
     if public_key(&signing) != key.public_key {
-        return Err(DpopError::Signing("the stored DPoP key does not match its public key".into()));
+        return Err(DpopError::KeyMissing);
     }
     #[cfg(not(any(target_os = "android", target_os = "ios")))]
     {
@@ -74,13 +74,11 @@ fn sign_with(loaded: &Loaded, input: &[u8]) -> Result<Vec<u8>, DpopError> {
     }
 }
 
+/// The private key in `key`'s handle. A handle that is not one (a damaged record) will never
+/// sign: the key is as good as missing.
 fn signing_key(key: &DpopKey) -> Result<SigningKey, DpopError> {
-    let scalar = Zeroizing::new(
-        URL_SAFE_NO_PAD
-            .decode(key.handle.expose())
-            .map_err(|_| DpopError::Signing("the stored DPoP key is damaged".into()))?,
-    );
-    SigningKey::from_slice(&scalar).map_err(|_| DpopError::Signing("the stored DPoP key is damaged".into()))
+    let scalar = Zeroizing::new(URL_SAFE_NO_PAD.decode(key.handle.expose()).map_err(|_| DpopError::KeyMissing)?);
+    SigningKey::from_slice(&scalar).map_err(|_| DpopError::KeyMissing)
 }
 
 fn public_key(key: &SigningKey) -> DpopPublicKey {
@@ -155,7 +153,7 @@ mod tests {
         assert!(!format!("{key:?}").contains(key.handle.expose()), "Debug never shows the private key");
         // A handle that does not match the public key signs nothing.
         let swapped = DpopKey { handle: other.handle.clone(), ..key.clone() };
-        assert!(matches!(keys.sign(&swapped, b"x").await, Err(DpopError::Signing(_))));
+        assert!(matches!(keys.sign(&swapped, b"x").await, Err(DpopError::KeyMissing)));
         assert!(keys.create(DpopAlgorithm::EdDsa).await.is_err());
     }
 }

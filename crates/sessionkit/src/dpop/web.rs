@@ -63,6 +63,9 @@ impl DpopKeys for WebCryptoKeys {
             let signature = sign_with_key(&self.database, key.handle.expose(), input)
                 .await
                 .map_err(|e| failed("the browser refused", &e))?;
+            if signature.is_null() {
+                return Err(DpopError::KeyMissing);
+            }
             let bytes = signature
                 .dyn_into::<js_sys::Uint8Array>()
                 .map_err(|_| DpopError::Signing("the browser gave no signature".into()))?;

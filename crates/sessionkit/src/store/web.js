@@ -127,7 +127,7 @@ export async function signWithKey(name, id, data) {
   let key = signingKeys.get(id);
   if (!key) {
     key = await withDb(name, 'readonly', [KEYS], (tx) => request(tx.objectStore(KEYS).get(dpopSlot(id))));
-    if (!key) throw new Error('the DPoP key is not in this browser (its storage was cleared)');
+    if (!key) return null; // gone (the origin's storage was cleared): the session cannot go on
     signingKeys.set(id, key);
   }
   return new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key, data));

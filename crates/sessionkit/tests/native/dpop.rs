@@ -156,3 +156,112 @@ async fn a_bound_session_refuses_a_bearer_refresh_and_revokes_what_it_brought() 
     let revoked = idp.stats().await["revocation"].as_u64().unwrap() - revoked_before;
     assert_eq!(revoked, 2, "the tokens the downgraded answer brought are revoked, never used");
 }
+
+/// Keys that can be lost, as a cleared browser storage or a wiped key store loses them (fault
+/// injection over the real native key store); it also records which keys were made and deleted.
+#[derive(Default)]
+struct LosableKeys {
+    keys: sessionkit::dpop::SoftwareKeys,
+    lost: std::sync::atomic::AtomicBool,
+    made: std::sync::Mutex<Vec<sessionkit::dpop::DpopKey>>,
+    deleted: std::sync::Mutex<Vec<sessionkit::dpop::DpopKey>>,
+}
+
+impl LosableKeys {
+    fn made(&self) -> Vec<sessionkit::dpop::DpopKey> {
+        self.made.lock().unwrap().clone()
+    }
+    fn deleted(&self) -> Vec<sessionkit::dpop::DpopKey> {
+        self.deleted.lock().unwrap().clone()
+    }
+}
+
+impl sessionkit::dpop::DpopKeys for LosableKeys {
+    fn create(
+        &self,
+        algorithm: sessionkit::dpop::DpopAlgorithm,
+    ) -> sessionkit::BoxFuture<'_, Result<sessionkit::dpop::DpopKey, sessionkit::dpop::DpopError>> {
+        Box::pin(async move {
+            let key = self.keys.create(algorithm).await?;
+            self.made.lock().unwrap().push(key.clone());
+            Ok(key)
+        })
+    }
+    fn sign<'a>(
+        &'a self,
+        key: &'a sessionkit::dpop::DpopKey,
+        input: &'a [u8],
+    ) -> sessionkit::BoxFuture<'a, Result<Vec<u8>, sessionkit::dpop::DpopError>> {
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async { Err(sessionkit::dpop::DpopError::KeyMissing) });
+        }
+        self.keys.sign(key, input)
+    }
+    fn delete<'a>(&'a self, key: &'a sessionkit::dpop::DpopKey) -> sessionkit::BoxFuture<'a, ()> {
+        self.deleted.lock().unwrap().push(key.clone());
+        self.keys.delete(key)
+    }
+}
+
+#[tokio::test]
+async fn a_lost_dpop_key_ends_the_session_and_says_why() {
+    let idp = Idp::start(2);
+    for path in ["an API call", "a refresh"] {
+        let keys = std::sync::Arc::new(LosableKeys::default());
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let config = idp.config_builder(lazy(DpopPolicy::WhenSupported), store.clone()).dpop_keys(keys.clone());
+        let client = sessionkit::SessionClient::new(config.build().unwrap()).await.unwrap();
+        let mut events = client.subscribe();
+        idp.login(&client).await;
+        assert_eq!(idp.call_api(&client).await, 200);
+        let revoked_before = idp.stats().await["revocation"].as_u64().unwrap();
+        keys.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        let error = if path == "an API call" {
+            client.authorize("GET", &idp.api_url()).await.unwrap_err()
+        } else {
+            tokio::time::sleep(Duration::from_millis(2200)).await;
+            client.access_token().await.unwrap_err()
+        };
+        assert!(matches!(&error, Error::ReauthenticationRequired { .. }), "{path}: {error:?}");
+        assert!(error.to_string().contains("no longer in its key store"), "{path}: {error}");
+        assert!(client.status().is_none(), "{path}: the session ended");
+        assert!(store.load(&format!("{}|{CLIENT_ID}", idp.issuer)).unwrap().is_none(), "{path}: and was wiped");
+        let anomaly = crate::lifecycle::wait_for(&mut events, Duration::from_secs(2), |e| {
+            matches!(e, sessionkit::SessionEvent::AnomalySuspected { .. })
+        })
+        .await;
+        assert!(
+            matches!(
+                anomaly,
+                sessionkit::SessionEvent::AnomalySuspected { anomaly: sessionkit::Anomaly::DpopKeyLost, .. }
+            ),
+            "{path}: {anomaly:?}"
+        );
+        assert!(idp.stats().await["revocation"].as_u64().unwrap() > revoked_before, "{path}: its tokens revoked");
+    }
+}
+
+/// Every sign-in that ends without a session forgets its key; a session's key goes at logout.
+#[tokio::test]
+async fn keys_of_sign_ins_that_never_complete_and_of_ended_sessions_are_forgotten() {
+    let idp = Idp::start(60);
+    let keys = std::sync::Arc::new(LosableKeys::default());
+    let config = idp.config_builder(lazy(DpopPolicy::WhenSupported), std::sync::Arc::new(MemoryStore::new()));
+    let client = sessionkit::SessionClient::new(config.dpop_keys(keys.clone()).build().unwrap()).await.unwrap();
+    // A redirect sign-in replaced by a newer one.
+    client.begin_redirect_login(&Default::default()).await.unwrap();
+    let url = client.begin_redirect_login(&Default::default()).await.unwrap();
+    assert_eq!(keys.deleted(), keys.made()[..1].to_vec(), "the replaced sign-in's key");
+    // The provider refuses the newer one.
+    let state = url.split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let refusal = format!("http://127.0.0.1/callback?error=access_denied&state={state}&iss={}", idp.issuer);
+    let error = client.complete_redirect_login(&refusal).await.unwrap_err();
+    assert!(error.to_string().contains("access_denied"), "{error}");
+    assert_eq!(keys.deleted(), keys.made(), "and the refused sign-in's key");
+    // A completed sign-in keeps its key until logout.
+    idp.login(&client).await;
+    assert_eq!(keys.made().len(), 3);
+    assert_eq!(keys.deleted().len(), 2);
+    client.logout().await.unwrap();
+    assert_eq!(keys.deleted(), keys.made(), "the session's key went with it");
+}
