@@ -35,7 +35,8 @@ pub enum DpopPolicy {
     #[default]
     WhenSupported,
     /// DPoP or nothing: a provider without DPoP is a misconfiguration, and a Bearer answer to a
-    /// request that carried a proof is refused (no silent downgrade).
+    /// request that carried a proof is refused (no silent downgrade). Switching an app to it
+    /// applies from the next sign-in: a Bearer session stored before goes on until it ends.
     Required,
 }
 
