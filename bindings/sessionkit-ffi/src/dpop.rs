@@ -78,7 +78,8 @@ pub trait DpopSigner: Send + Sync {
     /// fixed alias: when a session ends, its key is deleted by its handle).
     fn create_key(&self) -> Result<DpopPublicKeyInfo, StoreFailure>;
     /// Signs `input` with the key `handle` (ECDSA P-256 with SHA-256): the 64-byte `r || s`
-    /// (IEEE P1363), not DER.
+    /// (IEEE P1363), not DER. Throw `StoreFailure.KeyMissing` when the key is gone for good
+    /// (the session then ends), `StoreFailure.Failed` when it cannot sign right now.
     fn sign(&self, handle: String, input: Vec<u8>) -> Result<Vec<u8>, StoreFailure>;
     /// Deletes the key `handle`: its session is over.
     fn delete_key(&self, handle: String);
@@ -89,7 +90,10 @@ pub trait DpopSigner: Send + Sync {
 pub(crate) struct ForeignDpopKeys(pub(crate) Arc<dyn DpopSigner>);
 
 fn failed(failure: StoreFailure) -> DpopError {
-    DpopError::Signing(failure.to_string())
+    match failure {
+        StoreFailure::KeyMissing { .. } => DpopError::KeyMissing,
+        StoreFailure::Failed { .. } => DpopError::Signing(failure.to_string()),
+    }
 }
 
 async fn off_thread<T: Send + 'static>(

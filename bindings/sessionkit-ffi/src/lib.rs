@@ -264,6 +264,13 @@ pub enum StoreFailure {
         /// What happened (no stored value in it).
         detail: String,
     },
+    /// A `DpopSigner` no longer has the key it was asked to sign with (invalidated by the
+    /// Keystore, lost with a device restore): its session ends; the user signs in again.
+    #[error("the app's key store no longer has the key: {detail}")]
+    KeyMissing {
+        /// What happened.
+        detail: String,
+    },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for StoreFailure {

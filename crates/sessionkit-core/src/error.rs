@@ -137,6 +137,7 @@ impl From<CoreError> for SessionError {
             CoreError::TokenMalformed(MalformedToken::NotDpopBound | MalformedToken::UnexpectedDpop) => {
                 Self::Misconfigured { message }
             }
+            CoreError::TokenMalformed(MalformedToken::Downgraded) => Self::ReauthenticationRequired { message },
             CoreError::TokenMalformed(_) => Self::RetryLater { message, retry_after: None },
             CoreError::Callback(_) | CoreError::IdToken(_) | CoreError::MissingIdToken => {
                 Self::InvalidInput { message }

@@ -257,13 +257,13 @@ impl SessionClient {
     /// proof is single-use. If the API answers 401 asking for a DPoP nonce, pass its answer to
     /// [`note_api_response`](Self::note_api_response) and send once more with new headers.
     pub async fn authorize(&self, method: &str, url: &str) -> Result<AuthHeaders, Error> {
-        let loopback = |host: &str| host == "localhost" || host.starts_with("127.") || host == "[::1]";
         let target = Url::parse(url)
             .ok()
             .filter(|u| match (u.scheme(), u.host_str()) {
                 ("https", Some(_)) => true,
-                // The token never travels unencrypted, except to this machine.
-                ("http", Some(host)) => loopback(host),
+                // The token never travels unencrypted, except to this machine (an IP literal:
+                // a name such as 127.0.0.1.example could resolve anywhere).
+                ("http", Some(host)) => u.is_loopback_ip() || host == "localhost",
                 _ => false,
             })
             .ok_or_else(|| Error::InvalidInput {
@@ -277,18 +277,26 @@ impl SessionClient {
             });
         }
         let method = method.to_ascii_uppercase();
-        let fetched = self.access_token().await?;
         // The token, its type and its key from one look at the session, so that a refresh or a
-        // sign-in in between cannot pair one session's token with another's key.
-        let (token, bound_to, issued_at) = {
+        // sign-in in between cannot pair one session's token with another's key. Bounded: a
+        // change between the refresh and the look is rare, and the next pass sees it settled.
+        let mut snapshot = None;
+        for _ in 0..3 {
+            self.access_token().await?;
             let session = self.inner.session();
             let now = self.inner.now();
-            let token = match session.access_token(now) {
-                TokenState::Fresh(token) => token.clone(),
-                _ => fetched,
-            };
-            let bound = session.token_type() == Some("DPoP");
-            (token, session.dpop_key().filter(|_| bound).cloned(), session.server_time(now))
+            if let TokenState::Fresh(token) = session.access_token(now) {
+                let bound = session.token_type() == Some("DPoP");
+                snapshot =
+                    Some((token.clone(), session.dpop_key().filter(|_| bound).cloned(), session.server_time(now)));
+                break;
+            }
+        }
+        let Some((token, bound_to, issued_at)) = snapshot else {
+            return Err(Error::RetryLater {
+                message: "the session changed while the request was being prepared; try again".into(),
+                retry_after: None,
+            });
         };
         let Some(key) = bound_to else {
             return Ok(AuthHeaders { authorization: Secret::new(format!("Bearer {}", token.expose())), dpop: None });
@@ -297,7 +305,7 @@ impl SessionClient {
             Ok(proof) => proof,
             Err(DpopError::KeyMissing) => {
                 // The tokens are bound to a key that is gone: the session cannot go on.
-                self.inner.session().handle_dpop_key_lost(self.inner.now());
+                self.inner.session().handle_dpop_key_lost(&key, self.inner.now());
                 self.inner.process_now().await;
                 self.inner.wake.notify_one();
                 return Err(CoreError::Dpop(DpopError::KeyMissing).into());

@@ -250,7 +250,9 @@ impl Inner {
                 // Nothing was sent, and nothing ever can be: the session ends.
                 Err(TokenSendError::Proof(DpopError::KeyMissing)) => {
                     tracing::info!("the session's DPoP key is gone; the session ends");
-                    self.session().handle_dpop_key_lost(self.now());
+                    if let Some(lost) = &request.dpop {
+                        self.session().handle_dpop_key_lost(lost, self.now());
+                    }
                     Err(CoreError::Dpop(DpopError::KeyMissing).into())
                 }
                 Err(failure) => {

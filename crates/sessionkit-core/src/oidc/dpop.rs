@@ -36,7 +36,8 @@ pub enum DpopPolicy {
     WhenSupported,
     /// DPoP or nothing: a provider without DPoP is a misconfiguration, and a Bearer answer to a
     /// request that carried a proof is refused (no silent downgrade). Switching an app to it
-    /// applies from the next sign-in: a Bearer session stored before goes on until it ends.
+    /// applies from the next sign-in: a Bearer session stored before goes on until it ends
+    /// (one that holds a key, though, ends at a refresh answered with Bearer).
     Required,
 }
 
@@ -240,7 +241,8 @@ pub fn check_binding(
     use crate::oidc::token::MalformedToken;
     match (tokens.is_dpop(), sent) {
         (true, None) => Err(MalformedToken::UnexpectedDpop),
-        (false, Some(_)) if policy == DpopPolicy::Required || was_bound => Err(MalformedToken::NotDpopBound),
+        (false, Some(_)) if was_bound => Err(MalformedToken::Downgraded),
+        (false, Some(_)) if policy == DpopPolicy::Required => Err(MalformedToken::NotDpopBound),
         _ => Ok(()),
     }
 }
@@ -532,7 +534,7 @@ mod tests {
             assert_eq!(check_binding(policy, None, false, &answer("Bearer")), Ok(()));
             // A session whose tokens were bound never takes a Bearer token on refresh.
             let downgrade = check_binding(policy, Some(&key), true, &answer("Bearer"));
-            assert_eq!(downgrade, Err(MalformedToken::NotDpopBound), "{policy:?}");
+            assert_eq!(downgrade, Err(MalformedToken::Downgraded), "{policy:?}");
         }
         assert_eq!(check_binding(DpopPolicy::WhenSupported, Some(&key), false, &answer("Bearer")), Ok(()));
         assert_eq!(

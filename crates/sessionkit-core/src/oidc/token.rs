@@ -150,6 +150,13 @@ pub enum MalformedToken {
          client at the provider"
     )]
     NotDpopBound,
+    /// A Bearer token answered the refresh of a session whose tokens were DPoP-bound: a
+    /// downgrade, refused; the session ends (its refresh token was spent by that answer).
+    #[error(
+        "the provider answered the refresh of this DPoP-bound session with a Bearer token (a downgrade); \\
+         the session ended; sign in again"
+    )]
+    Downgraded,
     /// A DPoP token answered a request that carried no proof: it could never be used.
     #[error("the provider issued a DPoP token to a request without a DPoP proof")]
     UnexpectedDpop,

@@ -209,12 +209,13 @@ impl Session {
         self.active().map(|a| a.tokens.token_type.as_str())
     }
 
-    /// The driver found the session's DPoP key gone from its key store: the tokens bound to it
-    /// can never be used again, so the session ends as an anomaly (its tokens revoked, which
-    /// needs no proof).
-    pub fn handle_dpop_key_lost(&mut self, now: Now) {
+    /// The driver found the DPoP key `lost` gone from its key store. If it is this session's
+    /// key, the tokens bound to it can never be used again, so the session ends as an anomaly
+    /// (its tokens revoked, which needs no proof). Another session's key (the session changed
+    /// meanwhile) changes nothing.
+    pub fn handle_dpop_key_lost(&mut self, lost: &DpopKey, now: Now) {
         self.observe(now);
-        let Some(a) = self.active() else { return };
+        let Some(a) = self.active().filter(|a| a.dpop_key.as_ref() == Some(lost)) else { return };
         let session_id = Some(a.session_id.clone());
         self.outbox.tell(SessionEvent::AnomalySuspected { session_id, anomaly: Anomaly::DpopKeyLost });
         self.end(EndReason::Anomaly, true);

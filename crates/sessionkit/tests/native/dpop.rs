@@ -136,6 +136,13 @@ async fn with_dpop_off_the_tokens_are_bearer_and_no_key_is_made() {
     // Bad input to authorize is refused with a typed error.
     assert!(matches!(client.authorize("GET", "not a url").await, Err(Error::InvalidInput { .. })));
     assert!(matches!(client.authorize("GE T", &idp.api_url()).await, Err(Error::InvalidInput { .. })));
+    // No token over plain http, except to this machine by its IP literal (or `localhost`).
+    for url in ["http://api.example/me", "http://127.0.0.1.nip.io/me", "ftp://127.0.0.1/me"] {
+        assert!(matches!(client.authorize("GET", url).await, Err(Error::InvalidInput { .. })), "{url}");
+    }
+    for url in ["http://127.0.0.1:8080/me", "http://[::1]/me", "http://localhost/me"] {
+        assert!(client.authorize("GET", url).await.is_ok(), "{url}");
+    }
 }
 
 #[tokio::test]
@@ -149,8 +156,8 @@ async fn a_bound_session_refuses_a_bearer_refresh_and_revokes_what_it_brought() 
     // The provider rotates the refresh token but answers with a Bearer token: a downgrade.
     idp.fault(serde_json::json!({ "path": "/token", "mode": "bearer" })).await;
     let error = client.access_token().await.unwrap_err();
-    assert!(matches!(&error, Error::Misconfigured { .. }), "{error:?}");
-    assert!(error.to_string().contains("issued a Bearer token"), "{error}");
+    assert!(matches!(&error, Error::ReauthenticationRequired { .. }), "{error:?}");
+    assert!(error.to_string().contains("with a Bearer token (a downgrade)"), "{error}");
     assert!(client.status().is_none(), "the session ends: its refresh token is spent");
     assert!(store.load(&format!("{}|{CLIENT_ID}", idp.issuer)).unwrap().is_none(), "and is wiped");
     let revoked = idp.stats().await["revocation"].as_u64().unwrap() - revoked_before;
@@ -205,8 +212,9 @@ impl sessionkit::dpop::DpopKeys for LosableKeys {
 
 #[tokio::test]
 async fn a_lost_dpop_key_ends_the_session_and_says_why() {
-    let idp = Idp::start(2);
     for path in ["an API call", "a refresh"] {
+        // Access tokens of 60 s for the API call (no refresh can come first), 2 s for the refresh.
+        let idp = Idp::start(if path == "an API call" { 60 } else { 2 });
         let keys = std::sync::Arc::new(LosableKeys::default());
         let store = std::sync::Arc::new(MemoryStore::new());
         let config = idp.config_builder(lazy(DpopPolicy::WhenSupported), store.clone()).dpop_keys(keys.clone());
@@ -216,8 +224,11 @@ async fn a_lost_dpop_key_ends_the_session_and_says_why() {
         assert_eq!(idp.call_api(&client).await, 200);
         let revoked_before = idp.stats().await["revocation"].as_u64().unwrap();
         keys.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        let refreshes = idp.refresh_count().await;
         let error = if path == "an API call" {
-            client.authorize("GET", &idp.api_url()).await.unwrap_err()
+            let error = client.authorize("GET", &idp.api_url()).await.unwrap_err();
+            assert_eq!(idp.refresh_count().await, refreshes, "the API call's own proof found the key gone");
+            error
         } else {
             tokio::time::sleep(Duration::from_millis(2200)).await;
             client.access_token().await.unwrap_err()

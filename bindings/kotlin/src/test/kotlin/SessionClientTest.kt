@@ -75,7 +75,7 @@ class KotlinSigner : DpopSigner {
     }
 
     override fun sign(handle: String, input: ByteArray): ByteArray {
-        val pair = keys[handle] ?: throw StoreFailure.Failed("no key $handle")
+        val pair = keys[handle] ?: throw StoreFailure.KeyMissing("no key $handle")
         signatures.incrementAndGet()
         // P1363: the raw r || s that JWS wants (the default format is DER).
         return Signature.getInstance("SHA256withECDSAinP1363Format").run { initSign(pair.private); update(input); sign() }
@@ -165,6 +165,20 @@ class SessionClientTest {
 
         client.logout()
         assertTrue(signer.keys.isEmpty(), "the key ends with the session")
+    }
+
+    @Test
+    fun `a DPoP key the app's store lost ends the session with a sign-in-again error`() = runBlocking {
+        val signer = KotlinSigner()
+        val client = SessionClient.create(settings(), KotlinStore(), signer)
+        val request = client.beginLogin()
+        client.completeLogin(request, authorize(request.url()))
+        signer.keys.clear() // the Keystore invalidated it
+        val error = assertThrows<SessionKitException.ReauthenticationRequired> {
+            runBlocking { client.authorize("GET", "$issuer/__test/api") }
+        }
+        assertTrue(error.message!!.contains("no longer in its key store"), error.message)
+        assertNull(client.status(), "the session ended")
     }
 
     @Test
