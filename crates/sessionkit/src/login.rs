@@ -107,9 +107,7 @@ impl SessionClient {
                 Ok(code) => (pending, code),
                 // The provider's refusal (or a callback without a code) ends this sign-in.
                 Err(refusal) => {
-                    if let Some(key) = pending.dpop_key() {
-                        self.inner.dpop.keys.delete(key).await;
-                    }
+                    self.forget_key_of(&pending).await;
                     return Err(CoreError::from(refusal).into());
                 }
             }
@@ -118,8 +116,21 @@ impl SessionClient {
     }
 
     async fn complete(&self, mut pending: PendingAuthorization, callback_url: &str) -> Result<(), Error> {
-        let code = pending.accept_callback(callback_url).map_err(CoreError::from)?;
-        self.exchange(&pending, &code).await
+        match pending.accept_callback(callback_url) {
+            Ok(code) => self.exchange(&pending, &code).await,
+            Err(refusal) => {
+                // The request is consumed: this sign-in cannot be completed, so its key goes.
+                self.forget_key_of(&pending).await;
+                Err(CoreError::from(refusal).into())
+            }
+        }
+    }
+
+    /// Forgets the DPoP key of a sign-in that ended without a session (a no-op without one).
+    async fn forget_key_of(&self, pending: &PendingAuthorization) {
+        if let Some(key) = pending.dpop_key() {
+            self.inner.dpop.keys.delete(key).await;
+        }
     }
 
     /// Exchanges the code of an accepted callback and lets the core check the answer.
@@ -130,9 +141,7 @@ impl SessionClient {
             Ok(response) => response,
             Err(failure) => {
                 // The code was sent, or could not be: either way this sign-in is over.
-                if let Some(key) = pending.dpop_key() {
-                    self.inner.dpop.keys.delete(key).await;
-                }
+                self.forget_key_of(pending).await;
                 return Err(failure.into());
             }
         };
@@ -144,11 +153,9 @@ impl SessionClient {
             .await;
         self.inner.process_now().await;
         self.inner.wake.notify_one();
-        if result.is_err()
-            && let Some(key) = pending.dpop_key()
-        {
+        if result.is_err() {
             // The sign-in is over (its code is spent) and started nothing: its key goes.
-            self.inner.dpop.keys.delete(key).await;
+            self.forget_key_of(pending).await;
         }
         result.map_err(Error::from)
     }
@@ -172,55 +179,64 @@ impl SessionClient {
         let listener = crate::loopback::Listener::bind(&configured).await?;
         options.redirect_uri = Some(listener.redirect_uri().clone());
         let mut request = self.begin_login(&options).await?;
-        let mut callbacks = listener.serve();
-        open(request.url())
-            .map_err(|e| Error::Misconfigured { message: format!("could not open the browser: {e}") })?;
-        // The timeout bounds the wait for the browser, not the code exchange: once a code is
-        // accepted, the exchange runs to its end (the transport has its own timeouts), so a
-        // sign-in finished near the deadline is neither cut in half nor misreported.
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let callback = match tokio::time::timeout_at(deadline, callbacks.next()).await {
-                Ok(Some(callback)) => callback,
-                Ok(None) => {
-                    return Err(Error::RetryLater {
-                        message: "the redirect listener stopped (its socket failed); start the sign-in again".into(),
-                        retry_after: None,
-                    });
-                }
-                Err(_) => {
-                    return Err(Error::RetryLater {
-                        message: format!(
-                            "the sign-in was not completed in the browser within {} s; start it again",
-                            timeout.as_secs()
-                        ),
-                        retry_after: None,
-                    });
-                }
-            };
-            match request.pending.accept_callback(callback.url.expose()) {
-                Ok(code) => {
-                    let result = self.exchange(&request.pending, &code).await;
-                    let page = match &result {
-                        Ok(()) => Page::SignedIn,
-                        Err(error) => Page::Failed(error.to_string()),
-                    };
-                    callback.answer(page).await;
-                    return result;
-                }
-                // Not this sign-in's response (anyone on this machine can reach the port).
-                Err(CallbackError::StateMismatch | CallbackError::WrongRedirect | CallbackError::Malformed) => {
-                    tracing::info!("a request to the redirect listener was not this sign-in's callback; ignored");
-                    callback.answer(Page::NotThisSignIn).await;
-                }
-                // This sign-in's own response, and it says no (or is wrong): the sign-in is over.
-                Err(refusal) => {
-                    let error = Error::from(CoreError::from(refusal));
-                    callback.answer(Page::Failed(error.to_string())).await;
-                    return Err(error);
+        let result = async {
+            let mut callbacks = listener.serve();
+            open(request.url())
+                .map_err(|e| Error::Misconfigured { message: format!("could not open the browser: {e}") })?;
+            // The timeout bounds the wait for the browser, not the code exchange: once a code is
+            // accepted, the exchange runs to its end (the transport has its own timeouts), so a
+            // sign-in finished near the deadline is neither cut in half nor misreported.
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let callback = match tokio::time::timeout_at(deadline, callbacks.next()).await {
+                    Ok(Some(callback)) => callback,
+                    Ok(None) => {
+                        return Err(Error::RetryLater {
+                            message: "the redirect listener stopped (its socket failed); start the sign-in again"
+                                .into(),
+                            retry_after: None,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(Error::RetryLater {
+                            message: format!(
+                                "the sign-in was not completed in the browser within {} s; start it again",
+                                timeout.as_secs()
+                            ),
+                            retry_after: None,
+                        });
+                    }
+                };
+                match request.pending.accept_callback(callback.url.expose()) {
+                    Ok(code) => {
+                        let result = self.exchange(&request.pending, &code).await;
+                        let page = match &result {
+                            Ok(()) => Page::SignedIn,
+                            Err(error) => Page::Failed(error.to_string()),
+                        };
+                        callback.answer(page).await;
+                        return result;
+                    }
+                    // Not this sign-in's response (anyone on this machine can reach the port).
+                    Err(CallbackError::StateMismatch | CallbackError::WrongRedirect | CallbackError::Malformed) => {
+                        tracing::info!("a request to the redirect listener was not this sign-in's callback; ignored");
+                        callback.answer(Page::NotThisSignIn).await;
+                    }
+                    // This sign-in's own response, and it says no (or is wrong): the sign-in is over.
+                    Err(refusal) => {
+                        let error = Error::from(CoreError::from(refusal));
+                        callback.answer(Page::Failed(error.to_string())).await;
+                        return Err(error);
+                    }
                 }
             }
         }
+        .await;
+        if result.is_err() {
+            // The sign-in is over (given up, refused, or its exchange failed): its key goes.
+            self.forget_key_of(&request.pending).await;
+        }
+        result
     }
 
     /// Signs in with the device authorization grant (RFC 8628): `show` receives the code and
