@@ -179,11 +179,21 @@ async fn walk(
     let first_refresh = stored_refresh().unwrap_or_default();
     narrator.say(&format!("ID token verified; refresh token {} stored", fingerprint(&first_refresh)));
 
-    narrator.step("2. A protected API call");
+    narrator.step("2. A protected API call, with a DPoP proof (the provider binds the tokens to this app's key)");
     let token = client.access_token().await?;
     client.record_activity().await;
-    let status = provider.call_api(token.expose()).await.map_err(fail)?;
-    narrator.say(&format!("GET /__test/api with the access token: HTTP {status}"));
+    let headers = client.authorize("GET", &provider.api_url()).await?;
+    let answer = provider
+        .call_api_with(headers.authorization.expose(), headers.dpop.as_ref().map(|proof| proof.expose()))
+        .await
+        .map_err(fail)?;
+    narrator.say(&format!(
+        "GET /__test/api with the {} token and a fresh proof: HTTP {}",
+        client.token_type().unwrap_or_default(),
+        answer.status
+    ));
+    let stolen = provider.call_api(token.expose()).await.map_err(fail)?;
+    narrator.say(&format!("the same token without its proof, as a thief would send it: HTTP {stolen}"));
 
     narrator.step("3. The access token expires and is refreshed, rotating the refresh token");
     tokio::time::sleep(Duration::from_secs(ACCESS_TTL) + Duration::from_millis(200)).await;
