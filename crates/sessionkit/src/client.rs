@@ -304,6 +304,25 @@ impl SessionClient {
         let proof = match self.inner.dpop.proof(&key, &method, &target, Some(&token), issued_at).await {
             Ok(proof) => proof,
             Err(DpopError::KeyMissing) => {
+                // Another tab or process may have ended or replaced the session (deleting its
+                // key) without this one knowing yet: the store says first.
+                self.inner.sync().await?;
+                let current = {
+                    let session = self.inner.session();
+                    (session.end_reason(), session.dpop_key() == Some(&key))
+                };
+                match current {
+                    (Some(reason), _) => return Err(error::ended(reason)),
+                    (None, false) => {
+                        return Err(Error::RetryLater {
+                            message: "the session changed (in another tab or process) while the request was being \
+                                      prepared; try again"
+                                .into(),
+                            retry_after: None,
+                        });
+                    }
+                    (None, true) => {}
+                }
                 // The tokens are bound to a key that is gone: the session cannot go on.
                 self.inner.session().handle_dpop_key_lost(&key, self.inner.now());
                 self.inner.process_now().await;
