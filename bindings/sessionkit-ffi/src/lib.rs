@@ -18,8 +18,10 @@ use sessionkit::store::{SecureStore, StoreError};
 uniffi::setup_scaffolding!();
 
 mod dpop;
+mod signin;
 use dpop::ForeignDpopKeys;
 pub use dpop::{AuthHeaders, DpopMode, DpopPublicKeyInfo, DpopSigner};
+pub use signin::{DeviceCode, DeviceCodeDisplay, LoginOptions};
 
 /// What went wrong, as the action the app should take. Messages carry no secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -433,9 +435,10 @@ impl SessionClient {
         Ok(Arc::new(Self { inner, runtime: tokio::runtime::Handle::current() }))
     }
 
-    /// Starts a sign-in.
-    pub async fn begin_login(&self) -> Result<Arc<LoginRequest>, SessionKitError> {
-        let request = self.inner.begin_login(&Default::default()).await?;
+    /// Starts a sign-in (with step-up or account-choice `options`, if given).
+    #[uniffi::method(default(options = None))]
+    pub async fn begin_login(&self, options: Option<LoginOptions>) -> Result<Arc<LoginRequest>, SessionKitError> {
+        let request = self.inner.begin_login(&signin::authorize_options(options)).await?;
         Ok(Arc::new(LoginRequest { url: request.url().to_owned(), request: Mutex::new(Some(request)) }))
     }
 
@@ -449,6 +452,28 @@ impl SessionClient {
         let request =
             taken.ok_or(SessionKitError::InvalidInput { detail: "this sign-in was already completed".into() })?;
         Ok(self.inner.complete_login(request, &callback_url).await?)
+    }
+
+    /// Starts a sign-in that survives the app being killed while the user is at the provider:
+    /// the pending sign-in (PKCE verifier, state, nonce) is sealed in the store. Returns the URL
+    /// to open; pass the redirect to [`complete_redirect_login`](Self::complete_redirect_login),
+    /// from this or a later run of the app.
+    #[uniffi::method(default(options = None))]
+    pub async fn begin_redirect_login(&self, options: Option<LoginOptions>) -> Result<String, SessionKitError> {
+        Ok(self.inner.begin_redirect_login(&signin::authorize_options(options)).await?)
+    }
+
+    /// Completes a sign-in started by [`begin_redirect_login`](Self::begin_redirect_login), in
+    /// any run of the app; the redirect is used once.
+    pub async fn complete_redirect_login(&self, callback_url: String) -> Result<(), SessionKitError> {
+        Ok(self.inner.complete_redirect_login(&callback_url).await?)
+    }
+
+    /// Signs in with the device flow (RFC 8628): `display` shows the code, then this waits
+    /// (polling the provider) until the user approves on another device, refuses, or the code
+    /// expires.
+    pub async fn login_with_device(&self, display: Arc<dyn DeviceCodeDisplay>) -> Result<(), SessionKitError> {
+        Ok(self.inner.login_with_device(signin::show_with(display)).await?)
     }
 
     /// A fresh access token (refreshed once for all concurrent callers when needed).

@@ -6,6 +6,7 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -27,7 +28,10 @@ import java.util.Base64
 import java.util.UUID
 import java.util.concurrent.atomic.AtomicInteger
 import uniffi.sessionkit_ffi.DpopPublicKeyInfo
+import uniffi.sessionkit_ffi.DeviceCode
+import uniffi.sessionkit_ffi.DeviceCodeDisplay
 import uniffi.sessionkit_ffi.DpopMode
+import uniffi.sessionkit_ffi.LoginOptions
 import uniffi.sessionkit_ffi.DpopSigner
 import uniffi.sessionkit_ffi.EventListener
 import uniffi.sessionkit_ffi.ForeignStore
@@ -179,6 +183,52 @@ class SessionClientTest {
         }
         assertTrue(error.message!!.contains("no longer in its key store"), error.message)
         assertNull(client.status(), "the session ended")
+    }
+
+    @Test
+    fun `step-up and account-choice options reach the provider`() = runBlocking {
+        val client = SessionClient.create(settings(), KotlinStore())
+        val options = LoginOptions(prompt = "login", loginHint = "bob", maxAgeSeconds = 60u, acrValues = "urn:example:mfa")
+        val request = client.beginLogin(options)
+        val url = request.url()
+        for (expected in listOf("prompt=login", "login_hint=bob", "max_age=60", "acr_values=urn%3Aexample%3Amfa")) {
+            assertTrue(url.contains(expected), "$expected in $url")
+        }
+        // Bob's browser: the other tests' browser stays signed in as alice at the provider.
+        client.completeLogin(request, provider.authorize(url, provider.newBrowser()))
+        assertEquals("bob", client.status()!!.subject, "the provider signed in the hinted account")
+    }
+
+    @Test
+    fun `a redirect sign-in survives the app being killed and completes once`() = runBlocking {
+        val store = KotlinStore()
+        val first = SessionClient.create(settings(), store)
+        val url = first.beginRedirectLogin()
+        assertTrue(store.values.keys.any { it.endsWith("|pending") }, "the pending sign-in is sealed in the store")
+        first.destroy() // the app is killed while the user is at the provider
+        val callback = authorize(url)
+        val restarted = SessionClient.create(settings(), store)
+        restarted.completeRedirectLogin(callback)
+        assertEquals("alice", restarted.status()!!.subject)
+        assertThrows<SessionKitException.InvalidInput> { runBlocking { restarted.completeRedirectLogin(callback) } }
+        Unit
+    }
+
+    @Test
+    fun `the device flow through the FFI`() = runBlocking {
+        val client = SessionClient.create(settings(), KotlinStore())
+        val shown = Collections.synchronizedList(mutableListOf<DeviceCode>())
+        val display = object : DeviceCodeDisplay {
+            override fun show(code: DeviceCode) {
+                shown.add(code)
+                Thread { provider.approveDevice(code.verificationUriComplete!!) }.start()
+            }
+        }
+        withTimeout(30_000) { client.loginWithDevice(display) }
+        assertEquals(1, shown.size)
+        assertTrue(shown[0].userCode.isNotEmpty() && shown[0].expiresAtMs > System.currentTimeMillis().toULong())
+        assertEquals("alice", client.status()!!.subject)
+        assertEquals("DPoP", client.tokenType(), "each poll carried a proof")
     }
 
     @Test

@@ -24,6 +24,7 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
     val caPem: String
     /** The provider certificate's public-key pin. */
     val spkiPin: String
+    private val tls: SSLContext
     private val browser: HttpClient
 
     init {
@@ -40,12 +41,15 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
         val keyStore = KeyStore.getInstance(KeyStore.getDefaultType()).apply { load(null) }
         keyStore.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(caPem.byteInputStream()))
         val trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm()).apply { init(keyStore) }
-        val tls = SSLContext.getInstance("TLS").apply { init(null, trust.trustManagers, null) }
-        browser = HttpClient.newBuilder().sslContext(tls).cookieHandler(CookieManager())
-            .followRedirects(HttpClient.Redirect.NEVER).connectTimeout(Duration.ofSeconds(10)).build()
+        tls = SSLContext.getInstance("TLS").apply { init(null, trust.trustManagers, null) }
+        browser = newBrowser()
     }
 
     override fun close() { process.destroy() }
+
+    /** A browser of its own (its own cookies: its own session at the provider). */
+    fun newBrowser(): HttpClient = HttpClient.newBuilder().sslContext(tls).cookieHandler(CookieManager())
+        .followRedirects(HttpClient.Redirect.NEVER).connectTimeout(Duration.ofSeconds(10)).build()
 
     fun settings(idleSeconds: ULong = 600u) = ClientSettings(
         issuer = issuer,
@@ -72,7 +76,7 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
     }
 
     /** Follows the authorization URL through the provider until it redirects back. */
-    fun authorize(url: String): String {
+    fun authorize(url: String, browser: HttpClient = this.browser): String {
         var next = url
         repeat(12) {
             val response = browser.send(HttpRequest.newBuilder(URI(next)).GET().build(), HttpResponse.BodyHandlers.discarding())
@@ -81,6 +85,29 @@ class TestProvider(accessTtlSeconds: Int) : AutoCloseable {
             next = if (location.startsWith("/")) issuer + location else location
         }
         error("the provider never redirected back")
+    }
+
+    /**
+     * Plays the user on another device: opens the verification page, submits the code, confirms,
+     * and follows the (auto-approved) login to the provider's success page.
+     */
+    fun approveDevice(verificationUriComplete: String) {
+        fun hidden(html: String, name: String): String =
+            Regex("name=\"$name\" value=\"([^\"]*)\"").find(html)?.groupValues?.get(1) ?: error("no $name in the device page")
+        fun form(vararg pairs: Pair<String, String>) = HttpRequest.BodyPublishers.ofString(
+            pairs.joinToString("&") { (k, v) -> "$k=${java.net.URLEncoder.encode(v, Charsets.UTF_8)}" })
+        fun post(body: HttpRequest.BodyPublisher) = browser.send(
+            HttpRequest.newBuilder(URI("$issuer/device")).header("content-type", "application/x-www-form-urlencoded")
+                .POST(body).build(), HttpResponse.BodyHandlers.ofString())
+        var page = browser.send(HttpRequest.newBuilder(URI(verificationUriComplete)).GET().build(), HttpResponse.BodyHandlers.ofString()).body()
+        page = post(form("xsrf" to hidden(page, "xsrf"), "user_code" to hidden(page, "user_code"))).body()
+        var response = post(form("xsrf" to hidden(page, "xsrf"), "user_code" to hidden(page, "user_code"), "confirm" to "yes"))
+        repeat(12) {
+            val location = response.headers().firstValue("location").orElse(null) ?: return@repeat
+            val next = if (location.startsWith("/")) issuer + location else location
+            response = browser.send(HttpRequest.newBuilder(URI(next)).GET().build(), HttpResponse.BodyHandlers.ofString())
+        }
+        check(response.statusCode() == 200) { "the device sign-in ended with ${response.statusCode()}" }
     }
 
     suspend fun signedIn(store: ForeignStore, idleSeconds: ULong = 600u): SessionClient {
