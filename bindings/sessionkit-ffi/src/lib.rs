@@ -4,7 +4,8 @@
 //!
 //! - [`SessionClient`]: async methods (Kotlin `suspend`, Swift `async`) run on tokio.
 //! - [`SessionKitError`]: one variant per action the app can take.
-//! - [`EventListener`]: receives every [`SessionEvent`] (on Kotlin, easy to wrap in a `Flow`).
+//! - [`EventListener`]: receives every [`SessionEvent`]; [`EventStream`] lets the app pull them
+//!   instead (Kotlin: `client.events()`, a `Flow`).
 //! - [`DpopSigner`]: an app's own key store for the session's DPoP key (Secure Enclave, Android
 //!   Keystore); without one the key is kept with the session in the store.
 //! - [`ForeignStore`]: an app's own Keychain/Keystore store; any failure it reports reaches the
@@ -113,6 +114,29 @@ pub struct ClientSettings {
     /// Whether sessions are bound to a DPoP key (RFC 9449). Null: when the provider offers it.
     #[uniffi(default)]
     pub dpop: Option<DpopMode>,
+}
+
+/// A subscription to the session's events (see [`SessionClient::subscribe`]): pull them with
+/// [`next`](Self::next). In Kotlin, `client.events()` wraps it in a `Flow`.
+#[derive(uniffi::Object)]
+pub struct EventStream {
+    events: tokio::sync::Mutex<tokio::sync::broadcast::Receiver<sessionkit::SessionEvent>>,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl EventStream {
+    /// The next event, waiting for it; null once the client is gone. A reader too slow to
+    /// keep up misses the oldest events (more than 256 behind) and goes on.
+    pub async fn next(&self) -> Option<SessionEvent> {
+        let mut events = self.events.lock().await;
+        loop {
+            match events.recv().await {
+                Ok(event) => return Some(event.into()),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
 }
 
 /// The provider's end-session page, from `logout`. An object, not a record, so that its URL
@@ -544,6 +568,12 @@ impl SessionClient {
             idle_deadline_ms: s.idle_deadline.as_millis(),
             absolute_deadline_ms: s.absolute_deadline.as_millis(),
         })
+    }
+
+    /// Every event from now on, pulled one at a time (Kotlin: `client.events()`, a `Flow`);
+    /// closing the stream ends the subscription.
+    pub fn subscribe(&self) -> Arc<EventStream> {
+        Arc::new(EventStream { events: tokio::sync::Mutex::new(self.inner.subscribe()) })
     }
 
     /// Delivers every event from now on to `listener`, until the client is dropped.

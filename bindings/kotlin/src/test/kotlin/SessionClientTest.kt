@@ -6,6 +6,10 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.AfterAll
@@ -40,6 +44,7 @@ import uniffi.sessionkit_ffi.SessionClient
 import uniffi.sessionkit_ffi.SessionEvent
 import uniffi.sessionkit_ffi.SessionKitException
 import uniffi.sessionkit_ffi.StoreFailure
+import uniffi.sessionkit_ffi.events
 
 /** A store in Kotlin: really used by the core (writes are counted). */
 class KotlinStore : ForeignStore {
@@ -183,6 +188,26 @@ class SessionClientTest {
         }
         assertTrue(error.message!!.contains("no longer in its key store"), error.message)
         assertNull(client.status(), "the session ended")
+    }
+
+    @Test
+    fun `events as a Flow - every collector gets them, and cancelling one ends its subscription`() = runBlocking {
+        SessionClient.create(settings(), KotlinStore()).use { client ->
+            val collected = Collections.synchronizedList(mutableListOf<SessionEvent>())
+            // Undispatched: each collection has subscribed when launch/async return.
+            val collector = launch(start = CoroutineStart.UNDISPATCHED) { client.events().collect { collected.add(it) } }
+            val loggedOut = async(start = CoroutineStart.UNDISPATCHED) { client.events().first { it is SessionEvent.LoggedOut } }
+            val request = client.beginLogin()
+            client.completeLogin(request, authorize(request.url()))
+            withTimeout(5_000) { while (collected.none { it is SessionEvent.LoggedIn }) delay(20) }
+            collector.cancelAndJoin()
+            val seen = collected.size
+            client.logout()
+            val event = withTimeout(5_000) { loggedOut.await() }
+            assertTrue(event is SessionEvent.LoggedOut)
+            delay(100)
+            assertEquals(seen, collected.size, "the cancelled collection got nothing more")
+        }
     }
 
     @Test
