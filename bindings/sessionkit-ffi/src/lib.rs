@@ -114,6 +114,10 @@ pub struct ClientSettings {
     /// Whether sessions are bound to a DPoP key (RFC 9449). Null: when the provider offers it.
     #[uniffi(default)]
     pub dpop: Option<DpopMode>,
+    /// iOS: the keychain access group of the default store, shared by the app and its
+    /// extensions (with `lock_dir` in the app group container). Null: the app's own group.
+    #[uniffi(default)]
+    pub keychain_access_group: Option<String>,
 }
 
 /// A subscription to the session's events (see [`SessionClient::subscribe`]): pull them with
@@ -343,29 +347,6 @@ impl SecureStore for ForeignStoreAdapter {
     }
 }
 
-/// The platform's own store when the app passes none.
-#[cfg(target_os = "ios")]
-fn default_store() -> Result<Arc<dyn SecureStore>, SessionKitError> {
-    // After first unlock, this device only: the background refresh works while the phone is
-    // locked, and nothing leaves the device.
-    Ok(Arc::new(sessionkit::store::IosKeychainStore::new("sessionkit", None)))
-}
-
-/// The platform's own store when the app passes none.
-#[cfg(not(target_os = "ios"))]
-fn default_store() -> Result<Arc<dyn SecureStore>, SessionKitError> {
-    let failed = |e: StoreError| SessionKitError::StorageUnavailable { detail: e.to_string() };
-    #[cfg(target_os = "macos")]
-    let store = sessionkit::store::KeyringStore::apple_protected("sessionkit").map_err(failed)?;
-    #[cfg(target_os = "android")]
-    let store = sessionkit::store::KeyringStore::android_keystore("sessionkit").map_err(failed)?;
-    #[cfg(target_os = "linux")]
-    let store = sessionkit::store::KeyringStore::secret_service("sessionkit").map_err(failed)?;
-    #[cfg(target_os = "windows")]
-    let store = sessionkit::store::KeyringStore::windows_credential_manager("sessionkit").map_err(failed)?;
-    Ok(Arc::new(store))
-}
-
 /// A sign-in in progress: open [`LoginRequest::url`] (Custom Tabs, ASWebAuthenticationSession),
 /// then pass the redirect to [`SessionClient::complete_login`]. Single use.
 #[derive(uniffi::Object)]
@@ -428,7 +409,8 @@ impl SessionClient {
             .map_err(|e| SessionKitError::Misconfigured { detail: e.to_string() })?;
         let store: Arc<dyn SecureStore> = match store {
             Some(foreign) => Arc::new(ForeignStoreAdapter(foreign)),
-            None => default_store()?,
+            None => sessionkit::store::platform_default("sessionkit", settings.keychain_access_group.as_deref())
+                .map_err(|e| SessionKitError::StorageUnavailable { detail: e.to_string() })?,
         };
         let mut http = sessionkit::http::HttpOptions::default();
         if let Some(pem) = settings.trust_only_root_pem {

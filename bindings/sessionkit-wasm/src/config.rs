@@ -84,19 +84,22 @@ pub(crate) fn read(config: &JsValue) -> Result<(sessionkit::SessionConfigBuilder
     let issuer = required(config, "issuer")?;
     let client_id = required(config, "clientId")?;
     let redirect_uri = required(config, "redirectUri")?;
-    let scopes: Vec<String> = match field(config, "scopes") {
-        None => vec!["offline_access".to_owned()],
-        Some(value) if js_sys::Array::is_array(&value) => js_sys::Array::from(&value)
-            .iter()
-            .map(|s| s.as_string().ok_or_else(|| misconfigured("config.scopes must be strings".into())))
-            .collect::<Result<_, _>>()?,
+    // No scopes given: the driver's default, as on every platform.
+    let scopes: Option<Vec<String>> = match field(config, "scopes") {
+        None => None,
+        Some(value) if js_sys::Array::is_array(&value) => Some(
+            js_sys::Array::from(&value)
+                .iter()
+                .map(|s| s.as_string().ok_or_else(|| misconfigured("config.scopes must be strings".into())))
+                .collect::<Result<_, _>>()?,
+        ),
         Some(_) => return Err(misconfigured("config.scopes must be an array of strings".into())),
     };
-    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let mut builder = sessionkit::SessionConfig::builder(&issuer, &client_id)
-        .redirect_uri(&redirect_uri)
-        .scopes(&scopes)
-        .policy(policy(config)?);
+    let mut builder =
+        sessionkit::SessionConfig::builder(&issuer, &client_id).redirect_uri(&redirect_uri).policy(policy(config)?);
+    if let Some(scopes) = &scopes {
+        builder = builder.scopes(&scopes.iter().map(String::as_str).collect::<Vec<_>>());
+    }
     if let Some(uri) = string(config, "postLogoutRedirectUri")? {
         builder = builder.post_logout_redirect_uri(&uri);
     }

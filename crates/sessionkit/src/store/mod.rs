@@ -9,6 +9,8 @@
 //! - [`MemoryStore`]: in-process only, for tests and for apps that want no persistence. It can
 //!   be told to fail, to test how the session survives a locked store.
 //!
+//! [`platform_default`] is each platform's choice, the one every binding uses.
+//!
 //! The rules every backend follows: a missing entry is `Ok(None)`; a store that is locked,
 //! unreachable or refuses access is [`StoreError::Unavailable`], never "empty", so a read
 //! failure can never look like a signed-out user and wipe a session; there is no plaintext
@@ -34,6 +36,35 @@ pub use memory::MemoryStore;
 use sessionkit_core::Secret;
 #[cfg(target_arch = "wasm32")]
 pub use web::WebStore;
+
+/// The platform's own store for `service`: on iOS the Keychain (after first unlock, this device
+/// only; in `access_group` when given, to share the session with the app's extensions), on
+/// macOS the Data Protection keychain, on Android the Keystore-backed store, on Linux the Secret
+/// Service, on Windows the Credential Manager. `access_group` applies to iOS only.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn platform_default(
+    service: &str,
+    #[allow(unused_variables)] access_group: Option<&str>,
+) -> Result<std::sync::Arc<dyn SecureStore>, StoreError> {
+    #[cfg(target_os = "ios")]
+    return Ok(std::sync::Arc::new(IosKeychainStore::new(service, access_group)));
+    #[cfg(target_os = "macos")]
+    return Ok(std::sync::Arc::new(KeyringStore::apple_protected(service)?));
+    #[cfg(target_os = "android")]
+    return Ok(std::sync::Arc::new(KeyringStore::android_keystore(service)?));
+    #[cfg(target_os = "linux")]
+    return Ok(std::sync::Arc::new(KeyringStore::secret_service(service)?));
+    #[cfg(target_os = "windows")]
+    return Ok(std::sync::Arc::new(KeyringStore::windows_credential_manager(service)?));
+    #[cfg(not(any(
+        target_os = "ios",
+        target_os = "macos",
+        target_os = "android",
+        target_os = "linux",
+        target_os = "windows"
+    )))]
+    return Err(StoreError::Unavailable(format!("no platform store on this system for {service}")));
+}
 
 /// Why the store could not do what was asked. Messages never contain the stored value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
