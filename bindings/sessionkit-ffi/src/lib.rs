@@ -116,6 +116,7 @@ pub struct ClientSettings {
     pub dpop: Option<DpopMode>,
     /// iOS: the keychain access group of the default store, shared by the app and its
     /// extensions (with `lock_dir` in the app group container). Null: the app's own group.
+    /// Ignored with an app-supplied `store` and on other platforms.
     #[uniffi(default)]
     pub keychain_access_group: Option<String>,
 }

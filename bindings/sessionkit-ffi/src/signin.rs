@@ -46,8 +46,9 @@ pub struct DeviceCode {
     pub expires_at_ms: u64,
 }
 
-/// Shows the device sign-in's code to the user (a TV screen, a QR code). Called once, on a
-/// background thread, before the polling starts.
+/// Shows the device sign-in's code to the user (a TV screen, a QR code). Called once, before
+/// the polling starts, on a blocking-pool thread of its own (never the caller's: a slow or
+/// failing `show` cannot hold up or break the sign-in). Hand UI work to your main thread.
 #[uniffi::export(with_foreign)]
 pub trait DeviceCodeDisplay: Send + Sync {
     /// Shows `code`.
@@ -64,5 +65,8 @@ pub(crate) fn to_ffi(code: &sessionkit::DeviceCode) -> DeviceCode {
 }
 
 pub(crate) fn show_with(display: Arc<dyn DeviceCodeDisplay>) -> impl FnOnce(&sessionkit::DeviceCode) {
-    move |code| display.show(to_ffi(code))
+    move |code| {
+        let code = to_ffi(code);
+        drop(tokio::task::spawn_blocking(move || display.show(code)));
+    }
 }

@@ -84,7 +84,7 @@ pub(crate) fn read(config: &JsValue) -> Result<(sessionkit::SessionConfigBuilder
     let issuer = required(config, "issuer")?;
     let client_id = required(config, "clientId")?;
     let redirect_uri = required(config, "redirectUri")?;
-    // No scopes given: the driver's default, as on every platform.
+    // No scopes given: the driver's default (`offline_access`), as for native Rust apps.
     let scopes: Option<Vec<String>> = match field(config, "scopes") {
         None => None,
         Some(value) if js_sys::Array::is_array(&value) => Some(

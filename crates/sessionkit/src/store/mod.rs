@@ -9,7 +9,8 @@
 //! - [`MemoryStore`]: in-process only, for tests and for apps that want no persistence. It can
 //!   be told to fail, to test how the session survives a locked store.
 //!
-//! [`platform_default`] is each platform's choice, the one every binding uses.
+//! [`platform_default`] is each native platform's choice, the one the FFI uses (the browser's
+//! store is `WebStore`).
 //!
 //! The rules every backend follows: a missing entry is `Ok(None)`; a store that is locked,
 //! unreachable or refuses access is [`StoreError::Unavailable`], never "empty", so a read
@@ -44,7 +45,7 @@ pub use web::WebStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub fn platform_default(
     service: &str,
-    #[allow(unused_variables)] access_group: Option<&str>,
+    #[cfg_attr(not(target_os = "ios"), expect(unused_variables))] access_group: Option<&str>,
 ) -> Result<std::sync::Arc<dyn SecureStore>, StoreError> {
     #[cfg(target_os = "ios")]
     return Ok(std::sync::Arc::new(IosKeychainStore::new(service, access_group)));
