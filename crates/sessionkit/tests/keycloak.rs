@@ -231,15 +231,13 @@ async fn dpop_bound_tokens_work_at_keycloak() {
     assert_eq!(client.token_type().as_deref(), Some("DPoP"), "Keycloak bound the tokens to the key");
     let userinfo = metadata.userinfo_endpoint.expect("Keycloak has a UserInfo endpoint").as_str().to_owned();
     let http = keycloak.http(false);
-    let headers = client.authorize("GET", &userinfo).await.unwrap();
-    let with_proof = http
-        .get(&userinfo)
-        .header("authorization", headers.authorization.expose())
-        .header("dpop", headers.dpop.as_ref().expect("a proof").expose())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(with_proof.status(), 200, "UserInfo accepted the token with its proof");
+    // UserInfo with the session's headers: the token and a fresh proof.
+    let with_proof = || async {
+        let headers = client.authorize("GET", &userinfo).await.unwrap();
+        let request = http.get(&userinfo).header("authorization", headers.authorization.expose());
+        request.header("dpop", headers.dpop.as_ref().expect("a proof").expose()).send().await.unwrap().status()
+    };
+    assert_eq!(with_proof().await, 200, "UserInfo accepted the token with its proof");
     let token = client.access_token().await.unwrap();
     let bearer = http.get(&userinfo).bearer_auth(token.expose()).send().await.unwrap();
     assert_eq!(bearer.status(), 401, "the token alone is refused");
@@ -247,15 +245,7 @@ async fn dpop_bound_tokens_work_at_keycloak() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let refreshed = client.access_token().await.unwrap();
     assert_ne!(refreshed.expose(), token.expose());
-    let headers = client.authorize("GET", &userinfo).await.unwrap();
-    let again = http
-        .get(&userinfo)
-        .header("authorization", headers.authorization.expose())
-        .header("dpop", headers.dpop.as_ref().expect("a proof").expose())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 200);
+    assert_eq!(with_proof().await, 200);
     client.logout().await.unwrap();
 }
 
