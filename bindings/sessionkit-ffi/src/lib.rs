@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sessionkit::store::{SecureStore, StoreError};
+// Defined once, in the core, with their UniFFI derives (Kotlin package `uniffi.sessionkit_core`).
+pub use sessionkit_core::{Anomaly, EndReason, ExpiryReason, SessionEvent, SessionStatus, StorageProblem};
 
 uniffi::setup_scaffolding!();
 
@@ -136,7 +138,7 @@ impl EventStream {
         let mut events = self.events.lock().await;
         loop {
             match events.recv().await {
-                Ok(event) => return Some(event.into()),
+                Ok(event) => return Some(event),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
@@ -182,101 +184,6 @@ pub struct PinnedHost {
     /// a key of the server's certificate chain (its own, an intermediate it sends, or a root
     /// given in `trust_only_root_pem`) and a backup key.
     pub pins: Vec<String>,
-}
-
-/// Which limit an "expiring soon" warning is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ExpiryReason {
-    /// The idle timeout: activity postpones it.
-    Idle,
-    /// The absolute lifetime: only a new sign-in helps.
-    Absolute,
-}
-
-/// Everything that happens to a session, as on every other platform.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
-pub enum SessionEvent {
-    /// A sign-in completed.
-    LoggedIn {
-        /// The session's random id.
-        session_id: String,
-        /// The user.
-        subject: String,
-    },
-    /// A stored session was restored.
-    Restored {
-        /// The session's random id.
-        session_id: String,
-        /// The user.
-        subject: String,
-    },
-    /// Tokens were refreshed.
-    Refreshed {
-        /// The session's random id.
-        session_id: String,
-        /// Whether the refresh token rotated.
-        rotated: bool,
-    },
-    /// The session ends soon.
-    ExpiringSoon {
-        /// The session's random id.
-        session_id: String,
-        /// Which limit.
-        reason: ExpiryReason,
-        /// Time left, in milliseconds.
-        time_left_ms: u64,
-    },
-    /// The session ended without a sign-out.
-    Expired {
-        /// The session's random id.
-        session_id: String,
-        /// Why (the core's reason, e.g. `IdleTimeout`).
-        reason: String,
-    },
-    /// The user signed out.
-    LoggedOut {
-        /// The session's random id.
-        session_id: String,
-    },
-    /// Something looks wrong.
-    AnomalySuspected {
-        /// What (the core's anomaly, e.g. `SubjectChanged`).
-        anomaly: String,
-    },
-    /// The store failed; the session continues in memory.
-    StorageProblem {
-        /// What (the core's problem, e.g. `Unavailable`).
-        problem: String,
-    },
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-impl From<sessionkit::SessionEvent> for SessionEvent {
-    fn from(event: sessionkit::SessionEvent) -> Self {
-        use sessionkit::SessionEvent as E;
-        match event {
-            E::LoggedIn { session_id, subject } => Self::LoggedIn { session_id, subject },
-            E::Restored { session_id, subject } => Self::Restored { session_id, subject },
-            E::Refreshed { session_id, rotated, .. } => Self::Refreshed { session_id, rotated },
-            E::ExpiringSoon { session_id, reason, time_left } => Self::ExpiringSoon {
-                session_id,
-                reason: match reason {
-                    sessionkit::ExpiryReason::Idle => ExpiryReason::Idle,
-                    sessionkit::ExpiryReason::Absolute => ExpiryReason::Absolute,
-                },
-                time_left_ms: millis(time_left),
-            },
-            E::Expired { session_id, reason } => Self::Expired { session_id, reason: reason.name().to_owned() },
-            E::LoggedOut { session_id } => Self::LoggedOut { session_id },
-            E::AnomalySuspected { anomaly, .. } => Self::AnomalySuspected { anomaly: anomaly.name().to_owned() },
-            E::StorageProblem { problem, .. } => Self::StorageProblem { problem: problem.name().to_owned() },
-            // An event kind newer than this binding.
-            _ => Self::AnomalySuspected { anomaly: "Unknown".to_owned() },
-        }
-    }
 }
 
 /// Receives session events; implemented in Kotlin or Swift.
@@ -362,23 +269,6 @@ impl LoginRequest {
     pub fn url(&self) -> String {
         self.url.clone()
     }
-}
-
-/// The session's identity and times (milliseconds since the epoch). No secrets.
-#[derive(Debug, Clone, uniffi::Record)]
-pub struct SessionStatus {
-    /// The user (the provider's stable id).
-    pub subject: String,
-    /// A name to show for the user (`preferred_username`, `name` or `email`), if the ID token had one.
-    pub display_name: Option<String>,
-    /// The session's random id.
-    pub session_id: String,
-    /// When the access token expires.
-    pub access_expires_at_ms: u64,
-    /// When the idle timeout ends the session without activity.
-    pub idle_deadline_ms: u64,
-    /// When the absolute lifetime ends it.
-    pub absolute_deadline_ms: u64,
 }
 
 /// One user's session with one provider.
@@ -543,14 +433,7 @@ impl SessionClient {
 
     /// The session's identity and times, or null when signed out.
     pub fn status(&self) -> Option<SessionStatus> {
-        self.inner.status().map(|s| SessionStatus {
-            subject: s.subject,
-            display_name: s.display_name,
-            session_id: s.session_id,
-            access_expires_at_ms: s.access_expires_at.as_millis(),
-            idle_deadline_ms: s.idle_deadline.as_millis(),
-            absolute_deadline_ms: s.absolute_deadline.as_millis(),
-        })
+        self.inner.status()
     }
 
     /// Every event from now on, pulled one at a time (Kotlin: `client.events()`, a `Flow`);
@@ -565,7 +448,7 @@ impl SessionClient {
         self.runtime.spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(event) => listener.on_event(event.into()),
+                    Ok(event) => listener.on_event(event),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }

@@ -42,8 +42,8 @@ pub struct DeviceCode {
     pub verification_uri: String,
     /// The same URL with the code filled in (for a link or a QR code), if the provider gives one.
     pub verification_uri_complete: Option<String>,
-    /// When the code stops working, in milliseconds since the epoch.
-    pub expires_at_ms: u64,
+    /// When the code stops working (Kotlin: an `Instant`; Swift: a `Date`).
+    pub expires_at: sessionkit::UnixTime,
 }
 
 /// Shows the device sign-in's code to the user (a TV screen, a QR code). Called once, before
@@ -60,7 +60,7 @@ pub(crate) fn to_ffi(code: &sessionkit::DeviceCode) -> DeviceCode {
         user_code: code.user_code.clone(),
         verification_uri: code.verification_uri.clone(),
         verification_uri_complete: code.verification_uri_complete.clone(),
-        expires_at_ms: code.expires_at.as_millis(),
+        expires_at: code.expires_at,
     }
 }
 

@@ -32,7 +32,11 @@
 //! }
 //! ```
 
-#![forbid(unsafe_code)]
+// The `uniffi` feature's generated scaffolding is the only unsafe code (UniFFI's own).
+#![cfg_attr(not(feature = "uniffi"), forbid(unsafe_code))]
+
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("sessionkit_core");
 
 pub mod error;
 pub mod http;

@@ -20,6 +20,17 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct UnixTime(u64);
 
+// Kotlin sees a `java.time.Instant`, Swift a `Date`.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(UnixTime, std::time::SystemTime, {
+    lower: |time| std::time::UNIX_EPOCH + Duration::from_millis(time.0),
+    // Before the epoch is the epoch: times only come back from the app as given to it.
+    try_lift: |system| {
+        let since_epoch = system.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Ok(UnixTime(duration_millis(since_epoch)))
+    },
+});
+
 impl UnixTime {
     /// The epoch itself.
     pub const EPOCH: Self = Self(0);

@@ -16,6 +16,7 @@ use crate::url::Url;
 
 /// Why the session is not (or no longer) usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[non_exhaustive]
 pub enum EndReason {
     /// Nobody has signed in (or the store held no session).
@@ -70,6 +71,7 @@ impl EndReason {
 
 /// Which limit an "expiring soon" warning is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ExpiryReason {
     /// The idle timeout: any activity postpones it.
     Idle,
@@ -89,6 +91,7 @@ impl ExpiryReason {
 
 /// Something that suggests tampering, theft or a broken clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[non_exhaustive]
 pub enum Anomaly {
     /// A refreshed ID token named a different user.
@@ -122,6 +125,7 @@ impl Anomaly {
 
 /// What kind of storage trouble the driver reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[non_exhaustive]
 pub enum StorageProblem {
     /// The store is locked or unreachable; the session continues in memory.
@@ -142,6 +146,7 @@ impl StorageProblem {
 
 /// One thing that happened to the session, in the same shape on every platform.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[non_exhaustive]
 pub enum SessionEvent {
     /// A new session started (a sign-in completed).

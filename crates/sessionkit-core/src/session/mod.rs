@@ -113,6 +113,7 @@ pub enum Keys {
 
 /// A snapshot of the session for display (`status` commands, debug screens). No secrets.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SessionStatus {
     /// The session's random id.
     pub session_id: String,

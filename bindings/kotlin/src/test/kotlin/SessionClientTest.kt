@@ -41,7 +41,9 @@ import uniffi.sessionkit_ffi.EventListener
 import uniffi.sessionkit_ffi.ForeignStore
 import uniffi.sessionkit_ffi.PinnedHost
 import uniffi.sessionkit_ffi.SessionClient
-import uniffi.sessionkit_ffi.SessionEvent
+import uniffi.sessionkit_core.EndReason
+import uniffi.sessionkit_core.ExpiryReason
+import uniffi.sessionkit_core.SessionEvent
 import uniffi.sessionkit_ffi.SessionKitException
 import uniffi.sessionkit_ffi.StoreFailure
 import uniffi.sessionkit_ffi.events
@@ -121,7 +123,10 @@ class SessionClientTest {
         client.setListener(recorder)
         val request = client.beginLogin()
         client.completeLogin(request, authorize(request.url()))
-        assertEquals("alice", client.status()!!.subject)
+        val status = client.status()!!
+        assertEquals("alice", status.subject)
+        assertTrue(status.hasRefreshToken && status.accessExpiresAt.isAfter(status.startedAt), "the core's status, as Instants")
+        assertTrue(status.idleDeadline <= status.absoluteDeadline)
         assertTrue(store.saves.get() > 0, "the Kotlin store received the session")
         assertEquals(client.freshAccessToken(), client.accessToken(), "the fresh token needs no suspension")
 
@@ -131,7 +136,9 @@ class SessionClientTest {
         assertEquals(1, tokens.toSet().size, "one refresh, shared by every caller")
         delay(200)
         assertTrue(recorder.events.any { it is SessionEvent.LoggedIn && it.subject == "alice" })
-        assertEquals(1, recorder.events.count { it is SessionEvent.Refreshed }, "exactly one refresh")
+        val refreshed = recorder.events.filterIsInstance<SessionEvent.Refreshed>()
+        assertEquals(1, refreshed.size, "exactly one refresh")
+        assertTrue(refreshed[0].accessExpiresAt.isAfter(java.time.Instant.now()), "the event says when the new token expires")
 
         val endSession = client.logout()
         assertNotNull(endSession)
@@ -260,7 +267,7 @@ class SessionClientTest {
             login.await()
         }
         assertEquals(1, shown.size)
-        assertTrue(shown[0].userCode.isNotEmpty() && shown[0].expiresAtMs > System.currentTimeMillis().toULong())
+        assertTrue(shown[0].userCode.isNotEmpty() && shown[0].expiresAt.isAfter(java.time.Instant.now()))
         assertEquals("alice", client.status()!!.subject)
         assertEquals("DPoP", client.tokenType(), "each poll carried a proof")
     }
@@ -311,7 +318,7 @@ class SessionClientTest {
         val token = client.accessToken()
         assertTrue(token.isNotEmpty(), "refreshed although the store cannot be written")
         delay(200)
-        assertTrue(recorder.events.any { it is SessionEvent.StorageProblem }, "the app heard of it")
+        assertTrue(recorder.events.any { it is SessionEvent.StorageProblem && it.problem == uniffi.sessionkit_core.StorageProblem.UNAVAILABLE }, "the app heard of it")
         // Once the store takes writes again, the rotated token reaches it (retried by the timer).
         flaky.writesFail = false
         val written = withTimeoutOrNull(15_000) {
@@ -370,8 +377,8 @@ class SessionClientTest {
         val client = signedIn(KotlinStore(), idleSeconds = 2u)
         client.setListener(recorder)
         delay(3000)
-        assertTrue(recorder.events.any { it is SessionEvent.ExpiringSoon })
-        assertTrue(recorder.events.any { it is SessionEvent.Expired && it.reason == "IdleTimeout" })
+        assertTrue(recorder.events.any { it is SessionEvent.ExpiringSoon && it.reason == ExpiryReason.IDLE && it.timeLeft > java.time.Duration.ZERO })
+        assertTrue(recorder.events.any { it is SessionEvent.Expired && it.reason == EndReason.IDLE_TIMEOUT })
         assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
         Unit
     }

@@ -4,6 +4,7 @@ package uniffi.sessionkit_ffi
 
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.flow
+import uniffi.sessionkit_core.SessionEvent
 
 /**
  * The session's events as a cold [Flow]: each collection subscribes when it starts and gets every
