@@ -68,17 +68,6 @@ pub(crate) fn event(event: &SessionEvent) -> JsValue {
     }
 }
 
-/// Whether other tabs should re-read the store after this event.
-pub(crate) fn changes_shared_state(event: &SessionEvent) -> bool {
-    matches!(
-        event,
-        SessionEvent::LoggedIn { .. }
-            | SessionEvent::Refreshed { .. }
-            | SessionEvent::LoggedOut { .. }
-            | SessionEvent::Expired { .. }
-    )
-}
-
 /// The status object, or `null` when signed out. Times are epoch milliseconds.
 pub(crate) fn status(status: Option<SessionStatus>, store: &str) -> JsValue {
     let Some(s) = status else { return JsValue::NULL };

@@ -4,37 +4,30 @@
 //! is the thin layer between it and the Rust client:
 //!
 //! - [`config`]: the JS config object read into a `SessionConfig`;
-//! - [`convert`]: events, status and errors as plain JS values;
-//! - [`tabs`]: a BroadcastChannel so the origin's tabs share one session.
+//! - [`convert`]: events, status and errors as plain JS values.
 //!
-//! Storage (IndexedDB sealed with a non-extractable AES-GCM key) and the cross-tab refresh lock
-//! (Web Locks) are in the `sessionkit` crate, beside the native stores and lock, so every
-//! session rule stays in one place.
+//! Storage (IndexedDB sealed with a non-extractable AES-GCM key), the cross-tab refresh lock
+//! (Web Locks), the tabs' BroadcastChannel and the waits for IndexedDB writes are in the
+//! `sessionkit` crate, beside the native stores and lock, so every session rule stays in one
+//! place; nothing here decides anything.
 #![cfg(target_arch = "wasm32")]
 #![forbid(unsafe_code)]
 
 mod config;
 mod convert;
-mod tabs;
-
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
-use std::sync::Arc;
 
 use sessionkit::store::WebStore;
 use sessionkit::{SessionClient, SessionEvent};
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 use tokio::sync::broadcast::error::RecvError;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
-
-use crate::tabs::Tabs;
 
 type Listeners = RefCell<Vec<(u32, js_sys::Function)>>;
 
 struct Shared {
     client: SessionClient,
-    store: Arc<WebStore>,
-    tabs: Option<Tabs>,
     listeners: Listeners,
     next_listener: Cell<u32>,
 }
@@ -59,11 +52,9 @@ impl WebSession {
         let store = WebStore::open(&settings.store_name)
             .await
             .map_err(|e| js_error(sessionkit::Error::StorageUnavailable { message: e.to_string() }))?;
-        let config = builder.web_store(store.clone()).build().map_err(js_error)?;
+        let config = builder.web_store(store).build().map_err(js_error)?;
         let client = SessionClient::new(config).await.map_err(js_error)?;
-        let tabs = Tabs::join(&settings.store_name, client.clone());
-        let shared =
-            Rc::new(Shared { client, store, tabs, listeners: RefCell::new(Vec::new()), next_listener: Cell::new(1) });
+        let shared = Rc::new(Shared { client, listeners: RefCell::new(Vec::new()), next_listener: Cell::new(1) });
         pump_events(&shared);
         Ok(WebSession { shared })
     }
@@ -75,9 +66,8 @@ impl WebSession {
         let shared = self.shared.clone();
         future_to_promise(async move {
             let options = config::authorize_options(&options).map_err(js_error)?;
+            // Resolves once the pending login is on disk: the page may navigate away.
             let url = shared.client.begin_redirect_login(&options).await.map_err(js_error)?;
-            // The page is about to navigate away: the pending login must be on disk first.
-            shared.store.flushed().await;
             Ok(url.into())
         })
     }
@@ -88,7 +78,6 @@ impl WebSession {
         let shared = self.shared.clone();
         future_to_promise(async move {
             shared.client.complete_redirect_login(&url).await.map_err(js_error)?;
-            shared.store.flushed().await;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -154,10 +143,6 @@ impl WebSession {
         let shared = self.shared.clone();
         future_to_promise(async move {
             let end_session = shared.client.logout().await.map_err(js_error)?;
-            shared.store.flushed().await;
-            if let Some(tabs) = &shared.tabs {
-                tabs.changed();
-            }
             Ok(end_session.map_or(JsValue::NULL, |request| request.url.expose().into()))
         })
     }
@@ -165,9 +150,6 @@ impl WebSession {
     /// Counts user activity for the idle timeout, here and in the other tabs.
     #[wasm_bindgen(js_name = recordActivity)]
     pub fn record_activity(&self) {
-        if let Some(tabs) = &self.shared.tabs {
-            tabs.activity();
-        }
         let client = self.shared.client.clone();
         wasm_bindgen_futures::spawn_local(async move { client.record_activity().await });
     }
@@ -203,8 +185,7 @@ impl WebSession {
     }
 }
 
-/// Forwards the client's events to the JS listeners, and tells the other tabs when the shared
-/// state changed (after this tab's writes are on disk, so that they read the new state).
+/// Forwards the client's events to the JS listeners.
 fn pump_events(shared: &Rc<Shared>) {
     let mut events = shared.client.subscribe();
     let weak: Weak<Shared> = Rc::downgrade(shared);
@@ -216,12 +197,6 @@ fn pump_events(shared: &Rc<Shared>) {
                 Err(RecvError::Closed) => return,
             };
             let Some(shared) = weak.upgrade() else { return };
-            if convert::changes_shared_state(&event) {
-                shared.store.flushed().await;
-                if let Some(tabs) = &shared.tabs {
-                    tabs.changed();
-                }
-            }
             let value = convert::event(&event);
             let listeners: Vec<js_sys::Function> = shared.listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
             for listener in listeners {

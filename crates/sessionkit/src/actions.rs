@@ -52,6 +52,8 @@ impl Inner {
             let mut session = self.session();
             std::iter::from_fn(|| session.poll_event()).collect()
         };
+        #[cfg(target_arch = "wasm32")]
+        self.tabs.tell(&events);
         for event in events {
             tracing::info!(event = ?event, "session event");
             let _ = self.events.send(event);

@@ -109,6 +109,9 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     /// Why the last wipe failed, if it did (a logout reports it).
     pub(crate) wipe_failure: Mutex<Option<String>>,
+    /// The origin's other tabs sharing this session (browser only).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) tabs: Arc<crate::tabs::Tabs>,
 }
 
 impl Drop for Inner {
@@ -161,7 +164,11 @@ impl SessionClient {
         let session = Session::new(config.client.clone(), metadata, config.policy);
         // DPoP required and the provider lacks it: said now, not at the first sign-in.
         session.dpop_algorithm()?;
-        let inner = Arc::new(Inner {
+        #[cfg(target_arch = "wasm32")]
+        let web_store = config.web_store.clone();
+        let inner = Arc::new_cyclic(|_weak| Inner {
+            #[cfg(target_arch = "wasm32")]
+            tabs: Arc::new(crate::tabs::Tabs::join(&store_key, web_store, _weak.clone())),
             session: Mutex::new(session),
             dpop: Dpop::new(config.dpop_keys.clone().unwrap_or_else(crate::dpop::platform_keys)),
             revocations: RevocationQueue::new(transport.clone(), clock.clone()),
@@ -363,18 +370,15 @@ impl SessionClient {
 
     /// Counts user activity for the idle timeout.
     pub async fn record_activity(&self) {
-        self.inner.session().record_activity(self.inner.now());
-        self.inner.process_now().await;
-        self.inner.wake.notify_one();
+        #[cfg(target_arch = "wasm32")]
+        self.inner.tabs.tell_activity();
+        self.inner.note_activity().await;
     }
 
     /// Re-reads the store and adopts what another context sharing it (a browser tab, another
     /// process) wrote there: a refreshed token, a new sign-in, or a sign-out.
     pub async fn sync_from_store(&self) -> Result<(), Error> {
-        let _gate = self.inner.gate.enter().await;
-        let change = self.inner.sync().await?;
-        tracing::debug!(?change, "synchronised with the store");
-        Ok(())
+        self.inner.sync_shared().await
     }
 
     /// Signs out: wipes the session from memory and the store first, then revokes the refresh
@@ -402,6 +406,8 @@ impl SessionClient {
             let _ = done.send(failure);
         });
         let failure = finished.await.unwrap_or(None);
+        // In the browser the page may navigate to the end-session page next.
+        self.inner.store_flushed().await;
         self.inner.wake.notify_one();
         if let Some(failure) = failure {
             return Err(Error::StorageUnavailable {
@@ -468,6 +474,28 @@ enum TokenAnswer {
 }
 
 impl Inner {
+    /// Counts activity in this context (the app's, or another tab's it heard of).
+    pub(crate) async fn note_activity(&self) {
+        self.session().record_activity(self.now());
+        self.process_now().await;
+        self.wake.notify_one();
+    }
+
+    /// Adopts what another context wrote to the store (see `sync_from_store`).
+    pub(crate) async fn sync_shared(&self) -> Result<(), Error> {
+        let _gate = self.gate.enter().await;
+        let change = self.sync().await?;
+        tracing::debug!(?change, "synchronised with the store");
+        Ok(())
+    }
+
+    /// Waits until this context's store writes are durable: in the browser, in IndexedDB
+    /// (before the page navigates away); elsewhere they are when `save` returns.
+    pub(crate) async fn store_flushed(&self) {
+        #[cfg(target_arch = "wasm32")]
+        self.tabs.flushed().await;
+    }
+
     fn token_answer(&self) -> TokenAnswer {
         let session = self.session();
         match session.access_token(self.now()) {

@@ -41,6 +41,8 @@ mod revocation;
 mod runtime;
 mod shared;
 pub mod store;
+#[cfg(target_arch = "wasm32")]
+mod tabs;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use http::pinning;

@@ -60,6 +60,9 @@ impl SessionClient {
         if let Some(key) = replaced.and_then(|old| PendingAuthorization::dpop_key_in_record(old.expose().as_bytes())) {
             self.inner.dpop.keys.delete(&key).await;
         }
+        drop(turn);
+        // In the browser the page navigates away next: the pending sign-in must be on disk.
+        self.inner.store_flushed().await;
         Ok(request.url().to_owned())
     }
 
@@ -69,6 +72,13 @@ impl SessionClient {
     /// for the real one; once a callback is accepted, the pending sign-in is removed before the
     /// code is exchanged, so a callback is used once whatever its outcome.
     pub async fn complete_redirect_login(&self, callback_url: &str) -> Result<(), Error> {
+        let result = self.redirect_callback(callback_url).await;
+        // In the browser the page moves on next: what this wrote (or removed) must be on disk.
+        self.inner.store_flushed().await;
+        result
+    }
+
+    async fn redirect_callback(&self, callback_url: &str) -> Result<(), Error> {
         let (pending, code) = {
             let mut turn = self.inner.shared.turn().await;
             turn.locked().await?;

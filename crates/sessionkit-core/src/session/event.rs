@@ -209,6 +209,14 @@ pub enum SessionEvent {
     },
 }
 
+impl SessionEvent {
+    /// Whether this event means the stored session changed in a way other contexts sharing the
+    /// store (browser tabs) must adopt: a sign-in, a refresh, a sign-out or an end.
+    pub const fn changes_stored_session(&self) -> bool {
+        matches!(self, Self::LoggedIn { .. } | Self::Refreshed { .. } | Self::LoggedOut { .. } | Self::Expired { .. })
+    }
+}
+
 /// Which kind of token a [`Revocation`] revokes (RFC 7009 `token_type_hint`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,0 +1,106 @@
+//! Many tabs, one session (browser only): the origin's tabs that share a store key hear from
+//! each other on a BroadcastChannel named after it, beside the Web Lock (`lock.rs`) that
+//! orders their writes.
+//!
+//! - When this tab's session changed in a way the others must adopt (a sign-in, a refresh, a
+//!   sign-out, an end: [`SessionEvent::changes_stored_session`]), it waits until its writes are
+//!   in IndexedDB, then says `changed`; the others re-read the store (`sync_from_store`).
+//! - When its user is active, it says `activity`; the others count it for the idle timeout
+//!   (without saying it again).
+//!
+//! Messages carry no secret: `{ kind: "changed" }` or `{ kind: "activity" }`. The tokens travel
+//! only through the encrypted store, under the lock. Where the browser has no BroadcastChannel,
+//! each tab keeps the session on its own (still one refresh between them, under the lock).
+
+use std::sync::{Arc, Weak};
+
+use sessionkit_core::SessionEvent;
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen::prelude::*;
+use web_sys::{BroadcastChannel, MessageEvent};
+
+use crate::client::Inner;
+use crate::store::WebStore;
+
+const CHANGED: &str = "changed";
+const ACTIVITY: &str = "activity";
+
+/// The handler of the other tabs' messages, kept alive as long as the channel.
+type OnMessage = Closure<dyn FnMut(MessageEvent)>;
+
+/// This tab's end of the channel, and the browser store whose writes must land before the
+/// other tabs are told. Dropping it leaves the channel.
+pub(crate) struct Tabs {
+    channel: Option<(BroadcastChannel, OnMessage)>,
+    store: Option<Arc<WebStore>>,
+}
+
+impl std::fmt::Debug for Tabs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tabs").field("joined", &self.channel.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Tabs {
+    /// Joins the channel of `store_key`; what the other tabs say is applied to `inner`.
+    pub(crate) fn join(store_key: &str, store: Option<Arc<WebStore>>, inner: Weak<Inner>) -> Self {
+        let channel = BroadcastChannel::new(&format!("sessionkit|{store_key}")).ok().map(|channel| {
+            let on_message = OnMessage::new(move |message: MessageEvent| {
+                let kind = js_sys::Reflect::get(&message.data(), &"kind".into()).ok().and_then(|k| k.as_string());
+                let Some(inner) = inner.upgrade() else { return };
+                match kind.as_deref() {
+                    Some(CHANGED) => wasm_bindgen_futures::spawn_local(async move {
+                        // A store that cannot be read now is read again at the next call.
+                        let _ = inner.sync_shared().await;
+                    }),
+                    Some(ACTIVITY) => wasm_bindgen_futures::spawn_local(async move { inner.note_activity().await }),
+                    _ => {}
+                }
+            });
+            channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            (channel, on_message)
+        });
+        Self { channel, store }
+    }
+
+    fn post(&self, kind: &str) {
+        let Some((channel, _)) = &self.channel else { return };
+        let message = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&message, &"kind".into(), &kind.into());
+        let _ = channel.post_message(&message);
+    }
+
+    /// Waits until every write this tab made so far is in IndexedDB (before a navigation).
+    pub(crate) async fn flushed(&self) {
+        if let Some(store) = &self.store {
+            store.flushed().await;
+        }
+    }
+
+    /// Tells the other tabs about `events` that changed the stored session, once this tab's
+    /// writes have landed (so that they read the new state).
+    pub(crate) fn tell(self: &Arc<Self>, events: &[SessionEvent]) {
+        if self.channel.is_none() || !events.iter().any(SessionEvent::changes_stored_session) {
+            return;
+        }
+        let tabs = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            tabs.flushed().await;
+            tabs.post(CHANGED);
+        });
+    }
+
+    /// Tells the other tabs the user was active here.
+    pub(crate) fn tell_activity(&self) {
+        self.post(ACTIVITY);
+    }
+}
+
+impl Drop for Tabs {
+    fn drop(&mut self) {
+        if let Some((channel, _)) = &self.channel {
+            channel.set_onmessage(None);
+            channel.close();
+        }
+    }
+}
