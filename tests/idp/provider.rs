@@ -111,15 +111,7 @@ impl LocalProvider {
         let ca_path = PathBuf::from(info["ca"].as_str().ok_or("no CA in the provider's answer")?);
         let ca_pem = std::fs::read(&ca_path).map_err(|e| format!("cannot read the provider's CA: {e}"))?;
         let spki_pin = info["spkiPin"].as_str().unwrap_or_default().to_owned();
-        let certificate = reqwest::Certificate::from_pem(&ca_pem).map_err(fail("bad CA"))?;
-        let http = reqwest::Client::builder()
-            .tls_certs_only([certificate])
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(20))
-            .build()
-            .map_err(fail("HTTP client"))?;
+        let http = browser(&ca_pem)?;
         Ok(Self { child, _stdin: stdin, issuer, ca_pem, ca_path, spki_pin, http })
     }
 
@@ -132,9 +124,19 @@ impl LocalProvider {
     /// Plays the browser: follows the authorization URL through the provider's login and
     /// consent until it redirects to a loopback URI, and returns that callback URL.
     pub async fn authorize(&self, url: &str) -> Result<String, String> {
+        self.authorize_in(&self.http, url).await
+    }
+
+    /// As [`authorize`](Self::authorize), in a browser of its own (its own cookies, so its own
+    /// session at the provider: another user can sign in there).
+    pub async fn authorize_in_new_browser(&self, url: &str) -> Result<String, String> {
+        self.authorize_in(&browser(&self.ca_pem)?, url).await
+    }
+
+    async fn authorize_in(&self, http: &reqwest::Client, url: &str) -> Result<String, String> {
         let mut next = url.to_owned();
         for _ in 0..12 {
-            let response = self.http.get(&next).send().await.map_err(fail("sign-in"))?;
+            let response = http.get(&next).send().await.map_err(fail("sign-in"))?;
             let location = response
                 .headers()
                 .get("location")
@@ -257,6 +259,19 @@ impl LocalProvider {
             self.http.post(format!("{}/token", self.issuer)).form(&form).send().await.map_err(fail("refresh"))?;
         Ok(response.status().as_u16())
     }
+}
+
+/// A client playing a browser: trusts only the test CA, keeps cookies, follows no redirect.
+fn browser(ca_pem: &[u8]) -> Result<reqwest::Client, String> {
+    let certificate = reqwest::Certificate::from_pem(ca_pem).map_err(fail("bad CA"))?;
+    reqwest::Client::builder()
+        .tls_certs_only([certificate])
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(fail("HTTP client"))
 }
 
 /// What the test API answered.

@@ -134,7 +134,7 @@ impl std::fmt::Debug for SessionClient {
 }
 
 /// The cross-context lock the configuration asks for: the app's, or the platform's.
-fn context_lock(config: &SessionConfig, store_key: &str) -> Result<Arc<dyn ContextLock>, Error> {
+pub(crate) fn context_lock(config: &SessionConfig, store_key: &str) -> Result<Arc<dyn ContextLock>, Error> {
     if let Some(lock) = &config.context_lock {
         return Ok(lock.clone());
     }

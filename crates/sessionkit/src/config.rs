@@ -37,6 +37,8 @@ pub struct SessionConfig {
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) context_lock: Option<Arc<dyn ContextLock>>,
     pub(crate) dpop_keys: Option<Arc<dyn DpopKeys>>,
+    /// Which of the device's accounts this session is (see [`crate::Accounts`]).
+    pub(crate) account: Option<String>,
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) lock_dir: Option<PathBuf>,
     /// The browser store, when it is the store: the cross-tab lock keeps it in step.
@@ -70,6 +72,7 @@ impl SessionConfig {
             clock: None,
             context_lock: None,
             dpop_keys: None,
+            account: None,
             #[cfg(not(target_arch = "wasm32"))]
             lock_dir: None,
             #[cfg(target_arch = "wasm32")]
@@ -77,9 +80,26 @@ impl SessionConfig {
         }
     }
 
-    /// The key under which this session is stored: one per issuer and client.
+    /// The key under which this session is stored: one per issuer and client, and per account
+    /// when there are several.
     pub(crate) fn store_key(&self) -> String {
-        format!("{}|{}", self.client.issuer.as_str(), self.client.client_id)
+        let base = format!("{}|{}", self.client.issuer.as_str(), self.client.client_id);
+        match &self.account {
+            Some(account) => format!("{base}|account|{account}"),
+            None => base,
+        }
+    }
+
+    /// This configuration for account `name` (see [`crate::Accounts`]).
+    pub fn for_account(&self, name: &str) -> Result<SessionConfig, SessionError> {
+        let mut config = self.clone();
+        config.account = Some(checked_account(name)?);
+        Ok(config)
+    }
+
+    /// The account this session is, if the app keeps several.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
     }
 
     /// Where this session is kept, for status displays.
@@ -103,6 +123,7 @@ pub struct SessionConfigBuilder {
     clock: Option<Arc<dyn Clock>>,
     context_lock: Option<Arc<dyn ContextLock>>,
     dpop_keys: Option<Arc<dyn DpopKeys>>,
+    account: Option<String>,
     #[cfg(not(target_arch = "wasm32"))]
     lock_dir: Option<PathBuf>,
     #[cfg(target_arch = "wasm32")]
@@ -198,6 +219,14 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Makes this session one of several accounts on the device ("work", "personal"): its
+    /// store slots and lock are keyed by `name`, beside the other accounts'. Apps that switch
+    /// between accounts use [`crate::Accounts`], which sets this.
+    pub fn account(mut self, name: &str) -> Self {
+        self.account = Some(name.to_owned());
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<SessionConfig, SessionError> {
         let wrap = |e: sessionkit_core::oidc::client::ConfigError| SessionError::from(CoreError::Config(e));
@@ -216,10 +245,28 @@ impl SessionConfigBuilder {
             clock: self.clock,
             context_lock: self.context_lock,
             dpop_keys: self.dpop_keys,
+            account: self.account.as_deref().map(checked_account).transpose()?,
             #[cfg(not(target_arch = "wasm32"))]
             lock_dir: self.lock_dir,
             #[cfg(target_arch = "wasm32")]
             web_store: self.web_store,
         })
+    }
+}
+
+/// Whether `name` can name an account: 1 to 64 letters, digits, `.`, `_`, `-` or `@` (it goes
+/// into store keys, lock file names and channel names).
+pub(crate) fn valid_account_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
+fn checked_account(name: &str) -> Result<String, SessionError> {
+    if valid_account_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(CoreError::Config(sessionkit_core::oidc::client::ConfigError::Invalid(
+            "an account name is 1 to 64 letters, digits, '.', '_', '-' or '@'",
+        ))
+        .into())
     }
 }

@@ -23,6 +23,7 @@
 //! logs) and [`store`] for where tokens are kept.
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod actions;
 mod client;
 pub mod clock;
@@ -58,6 +59,7 @@ pub mod __fuzz {
 }
 pub use runtime::{BoxFuture, MaybeSend};
 
+pub use accounts::Accounts;
 pub use client::{DeviceCode, LoginRequest, SessionClient};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use dpop::AuthHeaders;

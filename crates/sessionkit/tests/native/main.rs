@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub, clippy::print_stderr)]
 #![cfg(not(target_arch = "wasm32"))]
 
+mod accounts;
 mod callbacks;
 mod concurrency;
 mod dpop;

@@ -1,0 +1,101 @@
+//! Two users on one device (work and personal), side by side in one store: each signs in,
+//! refreshes and signs out alone, and the list survives a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessionkit::store::{MemoryStore, SecureStore as _};
+use sessionkit::{Accounts, AuthorizeOptions, Error, SessionClient, SessionEvent, SessionPolicy};
+
+use crate::idp::{CLIENT_ID, Idp};
+use crate::lifecycle::wait_for;
+
+/// The refresh token stored for `account`.
+fn stored_refresh_token(store: &MemoryStore, issuer: &str, account: &str) -> Option<String> {
+    let record = store.load(&format!("{issuer}|{CLIENT_ID}|account|{account}")).unwrap()?;
+    let value: serde_json::Value = serde_json::from_str(record.expose()).unwrap();
+    value["refresh_token"].as_str().map(str::to_owned)
+}
+
+/// Signs `client` in as `user`, in a browser of its own (the account switcher's "add account").
+async fn sign_in_as(idp: &Idp, client: &SessionClient, user: &str) {
+    let options = AuthorizeOptions { login_hint: Some(user.into()), ..AuthorizeOptions::default() };
+    let request = client.begin_login(&options).await.unwrap();
+    let callback = idp.authorize_in_new_browser(request.url()).await.unwrap();
+    client.complete_login(request, &callback).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_accounts_on_one_store_refresh_and_sign_out_alone() {
+    let idp = Idp::start(2);
+    let store = Arc::new(MemoryStore::new());
+    let accounts = Accounts::new(idp.config(SessionPolicy::default(), store.clone())).unwrap();
+    assert!(accounts.names().await.unwrap().is_empty());
+
+    let work = accounts.open("work").await.unwrap();
+    let personal = accounts.switch_to("personal").await.unwrap();
+    sign_in_as(&idp, &work, "alice").await;
+    sign_in_as(&idp, &personal, "bob").await;
+    assert_eq!(work.status().unwrap().subject, "alice");
+    assert_eq!(personal.status().unwrap().subject, "bob");
+    assert_eq!(accounts.names().await.unwrap(), ["work", "personal"]);
+    assert_eq!(accounts.current().await.unwrap().as_deref(), Some("personal"));
+    let again = accounts.open("work").await.unwrap();
+    assert_eq!(
+        again.status().unwrap().session_id,
+        work.status().unwrap().session_id,
+        "opening again: the same session"
+    );
+
+    // Each account refreshes its own tokens (2 s access tokens, refreshed at half-life).
+    let (mut work_events, mut personal_events) = (work.subscribe(), personal.subscribe());
+    let work_first = stored_refresh_token(&store, &idp.issuer, "work").unwrap();
+    let personal_first = stored_refresh_token(&store, &idp.issuer, "personal").unwrap();
+    wait_for(&mut work_events, Duration::from_secs(10), |e| matches!(e, SessionEvent::Refreshed { .. })).await;
+    wait_for(&mut personal_events, Duration::from_secs(10), |e| matches!(e, SessionEvent::Refreshed { .. })).await;
+    let work_refresh = stored_refresh_token(&store, &idp.issuer, "work").unwrap();
+    let personal_refresh = stored_refresh_token(&store, &idp.issuer, "personal").unwrap();
+    assert!(work_refresh != work_first && personal_refresh != personal_first, "both rotated");
+    assert_eq!(idp.call_api(&work).await, 200);
+    assert_eq!(idp.call_api(&personal).await, 200);
+
+    // Signing the work account out touches nothing of the personal one.
+    let end = accounts.remove("work").await.unwrap().expect("the provider has an end-session page");
+    assert!(end.url.expose().contains("id_token_hint="));
+    assert!(stored_refresh_token(&store, &idp.issuer, "work").is_none(), "work's record is wiped");
+    assert!(!idp.is_active(&work_refresh).await, "and its grant revoked");
+    assert!(matches!(work.access_token().await, Err(Error::ReauthenticationRequired { .. })));
+    assert_eq!(stored_refresh_token(&store, &idp.issuer, "personal").as_deref(), Some(personal_refresh.as_str()));
+    assert!(idp.is_active(&personal_refresh).await, "personal's grant is alive");
+    assert_eq!(personal.status().unwrap().subject, "bob");
+    assert_eq!(idp.call_api(&personal).await, 200);
+    assert_eq!(accounts.names().await.unwrap(), ["personal"]);
+    drop((work, personal, accounts));
+
+    // A restart finds the list, the current account and its session.
+    let restarted = Accounts::new(idp.config(SessionPolicy::default(), store.clone())).unwrap();
+    assert_eq!(restarted.names().await.unwrap(), ["personal"]);
+    assert_eq!(restarted.current().await.unwrap().as_deref(), Some("personal"));
+    let personal = restarted.open("personal").await.unwrap();
+    assert_eq!(personal.status().unwrap().subject, "bob");
+    personal.access_token().await.unwrap();
+}
+
+#[tokio::test]
+async fn account_names_are_checked_and_a_damaged_list_is_a_clean_start() {
+    let idp = Idp::start(60);
+    let store = Arc::new(MemoryStore::new());
+    let accounts = Accounts::new(idp.config(SessionPolicy::default(), store.clone())).unwrap();
+    for bad in ["", "a|b", "work/../x", "élan", &"x".repeat(65)] {
+        let error = accounts.open(bad).await.expect_err(bad);
+        assert!(matches!(error, Error::Misconfigured { .. }), "{bad:?}: {error}");
+        assert!(error.to_string().contains("account name"), "{error}");
+    }
+    assert!(accounts.names().await.unwrap().is_empty(), "nothing was listed");
+
+    let index = format!("{}|{CLIENT_ID}|accounts", idp.issuer);
+    store.save(&index, &sessionkit::Secret::new("not json".into())).unwrap();
+    assert!(accounts.names().await.unwrap().is_empty());
+    accounts.open("work").await.unwrap();
+    assert_eq!(accounts.names().await.unwrap(), ["work"], "the list is written afresh");
+}
