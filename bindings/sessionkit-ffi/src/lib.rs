@@ -3,6 +3,7 @@
 //! (records, a flat error, callback interfaces) and forwards.
 //!
 //! - [`SessionClient`]: async methods (Kotlin `suspend`, Swift `async`) run on tokio.
+//! - [`AccountList`]: several users on one device, one [`SessionClient`] each.
 //! - [`SessionKitError`]: one variant per action the app can take.
 //! - [`EventListener`]: receives every [`SessionEvent`]; [`EventStream`] lets the app pull them
 //!   instead (Kotlin: `client.events()`, a `Flow`).
@@ -20,8 +21,10 @@ pub use sessionkit_core::{Anomaly, EndReason, ExpiryReason, SessionEvent, Sessio
 
 uniffi::setup_scaffolding!();
 
+mod accounts;
 mod dpop;
 mod signin;
+pub use accounts::AccountList;
 use dpop::ForeignDpopKeys;
 pub use dpop::{AuthHeaders, DpopMode, DpopPublicKeyInfo, DpopSigner};
 pub use signin::{DeviceCode, DeviceCodeDisplay, LoginOptions};
@@ -160,6 +163,13 @@ impl std::fmt::Debug for EndSession {
     }
 }
 
+impl EndSession {
+    fn from_request(end: sessionkit::EndSessionRequest) -> Arc<Self> {
+        // The state is compared with the redirect's by the app; it guards nothing else.
+        Arc::new(Self { url: end.url, state: end.state.expose().to_owned() })
+    }
+}
+
 #[uniffi::export]
 impl EndSession {
     /// The URL to open in the browser (it carries `id_token_hint`).
@@ -271,11 +281,64 @@ impl LoginRequest {
     }
 }
 
+/// The `sessionkit` configuration for `settings`, with the app's store and key store if given.
+fn session_config(
+    settings: ClientSettings,
+    store: Option<Arc<dyn ForeignStore>>,
+    dpop_signer: Option<Arc<dyn DpopSigner>>,
+) -> Result<sessionkit::SessionConfig, SessionKitError> {
+    let policy = sessionkit::SessionPolicy::builder()
+        .dpop(settings.dpop.unwrap_or(DpopMode::WhenSupported).into())
+        .idle_timeout(Duration::from_secs(settings.idle_timeout_seconds))
+        .absolute_lifetime(Duration::from_secs(settings.absolute_lifetime_seconds))
+        .warning_lead(Duration::from_secs(settings.warning_lead_seconds))
+        .background_refresh(settings.background_refresh)
+        .build()
+        .map_err(|e| SessionKitError::Misconfigured { detail: e.to_string() })?;
+    let store: Arc<dyn SecureStore> = match store {
+        Some(foreign) => Arc::new(ForeignStoreAdapter(foreign)),
+        None => sessionkit::store::platform_default("sessionkit", settings.keychain_access_group.as_deref())
+            .map_err(|e| SessionKitError::StorageUnavailable { detail: e.to_string() })?,
+    };
+    let mut http = sessionkit::http::HttpOptions::default();
+    if let Some(pem) = settings.trust_only_root_pem {
+        http.trust_only_roots_pem = vec![pem.into_bytes()];
+    }
+    http.spki_pins = settings
+        .pins
+        .into_iter()
+        .map(|pinned| sessionkit::pinning::HostPins { host: pinned.host, pins: pinned.pins })
+        .collect();
+    let scopes: Vec<&str> = settings.scopes.iter().map(String::as_str).collect();
+    let mut config = sessionkit::SessionConfig::builder(&settings.issuer, &settings.client_id)
+        .redirect_uri(&settings.redirect_uri)
+        .scopes(&scopes)
+        .policy(policy)
+        .store(store)
+        .http(http);
+    if let Some(uri) = &settings.post_logout_redirect_uri {
+        config = config.post_logout_redirect_uri(uri);
+    }
+    if let Some(dir) = settings.lock_dir {
+        config = config.lock_dir(dir.into());
+    }
+    if let Some(signer) = dpop_signer {
+        config = config.dpop_keys(Arc::new(ForeignDpopKeys(signer)));
+    }
+    Ok(config.build()?)
+}
+
 /// One user's session with one provider.
 #[derive(uniffi::Object)]
 pub struct SessionClient {
     inner: sessionkit::SessionClient,
     runtime: tokio::runtime::Handle,
+}
+
+impl SessionClient {
+    fn wrap(inner: sessionkit::SessionClient) -> Arc<Self> {
+        Arc::new(Self { inner, runtime: tokio::runtime::Handle::current() })
+    }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -290,46 +353,8 @@ impl SessionClient {
         store: Option<Arc<dyn ForeignStore>>,
         dpop_signer: Option<Arc<dyn DpopSigner>>,
     ) -> Result<Arc<Self>, SessionKitError> {
-        let policy = sessionkit::SessionPolicy::builder()
-            .dpop(settings.dpop.unwrap_or(DpopMode::WhenSupported).into())
-            .idle_timeout(Duration::from_secs(settings.idle_timeout_seconds))
-            .absolute_lifetime(Duration::from_secs(settings.absolute_lifetime_seconds))
-            .warning_lead(Duration::from_secs(settings.warning_lead_seconds))
-            .background_refresh(settings.background_refresh)
-            .build()
-            .map_err(|e| SessionKitError::Misconfigured { detail: e.to_string() })?;
-        let store: Arc<dyn SecureStore> = match store {
-            Some(foreign) => Arc::new(ForeignStoreAdapter(foreign)),
-            None => sessionkit::store::platform_default("sessionkit", settings.keychain_access_group.as_deref())
-                .map_err(|e| SessionKitError::StorageUnavailable { detail: e.to_string() })?,
-        };
-        let mut http = sessionkit::http::HttpOptions::default();
-        if let Some(pem) = settings.trust_only_root_pem {
-            http.trust_only_roots_pem = vec![pem.into_bytes()];
-        }
-        http.spki_pins = settings
-            .pins
-            .into_iter()
-            .map(|pinned| sessionkit::pinning::HostPins { host: pinned.host, pins: pinned.pins })
-            .collect();
-        let scopes: Vec<&str> = settings.scopes.iter().map(String::as_str).collect();
-        let mut config = sessionkit::SessionConfig::builder(&settings.issuer, &settings.client_id)
-            .redirect_uri(&settings.redirect_uri)
-            .scopes(&scopes)
-            .policy(policy)
-            .store(store)
-            .http(http);
-        if let Some(uri) = &settings.post_logout_redirect_uri {
-            config = config.post_logout_redirect_uri(uri);
-        }
-        if let Some(dir) = settings.lock_dir {
-            config = config.lock_dir(dir.into());
-        }
-        if let Some(signer) = dpop_signer {
-            config = config.dpop_keys(Arc::new(ForeignDpopKeys(signer)));
-        }
-        let inner = sessionkit::SessionClient::new(config.build()?).await?;
-        Ok(Arc::new(Self { inner, runtime: tokio::runtime::Handle::current() }))
+        let inner = sessionkit::SessionClient::new(session_config(settings, store, dpop_signer)?).await?;
+        Ok(Self::wrap(inner))
     }
 
     /// Starts a sign-in (with step-up or account-choice `options`, if given).
@@ -425,10 +450,7 @@ impl SessionClient {
     /// Signs out (wipe, revoke, end-session); returns the provider's end-session page to open,
     /// if it has one, with the `state` its post-logout redirect must carry back.
     pub async fn logout(&self) -> Result<Option<Arc<EndSession>>, SessionKitError> {
-        Ok(self.inner.logout().await?.map(|end| {
-            // The state is compared with the redirect's by the app; it guards nothing else.
-            Arc::new(EndSession { url: end.url, state: end.state.expose().to_owned() })
-        }))
+        Ok(self.inner.logout().await?.map(EndSession::from_request))
     }
 
     /// The session's identity and times, or null when signed out.

@@ -31,6 +31,7 @@ import java.security.spec.ECGenParameterSpec
 import java.util.Base64
 import java.util.UUID
 import java.util.concurrent.atomic.AtomicInteger
+import uniffi.sessionkit_ffi.AccountList
 import uniffi.sessionkit_ffi.DpopPublicKeyInfo
 import uniffi.sessionkit_ffi.DeviceCode
 import uniffi.sessionkit_ffi.DeviceCodeDisplay
@@ -415,5 +416,35 @@ class SessionClientTest {
             runBlocking { SessionClient.create(pinned(provider.spkiPin), KotlinStore()) }
         }
         assertTrue(single.message!!.contains("backup"), single.message)
+    }
+    @Test
+    fun `two accounts on one store are listed, switched, each signs out alone, and are remembered`() = runBlocking {
+        val store = KotlinStore()
+        val accounts = AccountList(settings(), store)
+        val work = accounts.open("work")
+        val personal = accounts.switchTo("personal")
+        for ((client, user) in listOf(work to "alice", personal to "bob")) {
+            val request = client.beginLogin(LoginOptions(loginHint = user))
+            client.completeLogin(request, provider.authorize(request.url(), provider.newBrowser()))
+        }
+        assertEquals("alice", work.status()!!.subject)
+        assertEquals("bob", personal.status()!!.subject)
+        assertEquals(listOf("work", "personal"), accounts.names())
+        assertEquals("personal", accounts.current())
+        val personalToken = personal.accessToken()
+
+        val end = accounts.remove("work")
+        assertNotNull(end, "the provider's end-session page for the work account")
+        assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { work.accessToken() } }
+        assertEquals(personalToken, personal.accessToken(), "the personal session is untouched")
+        val headers = personal.authorize("GET", "$issuer/__test/api")
+        assertEquals(200, provider.callApi(headers.authorization(), headers.dpop()))
+        assertEquals(listOf("personal"), accounts.names())
+        assertTrue(store.values.keys.none { it.contains("|account|work") }, "nothing of the work account is left")
+        assertThrows<SessionKitException.Misconfigured> { runBlocking { accounts.open("no/slashes") } }
+
+        val restarted = AccountList(settings(), store)
+        assertEquals("personal", restarted.current())
+        assertEquals("bob", restarted.open("personal").status()!!.subject)
     }
 }
