@@ -401,6 +401,83 @@ test('sign-in in one tab reaches the others; logout in one signs out the others,
   await finish(app);
 });
 
+/**
+ * Plays another user's browser (its own cookies) through the provider for `url`, and returns the
+ * redirect back to the app, which is not loaded.
+ */
+async function authorizeElsewhere(url) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  let callback = null;
+  // The redirect itself cannot be routed (Playwright follows redirects), but it is seen; the
+  // app's scripts are kept from loading, so that nothing there touches the code.
+  context.on('request', (request) => {
+    const target = new URL(request.url());
+    if (target.origin === stack.origin && target.searchParams.has('code')) callback ??= request.url();
+  });
+  await context.route((target) => target.origin === stack.origin && !target.searchParams.has('code'),
+    (route) => route.abort());
+  const page = await context.newPage();
+  await page.goto(url).catch(() => {}); // ends at the aborted redirect back
+  await eventually(() => callback, 'the redirect back to the app');
+  await context.close();
+  return callback;
+}
+
+test('two accounts side by side: listed, switched, each refreshing and signing out alone, in every tab', async () => {
+  const app = await newApp();
+  const tab = await app.openTab();
+  for (const [name, user] of [['work', 'alice'], ['personal', 'bob']]) {
+    const url = await tab.evaluate(async ([account, hint]) => {
+      window.accounts ??= await window.sessionKitAccounts();
+      window[account] = await window.accounts.open(account);
+      return window[account].login({ navigate: false, loginHint: hint });
+    }, [name, user]);
+    const callback = await authorizeElsewhere(url);
+    await tab.evaluate(([account, back]) => window[account].handleRedirectCallback(back), [name, callback]);
+  }
+  const seen = await tab.evaluate(async () => {
+    await window.accounts.switchTo('personal');
+    return { work: window.work.status().subject, personal: window.personal.status().subject,
+      names: await window.accounts.names(), current: await window.accounts.current() };
+  });
+  assert.deepEqual(seen, { work: 'alice', personal: 'bob', names: ['work', 'personal'], current: 'personal' });
+  assert.equal(await tab.getAttribute('#state', 'data-state'), 'signed-out', "the app's default session is another slot");
+
+  // A second tab finds both accounts in the encrypted store, and the current one.
+  const other = await app.openTab();
+  const restored = await other.evaluate(async () => {
+    window.accounts = await window.sessionKitAccounts();
+    window.work = await window.accounts.open('work');
+    window.personal = await window.accounts.open('personal');
+    return { work: window.work.status().subject, personal: window.personal.status().subject,
+      current: await window.accounts.current() };
+  });
+  assert.deepEqual(restored, { work: 'alice', personal: 'bob', current: 'personal' });
+
+  // Each refreshes its own tokens once the short-lived access tokens expire.
+  const before = await tab.evaluate(() => Promise.all([window.work.getAccessToken(), window.personal.getAccessToken()]));
+  await untilExpired();
+  const after = await tab.evaluate(() => Promise.all([window.work.getAccessToken(), window.personal.getAccessToken()]));
+  assert.ok(after[0] !== before[0] && after[1] !== before[1] && after[0] !== after[1], 'both refreshed, apart');
+
+  // Removing work in the first tab signs it out there and in the other tab; personal is untouched.
+  await resetStats();
+  const end = await tab.evaluate(() => window.accounts.remove('work', { redirect: false }));
+  assert.ok(end.startsWith(`${stack.issuer}/session/end`), end);
+  await eventually(() => other.evaluate(() => window.work.status() === null), 'work signed out in the other tab');
+  await eventually(async () => (await idp('GET', '/__test/stats')).revocation >= 1, "work's revocation");
+  const ended = await errorOf(other, '() => window.work.getAccessToken()', null);
+  assert.equal(ended?.name, 'ReauthenticationRequiredError');
+  const left = await other.evaluate(async () => ({ subject: window.personal.status()?.subject,
+    token: await window.personal.getAccessToken(), names: await window.accounts.names() }));
+  assert.equal(left.subject, 'bob');
+  assert.equal(left.token, after[1], 'the personal session kept its token');
+  assert.deepEqual(left.names, ['personal']);
+  const refused = await errorOf(tab, '() => window.accounts.open("not/a name")', null);
+  assert.equal(refused?.name, 'MisconfiguredError');
+  await finish(app);
+});
+
 test('idle timeout: activity in any tab counts; without it the app is warned, then signed out', async () => {
   const { app, pages: [tabA, tabB] } = await signedIn({ idleTimeoutSeconds: 8, warningLeadSeconds: 4 }, 2);
   // 12 s of key presses in tab B only: past the 8 s idle limit, tab A stays signed in.

@@ -1,11 +1,13 @@
 // Compiled (not run) by `npx tsc -p .` in scripts/web-test: the package's TypeScript types
 // describe its API, and misuse is a type error (each @ts-expect-error must find one).
 import {
+  Accounts,
   InvalidInputError,
   ReauthenticationRequiredError,
   RetryLaterError,
   SessionKit,
   SessionKitError,
+  type EndReason,
   type SessionEvent,
   type SessionStatus,
 } from '../../bindings/sessionkit-wasm/js/index.js';
@@ -40,6 +42,17 @@ export async function example(): Promise<void> {
       const why: 'idle' | 'absolute' = event.reason;
       void [left, why];
     }
+    if (event.type === 'expired') {
+      const reason: EndReason = event.reason;
+      // @ts-expect-error: reasons are a closed union, not any string
+      const typo: EndReason = 'idle-timeout';
+      void [reason, typo];
+    }
+    if (event.type === 'anomaly' && event.anomaly === 'clockJumpedBack') {
+      const by: number | undefined = event.byMs;
+      const id: string | null = event.sessionId;
+      void [by, id];
+    }
   });
   try {
     await session.logout({ redirect: false });
@@ -53,6 +66,14 @@ export async function example(): Promise<void> {
     void [known, base];
   }
   void [url, token, response, status, stop];
+
+  const accounts: Accounts = await Accounts.create({ issuer: 'https://x', clientId: 'c', redirectUri: 'https://a/' });
+  const work: SessionKit = await accounts.open('work');
+  const personal: SessionKit = await accounts.switchTo('personal');
+  const names: string[] = await accounts.names();
+  const current: string | null = await accounts.current();
+  const end: string | null = await accounts.remove('work', { redirect: false });
+  void [work, personal, names, current, end];
 
   // @ts-expect-error: clientId is required
   await SessionKit.create({ issuer: 'https://login.example.com', redirectUri: 'https://app.example.com/' });

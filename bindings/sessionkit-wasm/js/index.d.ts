@@ -28,8 +28,10 @@ export interface SessionKitConfig {
   dpop?: 'off' | 'whenSupported' | 'required';
   /** Origins `fetch` may send the token to (default: this page's origin): https, or http on loopback only. */
   apiOrigins?: string[];
-  /** IndexedDB database and BroadcastChannel name (default "sessionkit"). */
+  /** IndexedDB database name (default "sessionkit"). */
   storeName?: string;
+  /** This session's account, when the app keeps several users (see `Accounts`). */
+  account?: string;
   /** Count pointer, key, wheel, touch and visibility as activity (default true). */
   trackActivity?: boolean;
   /** At most one activity report per this many ms (default 5000). */
@@ -61,15 +63,27 @@ export interface SessionStatus {
   store: string;
 }
 
+/** Why a session ended (the core's `EndReason`). */
+export type EndReason =
+  | 'notSignedIn' | 'signedOut' | 'idleTimeout' | 'absoluteLifetime' | 'refreshRejected' | 'revoked'
+  | 'accessTokenExpired' | 'anomaly';
+/** Which limit an `expiringSoon` warning is about. */
+export type ExpiryReason = 'idle' | 'absolute';
+/** What looked wrong (the core's `Anomaly`); `clockJumpedBack` comes with `byMs`. */
+export type Anomaly = 'subjectChanged' | 'issuerChanged' | 'invalidIdToken' | 'dpopKeyLost' | 'clockJumpedBack';
+/** What the store did wrong (the core's `StorageProblem`). */
+export type StorageProblem = 'unavailable' | 'unreadable';
+
+/** Everything that happens to a session; the same events, with the same fields, as in Rust, Kotlin and Swift. Times in epoch ms. */
 export type SessionEvent =
   | { type: 'loggedIn'; sessionId: string; subject: string }
   | { type: 'restored'; sessionId: string; subject: string }
   | { type: 'refreshed'; sessionId: string; rotated: boolean; accessExpiresAt: number }
-  | { type: 'expiringSoon'; sessionId: string; reason: 'idle' | 'absolute'; timeLeftMs: number }
-  | { type: 'expired'; sessionId: string; reason: string }
+  | { type: 'expiringSoon'; sessionId: string; reason: ExpiryReason; timeLeftMs: number }
+  | { type: 'expired'; sessionId: string; reason: EndReason }
   | { type: 'loggedOut'; sessionId: string }
-  | { type: 'anomaly'; anomaly: string }
-  | { type: 'storageProblem'; problem: string }
+  | { type: 'anomaly'; sessionId: string | null; anomaly: Anomaly; byMs?: number }
+  | { type: 'storageProblem'; sessionId: string | null; problem: StorageProblem }
   | { type: 'other' }; // an event kind newer than this version of the package
 
 /** `Authorization` (`DPoP <token>` or `Bearer <token>`), and the proof when DPoP-bound. */
@@ -115,3 +129,14 @@ export class RetryLaterError extends SessionKitError {
 export class StorageUnavailableError extends SessionKitError { name: 'StorageUnavailableError'; }
 export class MisconfiguredError extends SessionKitError { name: 'MisconfiguredError'; }
 export class InvalidInputError extends SessionKitError { name: 'InvalidInputError'; }
+
+/** Several users in this browser, one session each. */
+export class Accounts {
+  private constructor();
+  static create(config: SessionKitConfig): Promise<Accounts>;
+  names(): Promise<string[]>;
+  current(): Promise<string | null>;
+  open(name: string): Promise<SessionKit>;
+  switchTo(name: string): Promise<SessionKit>;
+  remove(name: string, options?: { redirect?: boolean }): Promise<string | null>;
+}

@@ -5,7 +5,7 @@
 // This file is the JavaScript face of it: the `SessionKit` class, one `Error` subclass per
 // failure kind, activity tracking for the idle timeout, and an authorized `fetch`.
 
-import init, { WebSession } from './sessionkit_wasm.js';
+import init, { WebAccounts, WebSession } from './sessionkit_wasm.js';
 
 /** Base class of every error this package throws. `name` is stable; `message` has no secret. */
 export class SessionKitError extends Error {
@@ -104,24 +104,23 @@ export class SessionKit {
   #apiOrigins;
   #detach = [];
 
-  /** Use `SessionKit.create(config)`. */
+  /** Use `SessionKit.create(config)` (or `Accounts`' `open` and `switchTo`). */
   constructor(core, config) {
     this.#core = core;
     this.#apiOrigins = apiOrigins(config.apiOrigins || [globalThis.location?.origin].filter(Boolean));
+    if (config.trackActivity !== false && typeof window !== 'undefined') {
+      this.#trackActivity(config.activityThrottleMs ?? 5000);
+    }
   }
 
   /**
    * Loads the WebAssembly module, opens the encrypted store, discovers the provider and restores
-   * a stored session. An evicted store is a clean signed-out start.
+   * a stored session. An evicted store is a clean signed-out start. With `config.account`, the
+   * session of that account (see `Accounts`).
    */
   static async create(config) {
     await call(loadWasm(config && config.wasmUrl));
-    const core = await call(WebSession.create(config));
-    const kit = new SessionKit(core, config);
-    if (config.trackActivity !== false && typeof window !== 'undefined') {
-      kit.#trackActivity(config.activityThrottleMs ?? 5000);
-    }
-    return kit;
+    return new SessionKit(await call(WebSession.create(config)), config);
   }
 
   /** Starts a sign-in: navigates to the provider (authorization code + PKCE). */
@@ -275,5 +274,56 @@ export class SessionKit {
       for (const type of ACTIVITY_EVENTS) window.removeEventListener(type, onActivity, { capture: true });
       document.removeEventListener('visibilitychange', onVisibility);
     });
+  }
+}
+
+/**
+ * Several users in this browser (work and personal), one session each, side by side in the
+ * encrypted store: list them, switch, and sign one out without touching the others.
+ */
+export class Accounts {
+  #core;
+  #config;
+
+  /** Use `Accounts.create(config)`. */
+  constructor(core, config) {
+    this.#core = core;
+    this.#config = config;
+  }
+
+  /** The accounts of the config's provider and client (`config.account` is ignored). */
+  static async create(config) {
+    await call(loadWasm(config && config.wasmUrl));
+    return new Accounts(await call(WebAccounts.create(config)), config);
+  }
+
+  /** The account names, in the order they were added (signed in or not). */
+  names() {
+    return call(this.#core.names());
+  }
+
+  /** The account last switched to (remembered across page loads), or null. */
+  current() {
+    return call(this.#core.current());
+  }
+
+  /** The session of account `name` (listed from now on): 1 to 64 letters, digits, '.', '_', '-' or '@'. */
+  async open(name) {
+    return new SessionKit(await call(this.#core.open(String(name))), this.#config);
+  }
+
+  /** Makes `name` the current account and resolves to its session. */
+  async switchTo(name) {
+    return new SessionKit(await call(this.#core.switchTo(String(name))), this.#config);
+  }
+
+  /**
+   * Signs account `name` out in every tab (wipe, revoke) and forgets it; the other accounts are
+   * untouched. Navigates to its end-session page unless `{ redirect: false }`; resolves to that URL or null.
+   */
+  async remove(name, options = {}) {
+    const url = await call(this.#core.remove(String(name)));
+    if (url && options.redirect !== false) window.location.assign(url);
+    return url;
   }
 }

@@ -11,8 +11,10 @@ use wasm_bindgen::JsValue;
 
 /// What the binding needs besides the client configuration.
 pub(crate) struct WebSettings {
-    /// The IndexedDB database and BroadcastChannel name.
+    /// The IndexedDB database's name.
     pub(crate) store_name: String,
+    /// The account this session is, when the app keeps several.
+    pub(crate) account: Option<String>,
 }
 
 fn field(config: &JsValue, name: &str) -> Option<JsValue> {
@@ -107,7 +109,8 @@ pub(crate) fn read(config: &JsValue) -> Result<(sessionkit::SessionConfigBuilder
     if store_name.is_empty() || store_name.len() > 100 {
         return Err(misconfigured("config.storeName must be 1 to 100 characters".into()));
     }
-    Ok((builder, WebSettings { store_name }))
+    let account = string(config, "account")?;
+    Ok((builder, WebSettings { store_name, account }))
 }
 
 /// Sign-in options: `{ prompt, loginHint, maxAgeSeconds }`.

@@ -31,7 +31,11 @@ fn name(stable: &str) -> JsValue {
     camel.into()
 }
 
-/// `{ type, sessionId?, ... }`; `type` is the stable discriminant the TypeScript union uses.
+fn optional_id(id: &Option<String>) -> (&'static str, JsValue) {
+    ("sessionId", id.as_deref().map_or(JsValue::NULL, JsValue::from))
+}
+
+/// `{ type, sessionId, ... }`; `type` is the stable discriminant the TypeScript union uses.
 pub(crate) fn event(event: &SessionEvent) -> JsValue {
     let id = |id: &str| ("sessionId", JsValue::from_str(id));
     match event {
@@ -57,11 +61,16 @@ pub(crate) fn event(event: &SessionEvent) -> JsValue {
             object(&[("type", "expired".into()), id(session_id), ("reason", name(reason.name()))])
         }
         SessionEvent::LoggedOut { session_id } => object(&[("type", "loggedOut".into()), id(session_id)]),
-        SessionEvent::AnomalySuspected { anomaly, .. } => {
-            object(&[("type", "anomaly".into()), ("anomaly", name(anomaly.name()))])
+        SessionEvent::AnomalySuspected { session_id, anomaly } => {
+            let mut fields =
+                vec![("type", "anomaly".into()), optional_id(session_id), ("anomaly", name(anomaly.name()))];
+            if let sessionkit::Anomaly::ClockJumpedBack { by } = anomaly {
+                fields.push(("byMs", millis(*by)));
+            }
+            object(&fields)
         }
-        SessionEvent::StorageProblem { problem, .. } => {
-            object(&[("type", "storageProblem".into()), ("problem", name(problem.name()))])
+        SessionEvent::StorageProblem { session_id, problem } => {
+            object(&[("type", "storageProblem".into()), optional_id(session_id), ("problem", name(problem.name()))])
         }
         // An event kind newer than this binding.
         _ => object(&[("type", "other".into())]),

@@ -15,6 +15,8 @@
 
 mod config;
 mod convert;
+#[cfg(test)]
+mod shapes_tests;
 
 use sessionkit::store::WebStore;
 use sessionkit::{SessionClient, SessionEvent};
@@ -43,20 +45,94 @@ fn js_error(error: sessionkit::Error) -> JsValue {
     convert::error(error)
 }
 
+/// The client configuration from the JS object, over the encrypted IndexedDB store it names,
+/// and the account it asks for, if any.
+async fn read_config(config: &JsValue) -> Result<(sessionkit::SessionConfig, Option<String>), JsValue> {
+    let (builder, settings) = config::read(config).map_err(js_error)?;
+    let store = WebStore::open(&settings.store_name)
+        .await
+        .map_err(|e| js_error(sessionkit::Error::StorageUnavailable { message: e.to_string() }))?;
+    Ok((builder.web_store(store).build().map_err(js_error)?, settings.account))
+}
+
+impl WebSession {
+    fn wrap(client: SessionClient) -> Self {
+        let shared = Rc::new(Shared { client, listeners: RefCell::new(Vec::new()), next_listener: Cell::new(1) });
+        pump_events(&shared);
+        WebSession { shared }
+    }
+}
+
+/// Several users in this browser (work and personal), one session each: `sessionkit::Accounts`
+/// for JavaScript. Created by `WebAccounts.create(config)`.
+#[wasm_bindgen]
+pub struct WebAccounts {
+    inner: Rc<sessionkit::Accounts>,
+}
+
+#[wasm_bindgen]
+impl WebAccounts {
+    /// The accounts of the config's provider and client (its `account` is ignored).
+    pub async fn create(config: JsValue) -> Result<WebAccounts, JsValue> {
+        let (session_config, _) = read_config(&config).await?;
+        Ok(WebAccounts { inner: Rc::new(sessionkit::Accounts::new(session_config).map_err(js_error)?) })
+    }
+
+    /// The account names, in the order they were added.
+    pub fn names(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let names = inner.names().await.map_err(js_error)?;
+            Ok(names.into_iter().map(JsValue::from).collect::<js_sys::Array>().into())
+        })
+    }
+
+    /// The account last switched to, or `null`.
+    pub fn current(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(
+            async move { Ok(inner.current().await.map_err(js_error)?.map_or(JsValue::NULL, JsValue::from)) },
+        )
+    }
+
+    /// The session of account `name` (listed from now on).
+    pub fn open(&self, name: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok(WebSession::wrap(inner.open(&name).await.map_err(js_error)?).into()) })
+    }
+
+    /// Makes `name` the current account and resolves to its session.
+    #[wasm_bindgen(js_name = switchTo)]
+    pub fn switch_to(&self, name: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok(WebSession::wrap(inner.switch_to(&name).await.map_err(js_error)?).into()) })
+    }
+
+    /// Signs account `name` out in every tab and forgets it; resolves to its end-session URL or `null`.
+    pub fn remove(&self, name: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let end_session = inner.remove(&name).await.map_err(js_error)?;
+            Ok(end_session.map_or(JsValue::NULL, |request| request.url.expose().into()))
+        })
+    }
+}
+
 #[wasm_bindgen]
 impl WebSession {
     /// Opens the encrypted store, discovers the provider, restores a stored session (an evicted
-    /// or unreadable store is a clean signed-out start), and joins the other tabs.
+    /// or unreadable store is a clean signed-out start), and joins the other tabs. With
+    /// `config.account`, the session of that account (listed in `WebAccounts` from then on).
     pub async fn create(config: JsValue) -> Result<WebSession, JsValue> {
-        let (builder, settings) = config::read(&config).map_err(js_error)?;
-        let store = WebStore::open(&settings.store_name)
-            .await
-            .map_err(|e| js_error(sessionkit::Error::StorageUnavailable { message: e.to_string() }))?;
-        let config = builder.web_store(store).build().map_err(js_error)?;
-        let client = SessionClient::new(config).await.map_err(js_error)?;
-        let shared = Rc::new(Shared { client, listeners: RefCell::new(Vec::new()), next_listener: Cell::new(1) });
-        pump_events(&shared);
-        Ok(WebSession { shared })
+        let (session_config, account) = read_config(&config).await?;
+        let client = match account {
+            Some(name) => {
+                let accounts = sessionkit::Accounts::new(session_config).map_err(js_error)?;
+                accounts.open(&name).await
+            }
+            None => SessionClient::new(session_config).await,
+        };
+        Ok(WebSession::wrap(client.map_err(js_error)?))
     }
 
     /// Starts a sign-in: keeps the pending login (PKCE verifier, state, nonce) sealed in the

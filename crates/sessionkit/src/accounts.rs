@@ -110,8 +110,11 @@ impl Accounts {
         Ok(end_session)
     }
 
+    /// Reads the index under its lock: in the browser, taking the lock brings this tab's view of
+    /// the store up to date with what other tabs wrote.
     async fn read(&self) -> Result<Index, Error> {
         let mut turn = self.index.turn().await;
+        turn.locked().await?;
         let slot = &self.index.slots.session;
         let stored = turn.load(slot).await.map_err(|e| error::store(&e))?;
         Ok(parse(stored.as_ref()))

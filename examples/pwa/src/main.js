@@ -1,6 +1,6 @@
 // The example app: sign in, call a protected API, watch the session's time, sign out.
 // Settings come from /config.json (written by serve.mjs for the local provider).
-import { SessionKit, ReauthenticationRequiredError } from '@sessionkit/web';
+import { Accounts, SessionKit, ReauthenticationRequiredError } from '@sessionkit/web';
 
 const $ = (id) => document.getElementById(id);
 const events = [];
@@ -44,9 +44,10 @@ function log(event) {
 
 async function main() {
   const config = await (await fetch('/config.json')).json();
-  const kit = await SessionKit.create({ ...config, redirectUri: `${location.origin}/`,
-    postLogoutRedirectUri: `${location.origin}/?logged-out` });
+  const settings = { ...config, redirectUri: `${location.origin}/`, postLogoutRedirectUri: `${location.origin}/?logged-out` };
+  const kit = await SessionKit.create(settings);
   window.sessionKit = kit; // for the end-to-end tests
+  window.sessionKitAccounts = () => Accounts.create({ ...settings, trackActivity: false }); // likewise
   kit.onEvent((event) => {
     log(event);
     if (event.type === 'expiringSoon') warning = { reason: event.reason, until: Date.now() + event.timeLeftMs };

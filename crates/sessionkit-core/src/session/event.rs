@@ -38,6 +38,18 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Every reason, for bindings that list them (TypeScript unions) and their tests.
+    pub const ALL: [Self; 8] = [
+        Self::NotSignedIn,
+        Self::SignedOut,
+        Self::IdleTimeout,
+        Self::AbsoluteLifetime,
+        Self::RefreshRejected,
+        Self::Revoked,
+        Self::AccessTokenExpired,
+        Self::Anomaly,
+    ];
+
     /// The stable name bindings expose ("IdleTimeout"): part of their API, not a `Debug` detail.
     pub const fn name(self) -> &'static str {
         match self {
@@ -80,6 +92,9 @@ pub enum ExpiryReason {
 }
 
 impl ExpiryReason {
+    /// Every reason, for bindings that list them.
+    pub const ALL: [Self; 2] = [Self::Idle, Self::Absolute];
+
     /// The stable name bindings expose ("Idle").
     pub const fn name(self) -> &'static str {
         match self {
@@ -111,6 +126,15 @@ pub enum Anomaly {
 }
 
 impl Anomaly {
+    /// One anomaly of every kind, for bindings that list them.
+    pub const ALL: [Self; 5] = [
+        Self::SubjectChanged,
+        Self::IssuerChanged,
+        Self::InvalidIdToken,
+        Self::DpopKeyLost,
+        Self::ClockJumpedBack { by: Duration::from_secs(60) },
+    ];
+
     /// The stable name bindings expose ("ClockJumpedBack"), without the payload.
     pub const fn name(self) -> &'static str {
         match self {
@@ -135,6 +159,9 @@ pub enum StorageProblem {
 }
 
 impl StorageProblem {
+    /// Every problem, for bindings that list them.
+    pub const ALL: [Self; 2] = [Self::Unavailable, Self::Unreadable];
+
     /// The stable name bindings expose ("Unavailable").
     pub const fn name(self) -> &'static str {
         match self {
@@ -210,6 +237,45 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
+    /// One event of every kind with every field set, for the tests that compare the bindings'
+    /// shapes with these types (`sessionkit-wasm`'s `shapes` test).
+    pub fn one_of_each() -> Vec<Self> {
+        let id = || "session-id".to_owned();
+        vec![
+            Self::LoggedIn { session_id: id(), subject: "alice".into() },
+            Self::Restored { session_id: id(), subject: "alice".into() },
+            Self::Refreshed { session_id: id(), rotated: true, access_expires_at: UnixTime::from_secs(1_700_000_000) },
+            Self::ExpiringSoon { session_id: id(), reason: ExpiryReason::Idle, time_left: Duration::from_secs(60) },
+            Self::Expired { session_id: id(), reason: EndReason::IdleTimeout },
+            Self::LoggedOut { session_id: id() },
+            Self::AnomalySuspected {
+                session_id: Some(id()),
+                anomaly: Anomaly::ClockJumpedBack { by: Duration::from_secs(9) },
+            },
+            Self::StorageProblem { session_id: Some(id()), problem: StorageProblem::Unavailable },
+        ]
+    }
+
+    /// How many kinds of event there are.
+    #[cfg(test)]
+    const KINDS: usize = 8;
+
+    /// The kind's index: an exhaustive match, so a new kind cannot be left out of `one_of_each`
+    /// without this crate's tests failing.
+    #[cfg(test)]
+    const fn kind(&self) -> usize {
+        match self {
+            Self::LoggedIn { .. } => 0,
+            Self::Restored { .. } => 1,
+            Self::Refreshed { .. } => 2,
+            Self::ExpiringSoon { .. } => 3,
+            Self::Expired { .. } => 4,
+            Self::LoggedOut { .. } => 5,
+            Self::AnomalySuspected { .. } => 6,
+            Self::StorageProblem { .. } => 7,
+        }
+    }
+
     /// Whether this event means the stored session changed in a way other contexts sharing the
     /// store (browser tabs) must adopt: a sign-in, a refresh, a sign-out or an end.
     pub const fn changes_stored_session(&self) -> bool {
@@ -308,31 +374,23 @@ mod tests {
     #[test]
     fn stable_names_are_the_variant_names() {
         let variant = |debug: String| debug.split([' ', '{', '(']).next().unwrap_or_default().to_owned();
-        for reason in [
-            EndReason::NotSignedIn,
-            EndReason::SignedOut,
-            EndReason::IdleTimeout,
-            EndReason::AbsoluteLifetime,
-            EndReason::RefreshRejected,
-            EndReason::Revoked,
-            EndReason::AccessTokenExpired,
-            EndReason::Anomaly,
-        ] {
+        for reason in EndReason::ALL {
             assert_eq!(reason.name(), variant(format!("{reason:?}")));
         }
-        for reason in [ExpiryReason::Idle, ExpiryReason::Absolute] {
+        for reason in ExpiryReason::ALL {
             assert_eq!(reason.name(), variant(format!("{reason:?}")));
         }
-        for anomaly in [
-            Anomaly::SubjectChanged,
-            Anomaly::IssuerChanged,
-            Anomaly::InvalidIdToken,
-            Anomaly::ClockJumpedBack { by: Duration::from_secs(5) },
-        ] {
+        for anomaly in Anomaly::ALL {
             assert_eq!(anomaly.name(), variant(format!("{anomaly:?}")));
         }
-        for problem in [StorageProblem::Unavailable, StorageProblem::Unreadable] {
+        for problem in StorageProblem::ALL {
             assert_eq!(problem.name(), variant(format!("{problem:?}")));
         }
+    }
+
+    #[test]
+    fn one_of_each_covers_every_kind_once() {
+        let kinds: Vec<usize> = SessionEvent::one_of_each().iter().map(SessionEvent::kind).collect();
+        assert_eq!(kinds, (0..SessionEvent::KINDS).collect::<Vec<_>>());
     }
 }
