@@ -14,7 +14,9 @@ let package = Package(
     targets: [
         // The Rust library for device and simulator, built by `scripts/build-xcframework` on a Mac.
         .binaryTarget(name: "sessionkit_ffiFFI", path: "SessionKitFFI.xcframework"),
-        // sessionkit_ffi.swift from bindings/swift/generated.
-        .target(name: "SessionKit", dependencies: ["sessionkit_ffiFFI"], path: "generated", sources: ["sessionkit_ffi.swift"]),
+        // From bindings/swift/generated: the API (sessionkit_ffi.swift), the events and status
+        // (sessionkit_core.swift: the core's own types) and the AsyncStream of events (Events.swift).
+        .target(name: "SessionKit", dependencies: ["sessionkit_ffiFFI"], path: "generated",
+                sources: ["sessionkit_ffi.swift", "sessionkit_core.swift", "Events.swift"]),
     ]
 )

@@ -11,9 +11,13 @@ done
 cargo build --locked -p sessionkit-ffi --features bindgen
 target/debug/uniffi-bindgen generate --library target/aarch64-apple-ios/release/libsessionkit_ffi.a \
   --language swift --out-dir bindings/swift/generated
+cp bindings/swift/Events.swift bindings/swift/generated/
+# Two crates carry UniFFI types (sessionkit-core's events and status, sessionkit-ffi's API): one
+# header and module each, in one module map.
 headers=$(mktemp -d)
-cp bindings/swift/generated/sessionkit_ffiFFI.h "$headers/"
-cp bindings/swift/generated/sessionkit_ffiFFI.modulemap "$headers/module.modulemap"
+cp bindings/swift/generated/sessionkit_ffiFFI.h bindings/swift/generated/sessionkit_coreFFI.h "$headers/"
+cat bindings/swift/generated/sessionkit_ffiFFI.modulemap bindings/swift/generated/sessionkit_coreFFI.modulemap \
+  > "$headers/module.modulemap"
 lipo -create target/aarch64-apple-ios-sim/release/libsessionkit_ffi.a target/x86_64-apple-ios/release/libsessionkit_ffi.a \
   -output target/libsessionkit_ffi-sim.a
 rm -rf bindings/swift/SessionKitFFI.xcframework

@@ -127,25 +127,39 @@ pub struct ClientSettings {
 }
 
 /// A subscription to the session's events (see [`SessionClient::subscribe`]): pull them with
-/// [`next`](Self::next). In Kotlin, `client.events()` wraps it in a `Flow`.
+/// [`next`](Self::next). In Kotlin, `client.events()` wraps it in a `Flow`; in Swift, in an
+/// `AsyncStream`.
 #[derive(uniffi::Object)]
 pub struct EventStream {
     events: tokio::sync::Mutex<tokio::sync::broadcast::Receiver<sessionkit::SessionEvent>>,
+    /// Set by [`cancel`](Self::cancel): a waiting `next` returns null at once.
+    cancelled: tokio::sync::watch::Sender<bool>,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
 impl EventStream {
-    /// The next event, waiting for it; null once the client is gone. A reader too slow to
-    /// keep up misses the oldest events (more than 256 behind) and goes on.
+    /// The next event, waiting for it; null once the client is gone or the stream is cancelled.
+    /// A reader too slow to keep up misses the oldest events (more than 256 behind) and goes on.
     pub async fn next(&self) -> Option<SessionEvent> {
+        let mut cancelled = self.cancelled.subscribe();
         let mut events = self.events.lock().await;
         loop {
-            match events.recv().await {
-                Ok(event) => return Some(event),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            tokio::select! {
+                biased;
+                _ = cancelled.wait_for(|cancelled| *cancelled) => return None,
+                received = events.recv() => match received {
+                    Ok(event) => return Some(event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
             }
         }
+    }
+
+    /// Ends the subscription: a waiting or later `next` returns null. For languages whose task
+    /// cancellation does not reach Rust (Swift's `AsyncStream` calls it when iteration ends).
+    pub fn cancel(&self) {
+        self.cancelled.send_replace(true);
     }
 }
 
@@ -461,7 +475,10 @@ impl SessionClient {
     /// Every event from now on, pulled one at a time (Kotlin: `client.events()`, a `Flow`);
     /// closing the stream ends the subscription.
     pub fn subscribe(&self) -> Arc<EventStream> {
-        Arc::new(EventStream { events: tokio::sync::Mutex::new(self.inner.subscribe()) })
+        Arc::new(EventStream {
+            events: tokio::sync::Mutex::new(self.inner.subscribe()),
+            cancelled: tokio::sync::watch::Sender::new(false),
+        })
     }
 
     /// Delivers every event from now on to `listener`, until the client is dropped.

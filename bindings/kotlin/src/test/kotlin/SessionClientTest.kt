@@ -214,6 +214,11 @@ class SessionClientTest {
                 assertNull(withTimeoutOrNull(50) { stream.next() })
                 client.logout()
                 assertTrue(withTimeout(5_000) { stream.next() } is SessionEvent.LoggedOut)
+                // cancel() (what Swift's AsyncStream calls) wakes a waiting next() with null.
+                val waiting = async(start = CoroutineStart.UNDISPATCHED) { stream.next() }
+                stream.cancel()
+                assertNull(withTimeout(5_000) { waiting.await() }, "a cancelled stream ends")
+                assertNull(stream.next())
             }
             val event = withTimeout(5_000) { loggedOut.await() }
             assertTrue(event is SessionEvent.LoggedOut)
