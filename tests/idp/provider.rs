@@ -247,6 +247,12 @@ impl LocalProvider {
     }
 
     /// Removes queued faults.
+    /// Zeroes the provider's counters (`stats`).
+    pub async fn reset_stats(&self) -> Result<(), String> {
+        self.http.post(format!("{}/__test/reset", self.issuer)).send().await.map_err(fail("reset"))?;
+        Ok(())
+    }
+
     pub async fn clear_faults(&self) -> Result<(), String> {
         self.http.post(format!("{}/__test/faults/clear", self.issuer)).send().await.map_err(fail("faults"))?;
         Ok(())

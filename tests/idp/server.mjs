@@ -221,8 +221,10 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = false;
 
-const stats = { token: {}, tokenErrors: {}, revocation: 0, introspection: 0, deviceAuthorization: 0 };
+const stats = { token: {}, tokenErrors: {}, revocation: 0, introspection: 0, deviceAuthorization: 0, discovery: 0, jwks: 0 };
 const resetStats = () => {
+  stats.discovery = 0;
+  stats.jwks = 0;
   stats.token = {};
   stats.tokenErrors = {};
   stats.revocation = 0;
@@ -403,6 +405,8 @@ provider.use(async (ctx, next) => {
     if (ctx.path === '/token/revocation') stats.revocation += 1;
     if (ctx.path === '/token/introspection') stats.introspection += 1;
     if (ctx.path === '/device/auth') stats.deviceAuthorization += 1;
+    if (ctx.path === '/.well-known/openid-configuration' && ctx.method === 'GET') stats.discovery += 1;
+    if (ctx.path === '/jwks' && ctx.method === 'GET') stats.jwks += 1;
   }
 });
 

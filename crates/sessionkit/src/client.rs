@@ -159,7 +159,8 @@ impl SessionClient {
         let transport = Transport::new(http, config.http.clone(), clock.clone());
         let store_key = config.store_key();
         let shared = SharedStore::new(config.store.clone(), Slots::new(&store_key), context_lock(&config, &store_key)?);
-        let (metadata, jwks) = crate::discovery::load(&transport, &config.client.issuer, &shared).await?;
+        let (metadata, jwks, source) =
+            crate::discovery::load(&transport, &config.client.issuer, &shared, clock.now().wall).await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let session = Session::new(config.client.clone(), metadata, config.policy);
         // DPoP required and the provider lacks it: said now, not at the first sign-in.
@@ -186,6 +187,9 @@ impl SessionClient {
         client.spawn_timer();
         client.inner.revocations.retry_pending(&client.inner.shared).await;
         client.inner.wake.notify_one();
+        if source == crate::discovery::Source::Stored {
+            client.revalidate_provider_later(config.client.issuer.clone());
+        }
         Ok(client)
     }
 
@@ -417,6 +421,18 @@ impl SessionClient {
             });
         }
         result.map_err(Error::from)
+    }
+
+    /// Started from stored provider documents: fetches them again in a task of its own, so the
+    /// first token needs no request (see `discovery.rs`).
+    fn revalidate_provider_later(&self, issuer: sessionkit_core::oidc::client::Issuer) {
+        let weak = Arc::downgrade(&self.inner);
+        crate::runtime::spawn(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            let keep_copies = || inner.session().end_reason().is_none();
+            let now = inner.now().wall;
+            crate::discovery::revalidate(&inner.transport, &issuer, &inner.shared, &inner.jwks, now, keep_copies).await;
+        });
     }
 
     fn spawn_timer(&self) {

@@ -124,6 +124,12 @@ impl SharedStore {
         call(&self.store, move |s| s.load(&key)).await
     }
 
+    /// A delete outside any turn: only for the provider's public documents.
+    pub(crate) async fn delete_unordered(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        call(&self.store, move |s| s.delete(&key)).await
+    }
+
     /// A write outside any turn: only for the provider's public documents.
     pub(crate) async fn save_unordered(&self, key: &str, value: Secret) -> Result<(), StoreError> {
         let key = key.to_owned();

@@ -126,6 +126,10 @@ impl Idp {
         self.0.fault(fault).await.unwrap();
     }
 
+    pub async fn reset_stats(&self) {
+        self.0.reset_stats().await.unwrap();
+    }
+
     pub async fn clear_faults(&self) {
         self.0.clear_faults().await.unwrap();
     }

@@ -11,3 +11,4 @@ mod failures;
 mod idp;
 mod keyring;
 mod lifecycle;
+mod startup;
