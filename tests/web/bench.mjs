@@ -1,8 +1,9 @@
 // Measures @sessionkit/web in headless Chromium against the local provider (not a test: run it
 // by hand after scripts/web-test has built everything): `node bench.mjs`.
 //   - getAccessToken() on a fresh token: median time per call, 11 rounds of 10,000 calls;
-//   - SessionKit.create() with a stored session (IndexedDB read + decrypt, discovery, JWKS):
-//     median of 21;
+//   - freshAccessToken(), the synchronous read: median time per call, 11 rounds of 100,000;
+//   - SessionKit.create() with a stored session (IndexedDB read + decrypt; discovery and JWKS
+//     from their stored copies, no request): median of 21;
 //   - authHeaders() on a DPoP-bound session (a fresh proof signed by the non-extractable
 //     WebCrypto key each call): median time per call, 11 rounds of 200 calls;
 //   - the shipped size, from the package's size report.
@@ -33,6 +34,17 @@ try {
     }
     return rounds;
   });
+  const syncNs = await page.evaluate(() => {
+    const rounds = [];
+    let token = null;
+    for (let r = 0; r < 11; r += 1) {
+      const start = performance.now();
+      for (let i = 0; i < 100_000; i += 1) token = window.sessionKit.freshAccessToken();
+      rounds.push(((performance.now() - start) / 100_000) * 1e6);
+    }
+    if (!token) throw new Error('no fresh token');
+    return rounds;
+  });
   const proofMs = await page.evaluate(async (url) => {
     if (window.sessionKit.tokenType() !== 'DPoP') throw new Error('the session is not DPoP-bound');
     const rounds = [];
@@ -58,6 +70,8 @@ try {
   const size = fs.readFileSync(new URL('../../bindings/sessionkit-wasm/pkg/size.txt', import.meta.url), 'utf8');
   console.log(`getAccessToken() on a fresh token: median ${median(perCallUs).toFixed(2)} us per call `
     + `(rounds: ${perCallUs.map((x) => x.toFixed(2)).join(', ')})`);
+  console.log(`freshAccessToken() (synchronous) on a fresh token: median ${median(syncNs).toFixed(0)} ns per call `
+    + `(rounds: ${syncNs.map((x) => x.toFixed(0)).join(', ')})`);
   console.log(`authHeaders() on a DPoP session (ES256 proof via WebCrypto): median ${median(proofMs).toFixed(3)} ms `
     + `per call (rounds: ${proofMs.map((x) => x.toFixed(3)).join(', ')})`);
   console.log(`SessionKit.create() with a stored session: median ${median(createMs).toFixed(1)} ms `

@@ -423,6 +423,25 @@ async function authorizeElsewhere(url) {
   return callback;
 }
 
+test('a page load with a stored session hands out its token with no request to the provider, then revalidates', async () => {
+  const { app, pages: [page] } = await signedIn();
+  await resetStats();
+  // The background revalidation is held up at the provider: a request the start made itself
+  // would be counted before the page had its token.
+  await idp('POST', '/__test/fault', { path: '/.well-known/openid-configuration', mode: 'delay', delayMs: 1500, times: 1 });
+  await page.reload();
+  await waitForState(page, 'signed-in');
+  assert.ok(await page.evaluate(() => window.sessionKit.freshAccessToken()), 'the stored token, synchronously');
+  const stats = await idp('GET', '/__test/stats');
+  assert.deepEqual([stats.discovery, stats.jwks, stats.token], [0, 0, {}], JSON.stringify(stats));
+  await eventually(async () => {
+    const after = await idp('GET', '/__test/stats');
+    return after.discovery === 1 && after.jwks === 1;
+  }, 'the background revalidation');
+  await callApi(page);
+  await finish(app);
+});
+
 test('two accounts side by side: listed, switched, each refreshing and signing out alone, in every tab', async () => {
   const app = await newApp();
   const tab = await app.openTab();
