@@ -171,9 +171,9 @@ impl WebSession {
     /// The access token if it is fresh now, synchronously (no refresh, no store read); `None`
     /// when the caller must await `getAccessToken()`.
     #[wasm_bindgen(js_name = freshAccessToken)]
-    pub fn fresh_access_token(&self) -> Option<String> {
+    pub fn fresh_access_token(&self) -> JsValue {
         // Handed to the page, which asked for the token to send it to its API.
-        self.shared.client.fresh_access_token().map(|token| token.expose().to_owned())
+        self.shared.client.fresh_access_token().map_or(JsValue::UNDEFINED, |token| JsValue::from_str(token.expose()))
     }
 
     /// The headers for one request to the app's API: `{ authorization, dpop }`, `dpop` (a fresh

@@ -252,10 +252,12 @@ impl SessionClient {
     /// needed, in which case call [`access_token`](Self::access_token). For callers that cannot
     /// afford an async call on their hot path (the FFI bindings).
     pub fn fresh_access_token(&self) -> Option<Secret> {
-        if self.inner.shared.changed_elsewhere(self.inner.now().monotonic) {
+        // One clock reading: this is the hot path (in the browser each reading crosses into JS).
+        let now = self.inner.now();
+        if self.inner.shared.changed_elsewhere(now.monotonic) {
             return None;
         }
-        match self.inner.session().access_token(self.inner.now()) {
+        match self.inner.session().access_token(now) {
             TokenState::Fresh(token) => Some(token.clone()),
             _ => None,
         }
