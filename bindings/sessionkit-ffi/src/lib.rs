@@ -23,6 +23,8 @@ uniffi::setup_scaffolding!();
 
 mod accounts;
 mod dpop;
+#[cfg(not(target_os = "ios"))]
+mod jvm_read;
 mod signin;
 pub use accounts::AccountList;
 use dpop::ForeignDpopKeys;
@@ -347,11 +349,24 @@ fn session_config(
 pub struct SessionClient {
     inner: sessionkit::SessionClient,
     runtime: tokio::runtime::Handle,
+    /// Its number for the JNI token read (`jvm_read.rs`); 0 where there is no JVM.
+    reader: u64,
+}
+
+impl Drop for SessionClient {
+    fn drop(&mut self) {
+        #[cfg(not(target_os = "ios"))]
+        jvm_read::unregister(self.reader);
+    }
 }
 
 impl SessionClient {
     fn wrap(inner: sessionkit::SessionClient) -> Arc<Self> {
-        Arc::new(Self { inner, runtime: tokio::runtime::Handle::current() })
+        #[cfg(not(target_os = "ios"))]
+        let reader = jvm_read::register(&inner);
+        #[cfg(target_os = "ios")]
+        let reader = 0;
+        Arc::new(Self { inner, runtime: tokio::runtime::Handle::current(), reader })
     }
 }
 
@@ -443,6 +458,12 @@ impl SessionClient {
         dpop_nonce: Option<String>,
     ) -> bool {
         self.inner.note_api_response(&url, status, www_authenticate.as_deref(), dpop_nonce.as_deref())
+    }
+
+    /// The number of this client for the JNI token read (Kotlin: `client.tokenReader()`, which
+    /// calls this once); 0 where there is no JVM.
+    pub fn token_reader_id(&self) -> u64 {
+        self.reader
     }
 
     /// How the token is presented: `DPoP` (bound to the session's key), `Bearer`, or null.

@@ -48,6 +48,7 @@ import uniffi.sessionkit_core.SessionEvent
 import uniffi.sessionkit_ffi.SessionKitException
 import uniffi.sessionkit_ffi.StoreFailure
 import uniffi.sessionkit_ffi.events
+import uniffi.sessionkit_ffi.tokenReader
 
 /** A store in Kotlin: really used by the core (writes are counted). */
 class KotlinStore : ForeignStore {
@@ -130,11 +131,15 @@ class SessionClientTest {
         assertTrue(status.idleDeadline <= status.absoluteDeadline)
         assertTrue(store.saves.get() > 0, "the Kotlin store received the session")
         assertEquals(client.freshAccessToken(), client.accessToken(), "the fresh token needs no suspension")
+        val reader = client.tokenReader()
+        assertEquals(client.freshAccessToken(), reader.freshAccessToken(), "the JNI read answers as the FFI call")
 
         delay(2300) // the 2 s access token has expired: 50 coroutines ask at once
         assertNull(client.freshAccessToken(), "an expired token is not handed out")
+        assertNull(reader.freshAccessToken(), "nor by the JNI read")
         val tokens = (1..50).map { async { client.accessToken() } }.awaitAll()
         assertEquals(1, tokens.toSet().size, "one refresh, shared by every caller")
+        assertEquals(tokens[0], reader.freshAccessToken(), "the JNI read has the refreshed token")
         delay(200)
         assertTrue(recorder.events.any { it is SessionEvent.LoggedIn && it.subject == "alice" })
         val refreshed = recorder.events.filterIsInstance<SessionEvent.Refreshed>()
@@ -150,6 +155,9 @@ class SessionClientTest {
         assertTrue(store.values.isEmpty(), "logout wiped the Kotlin store")
         val error = assertThrows<SessionKitException.ReauthenticationRequired> { runBlocking { client.accessToken() } }
         assertFalse(error.message!!.contains(tokens[0]), "no token in the message")
+        assertNull(reader.freshAccessToken(), "signed out: nothing to read")
+        client.close()
+        assertNull(reader.freshAccessToken(), "a reader outliving its client reads nothing")
     }
 
     @Test
