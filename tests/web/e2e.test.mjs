@@ -455,11 +455,12 @@ test('two accounts side by side: listed, switched, each refreshing and signing o
     await tab.evaluate(([account, back]) => window[account].handleRedirectCallback(back), [name, callback]);
   }
   const seen = await tab.evaluate(async () => {
-    await window.accounts.switchTo('personal');
+    const switched = await window.accounts.switchTo('personal');
     return { work: window.work.status().subject, personal: window.personal.status().subject,
-      names: await window.accounts.names(), current: await window.accounts.current() };
+      names: await window.accounts.names(), current: await window.accounts.current(),
+      same: switched === window.personal && (await window.accounts.open('work')) === window.work };
   });
-  assert.deepEqual(seen, { work: 'alice', personal: 'bob', names: ['work', 'personal'], current: 'personal' });
+  assert.deepEqual(seen, { work: 'alice', personal: 'bob', names: ['work', 'personal'], current: 'personal', same: true });
   assert.equal(await tab.getAttribute('#state', 'data-state'), 'signed-out', "the app's default session is another slot");
 
   // A second tab finds both accounts in the encrypted store, and the current one.

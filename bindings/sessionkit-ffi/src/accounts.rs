@@ -37,7 +37,8 @@ impl AccountList {
     }
 
     /// The session of account `name` (restored, or signed out until it signs in); listed from
-    /// now on. A name is 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    /// now on. A name is 1 to 64 lowercase letters, digits, `.`, `_` or `-` (a stable id such as
+    /// "work", not an email address); at most 32 accounts are listed.
     pub async fn open(&self, name: String) -> Result<Arc<SessionClient>, SessionKitError> {
         Ok(SessionClient::wrap(self.inner.open(&name).await?))
     }

@@ -98,6 +98,9 @@ function apiOrigins(entries) {
   return origins;
 }
 
+// The SessionKit objects whose WebAssembly side was released by close().
+const closed = new WeakSet();
+
 /** One user's session in this browser, shared by all of the origin's tabs. */
 export class SessionKit {
   #core;
@@ -251,6 +254,7 @@ export class SessionKit {
   close() {
     for (const detach of this.#detach) detach();
     this.#detach = [];
+    closed.add(this);
     this.#core.free();
   }
 
@@ -284,11 +288,24 @@ export class SessionKit {
 export class Accounts {
   #core;
   #config;
+  /** One `SessionKit` per account name, made once (each tracks the page's activity). */
+  #sessions = new Map();
 
   /** Use `Accounts.create(config)`. */
   constructor(core, config) {
     this.#core = core;
     this.#config = config;
+  }
+
+  #session(name, core) {
+    let kit = this.#sessions.get(name);
+    if (kit && !closed.has(kit)) {
+      core.free(); // the same Rust client as the one kit holds
+    } else {
+      kit = new SessionKit(core, this.#config);
+      this.#sessions.set(name, kit);
+    }
+    return kit;
   }
 
   /** The accounts of the config's provider and client (`config.account` is ignored). */
@@ -307,14 +324,18 @@ export class Accounts {
     return call(this.#core.current());
   }
 
-  /** The session of account `name` (listed from now on): 1 to 64 letters, digits, '.', '_', '-' or '@'. */
+  /**
+   * The session of account `name` (listed from now on; the same object on every call): 1 to 64
+   * lowercase letters, digits, '.', '_' or '-'. Every account opened in a page counts the page's
+   * activity for its idle timeout; `close()` one to stop that.
+   */
   async open(name) {
-    return new SessionKit(await call(this.#core.open(String(name))), this.#config);
+    return this.#session(String(name), await call(this.#core.open(String(name))));
   }
 
   /** Makes `name` the current account and resolves to its session. */
   async switchTo(name) {
-    return new SessionKit(await call(this.#core.switchTo(String(name))), this.#config);
+    return this.#session(String(name), await call(this.#core.switchTo(String(name))));
   }
 
   /**
@@ -323,6 +344,8 @@ export class Accounts {
    */
   async remove(name, options = {}) {
     const url = await call(this.#core.remove(String(name)));
+    this.#sessions.delete(String(name)); // still usable, signed out
+
     if (url && options.redirect !== false) window.location.assign(url);
     return url;
   }

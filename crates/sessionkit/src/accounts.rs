@@ -44,7 +44,8 @@ impl std::fmt::Debug for Accounts {
 
 impl Accounts {
     /// The accounts of `config`'s provider and client (its other settings apply to every
-    /// account; an account name set on it is ignored). No I/O until a method is called.
+    /// account; an account name set on it is ignored). No request and no store access until a
+    /// method is called.
     // In the browser the index's Web Lock holds JS values (not `Send`); wasm32 has one thread.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn new(mut config: SessionConfig) -> Result<Self, Error> {
@@ -66,44 +67,68 @@ impl Accounts {
     }
 
     /// The session of account `name` (restored from the store, or signed out until it signs in
-    /// with the client's own sign-in methods); the account is listed from now on. Calling it
-    /// again gives the same client. A name is 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    /// with the client's own sign-in methods); the account is listed from then on (again, if
+    /// another context removed it meanwhile). Calling it again gives the same client. A name is
+    /// 1 to 64 lowercase letters, digits, `.`, `_` or `-`; at most [`MAX_ACCOUNTS`] are listed.
     pub async fn open(&self, name: &str) -> Result<SessionClient, Error> {
-        let config = self.config.for_account(name)?;
-        let mut open = self.open.lock().await;
-        if let Some(client) = open.get(name) {
-            return Ok(client.clone());
-        }
-        self.update(|index| {
-            if !index.names.iter().any(|listed| listed == name) {
-                index.names.push(name.to_owned());
-            }
-        })
-        .await?;
-        let client = SessionClient::new(config).await?;
-        open.insert(name.to_owned(), client.clone());
-        Ok(client)
+        self.open_as(name, false).await
     }
 
     /// Makes `name` the current account (remembered in the store for the next start) and gives
     /// its session, as [`open`](Self::open) does.
     pub async fn switch_to(&self, name: &str) -> Result<SessionClient, Error> {
-        let client = self.open(name).await?;
-        self.update(|index| index.current = Some(name.to_owned())).await?;
+        self.open_as(name, true).await
+    }
+
+    async fn open_as(&self, name: &str, current: bool) -> Result<SessionClient, Error> {
+        let config = self.config.for_account(name)?;
+        let cached = self.open.lock().await.get(name).cloned();
+        let client = match cached {
+            Some(client) => client,
+            None => {
+                // Made without holding the map: one slow provider does not hold up the other
+                // accounts. Two callers racing keep the first client; the second one is dropped.
+                let made = SessionClient::new(config).await?;
+                self.open.lock().await.entry(name.to_owned()).or_insert(made).clone()
+            }
+        };
+        // Listed only once the client exists, and on every call: another context may have
+        // removed the account since this one opened it.
+        self.update(None, |index, _| {
+            if !index.names.iter().any(|listed| listed == name) {
+                if index.names.len() >= MAX_ACCOUNTS {
+                    return Err(Error::InvalidInput {
+                        message: format!("there are already {MAX_ACCOUNTS} accounts; remove one before adding another"),
+                    });
+                }
+                index.names.push(name.to_owned());
+            }
+            if current {
+                index.current = Some(name.to_owned());
+            }
+            Ok(())
+        })
+        .await?;
         Ok(client)
     }
 
     /// Signs account `name` out (as [`SessionClient::logout`]: wipe, revoke, end-session) and
     /// forgets it; the other accounts are not touched. Returns the provider's end-session page
-    /// for that account, if it has one. If the sign-out fails, the account stays listed.
+    /// for that account, if it has one. If the sign-out fails, the account stays listed; if
+    /// another context signed the account in again meanwhile, it stays listed with that session.
     pub async fn remove(&self, name: &str) -> Result<Option<EndSessionRequest>, Error> {
         let client = self.open(name).await?;
         let end_session = client.logout().await?;
-        self.update(|index| {
+        let session_slot = self.config.for_account(name)?.store_key();
+        self.update(Some(&session_slot), |index, signed_in_again| {
+            if signed_in_again {
+                return Ok(());
+            }
             index.names.retain(|listed| listed != name);
             if index.current.as_deref() == Some(name) {
                 index.current = None;
             }
+            Ok(())
         })
         .await?;
         self.open.lock().await.remove(name);
@@ -117,32 +142,60 @@ impl Accounts {
         turn.locked().await?;
         let slot = &self.index.slots.session;
         let stored = turn.load(slot).await.map_err(|e| error::store(&e))?;
-        Ok(parse(stored.as_ref()))
+        Ok(parse(stored.as_ref()).unwrap_or_default())
     }
 
-    /// Read, change and write the index under its cross-context lock.
-    async fn update(&self, change: impl FnOnce(&mut Index)) -> Result<(), Error> {
+    /// Reads, changes and writes the index under its cross-context lock. `change` also hears
+    /// whether `slot` (a session record) holds anything, read under the same lock.
+    async fn update(
+        &self,
+        slot: Option<&str>,
+        change: impl FnOnce(&mut Index, bool) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mut turn = self.index.turn().await;
         turn.locked().await?;
-        let slot = &self.index.slots.session;
-        let mut index = parse(turn.load(slot).await.map_err(|e| error::store(&e))?.as_ref());
-        change(&mut index);
+        let index_slot = &self.index.slots.session;
+        let stored = turn.load(index_slot).await.map_err(|e| error::store(&e))?;
+        let mut index = match parse(stored.as_ref()) {
+            Some(index) => index,
+            None => {
+                // Not ours to read (damaged, or from a newer version): kept aside, not lost, and
+                // the list starts again.
+                if let Some(damaged) = stored {
+                    tracing::warn!("the stored account list could not be read; it is kept aside and a new one started");
+                    turn.save(&format!("{index_slot}|unreadable"), damaged).await.map_err(|e| error::store(&e))?;
+                }
+                Index::default()
+            }
+        };
+        let holds_record = match slot {
+            Some(slot) => turn.load(slot).await.map_err(|e| error::store(&e))?.is_some(),
+            None => false,
+        };
+        change(&mut index, holds_record)?;
         let encoded = serde_json::to_string(&index).map_err(|e| Error::StorageUnavailable {
             message: format!("the account list could not be encoded: {e}"),
         })?;
-        turn.save(slot, Secret::new(encoded)).await.map_err(|e| error::store(&e))
+        turn.save(index_slot, Secret::new(encoded)).await.map_err(|e| error::store(&e))
     }
 }
 
-/// The stored index; an unreadable one (damaged, or not ours) reads as empty, as a clean start:
-/// the sessions themselves are untouched and reappear when their accounts are opened.
-fn parse(stored: Option<&Secret>) -> Index {
-    let Some(stored) = stored.filter(|s| s.expose().len() <= MAX_INDEX_BYTES) else { return Index::default() };
-    let mut index: Index = serde_json::from_str(stored.expose()).unwrap_or_default();
-    index.names.retain(|name| crate::config::valid_account_name(name));
-    index.names.dedup();
+/// The maximum number of accounts listed: enough for any person, and a bound on the index.
+pub const MAX_ACCOUNTS: usize = 32;
+
+/// The stored index: `None` when there is one that does not read (damaged, or not ours); an
+/// absent index is an empty one.
+fn parse(stored: Option<&Secret>) -> Option<Index> {
+    let Some(stored) = stored else { return Some(Index::default()) };
+    if stored.expose().len() > MAX_INDEX_BYTES {
+        return None;
+    }
+    let mut index: Index = serde_json::from_str(stored.expose()).ok()?;
+    let mut seen = std::collections::BTreeSet::new();
+    index.names.retain(|name| crate::config::valid_account_name(name) && seen.insert(name.clone()));
+    index.names.truncate(MAX_ACCOUNTS);
     if index.current.as_ref().is_some_and(|current| !index.names.contains(current)) {
         index.current = None;
     }
-    index
+    Some(index)
 }

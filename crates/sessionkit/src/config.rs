@@ -220,8 +220,10 @@ impl SessionConfigBuilder {
     }
 
     /// Makes this session one of several accounts on the device ("work", "personal"): its
-    /// store slots and lock are keyed by `name`, beside the other accounts'. Apps that switch
-    /// between accounts use [`crate::Accounts`], which sets this.
+    /// store slots and lock are keyed by `name`, beside the other accounts'. This alone does not
+    /// list the account: apps that list and switch accounts use [`crate::Accounts`], which sets
+    /// this. A lock given with [`context_lock`](Self::context_lock) is shared by every account
+    /// (they then wait on each other's store writes).
     pub fn account(mut self, name: &str) -> Self {
         self.account = Some(name.to_owned());
         self
@@ -254,10 +256,12 @@ impl SessionConfigBuilder {
     }
 }
 
-/// Whether `name` can name an account: 1 to 64 letters, digits, `.`, `_`, `-` or `@` (it goes
-/// into store keys, lock file names and channel names).
+/// Whether `name` can name an account: 1 to 64 lowercase letters, digits, `.`, `_` or `-`. It
+/// goes into store keys, lock file names and channel names: one spelling per account (some
+/// keystores compare names without case), and no email address in plain store keys.
 pub(crate) fn valid_account_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 fn checked_account(name: &str) -> Result<String, SessionError> {
@@ -265,7 +269,7 @@ fn checked_account(name: &str) -> Result<String, SessionError> {
         Ok(name.to_owned())
     } else {
         Err(CoreError::Config(sessionkit_core::oidc::client::ConfigError::Invalid(
-            "an account name is 1 to 64 letters, digits, '.', '_', '-' or '@'",
+            "an account name is 1 to 64 lowercase letters, digits, '.', '_' or '-' (a stable id such as \"work\", not an email address)",
         ))
         .into())
     }

@@ -59,7 +59,7 @@ pub mod __fuzz {
 }
 pub use runtime::{BoxFuture, MaybeSend};
 
-pub use accounts::Accounts;
+pub use accounts::{Accounts, MAX_ACCOUNTS};
 pub use client::{DeviceCode, LoginRequest, SessionClient};
 pub use config::{SessionConfig, SessionConfigBuilder};
 pub use dpop::AuthHeaders;

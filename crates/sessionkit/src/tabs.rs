@@ -33,6 +33,8 @@ type OnMessage = Closure<dyn FnMut(MessageEvent)>;
 pub(crate) struct Tabs {
     channel: Option<(BroadcastChannel, OnMessage)>,
     store: Option<Arc<WebStore>>,
+    /// How many `changed` messages wait for this tab's writes to land before they go out.
+    unsent: tokio::sync::watch::Sender<usize>,
 }
 
 impl std::fmt::Debug for Tabs {
@@ -60,7 +62,7 @@ impl Tabs {
             channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             (channel, on_message)
         });
-        Self { channel, store }
+        Self { channel, store, unsent: tokio::sync::watch::Sender::new(0) }
     }
 
     fn post(&self, kind: &str) {
@@ -70,11 +72,14 @@ impl Tabs {
         let _ = channel.post_message(&message);
     }
 
-    /// Waits until every write this tab made so far is in IndexedDB (before a navigation).
+    /// Waits until every write this tab made so far is in IndexedDB and the other tabs have
+    /// been told (before a navigation, which would cut both short).
     pub(crate) async fn flushed(&self) {
         if let Some(store) = &self.store {
             store.flushed().await;
         }
+        let mut unsent = self.unsent.subscribe();
+        let _ = unsent.wait_for(|unsent| *unsent == 0).await;
     }
 
     /// Tells the other tabs about `events` that changed the stored session, once this tab's
@@ -83,10 +88,14 @@ impl Tabs {
         if self.channel.is_none() || !events.iter().any(SessionEvent::changes_stored_session) {
             return;
         }
+        self.unsent.send_modify(|unsent| *unsent += 1);
         let tabs = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            tabs.flushed().await;
+            if let Some(store) = &tabs.store {
+                store.flushed().await;
+            }
             tabs.post(CHANGED);
+            tabs.unsent.send_modify(|unsent| *unsent = unsent.saturating_sub(1));
         });
     }
 

@@ -388,6 +388,42 @@ mod tests {
         }
     }
 
+    /// Exhaustive matches numbering the variants: a new variant does not compile until it gets
+    /// an arm (the next number) here, beside the list of numbers `ALL` must map to, so that it
+    /// is added to `ALL` too (which the TypeScript unions are checked against).
+    #[test]
+    fn the_all_lists_hold_every_variant_once() {
+        let end = |r: EndReason| match r {
+            EndReason::NotSignedIn => 0,
+            EndReason::SignedOut => 1,
+            EndReason::IdleTimeout => 2,
+            EndReason::AbsoluteLifetime => 3,
+            EndReason::RefreshRejected => 4,
+            EndReason::Revoked => 5,
+            EndReason::AccessTokenExpired => 6,
+            EndReason::Anomaly => 7,
+        };
+        assert_eq!(EndReason::ALL.map(end), [0, 1, 2, 3, 4, 5, 6, 7]);
+        let expiry = |r: ExpiryReason| match r {
+            ExpiryReason::Idle => 0,
+            ExpiryReason::Absolute => 1,
+        };
+        assert_eq!(ExpiryReason::ALL.map(expiry), [0, 1]);
+        let anomaly = |a: Anomaly| match a {
+            Anomaly::SubjectChanged => 0,
+            Anomaly::IssuerChanged => 1,
+            Anomaly::InvalidIdToken => 2,
+            Anomaly::DpopKeyLost => 3,
+            Anomaly::ClockJumpedBack { .. } => 4,
+        };
+        assert_eq!(Anomaly::ALL.map(anomaly), [0, 1, 2, 3, 4]);
+        let problem = |p: StorageProblem| match p {
+            StorageProblem::Unavailable => 0,
+            StorageProblem::Unreadable => 1,
+        };
+        assert_eq!(StorageProblem::ALL.map(problem), [0, 1]);
+    }
+
     #[test]
     fn one_of_each_covers_every_kind_once() {
         let kinds: Vec<usize> = SessionEvent::one_of_each().iter().map(SessionEvent::kind).collect();

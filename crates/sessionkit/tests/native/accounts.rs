@@ -86,16 +86,55 @@ async fn account_names_are_checked_and_a_damaged_list_is_a_clean_start() {
     let idp = Idp::start(60);
     let store = Arc::new(MemoryStore::new());
     let accounts = Accounts::new(idp.config(SessionPolicy::default(), store.clone())).unwrap();
-    for bad in ["", "a|b", "work/../x", "élan", &"x".repeat(65)] {
+    for bad in ["", "a|b", "work/../x", "élan", "Work", "alice@example.com", &"x".repeat(65)] {
         let error = accounts.open(bad).await.expect_err(bad);
         assert!(matches!(error, Error::Misconfigured { .. }), "{bad:?}: {error}");
         assert!(error.to_string().contains("account name"), "{error}");
     }
     assert!(accounts.names().await.unwrap().is_empty(), "nothing was listed");
 
+    // A list that does not read is kept aside (not lost), and a new one started.
     let index = format!("{}|{CLIENT_ID}|accounts", idp.issuer);
     store.save(&index, &sessionkit::Secret::new("not json".into())).unwrap();
     assert!(accounts.names().await.unwrap().is_empty());
     accounts.open("work").await.unwrap();
     assert_eq!(accounts.names().await.unwrap(), ["work"], "the list is written afresh");
+    assert_eq!(store.load(&format!("{index}|unreadable")).unwrap().unwrap().expose(), "not json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_keep_one_list_and_a_removed_account_opened_again_is_listed_again() {
+    let idp = Idp::start(60);
+    let store = Arc::new(MemoryStore::new());
+    // Two instances on one store and one lock directory (an app and its extension), adding
+    // accounts at once on two threads: the index lock keeps every add.
+    let app = Arc::new(Accounts::new(idp.config(SessionPolicy::default(), store.clone())).unwrap());
+    let extension = Arc::new(Accounts::new(idp.config(SessionPolicy::default(), store.clone())).unwrap());
+    let add = |accounts: Arc<Accounts>, names: [&'static str; 3]| {
+        tokio::spawn(async move {
+            for name in names {
+                accounts.open(name).await.unwrap();
+            }
+        })
+    };
+    let (first, second) = (add(app.clone(), ["a1", "a2", "a3"]), add(extension.clone(), ["b1", "b2", "b3"]));
+    first.await.unwrap();
+    second.await.unwrap();
+    let mut names = app.names().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["a1", "a2", "a3", "b1", "b2", "b3"], "no add lost to the other's");
+
+    // The extension holds a1 open; the app removes it; the extension opens it again: listed again.
+    app.remove("a1").await.unwrap();
+    assert!(!extension.names().await.unwrap().contains(&"a1".to_owned()));
+    extension.open("a1").await.unwrap();
+    assert!(app.names().await.unwrap().contains(&"a1".to_owned()), "the account in use is listed again");
+
+    // The list is bounded.
+    for n in 6..sessionkit::MAX_ACCOUNTS {
+        app.open(&format!("n{n}")).await.unwrap();
+    }
+    assert_eq!(app.names().await.unwrap().len(), sessionkit::MAX_ACCOUNTS);
+    let error = app.open("one-too-many").await.unwrap_err();
+    assert!(matches!(error, Error::InvalidInput { .. }) && error.to_string().contains("remove one"), "{error}");
 }
