@@ -93,13 +93,16 @@ pub fn id_token(data: &[u8]) {
     let _ = split_jws(&text);
     let nonce = Secret::from("n-0S6_WzA2Mj");
     let algorithms = ["RS256".to_owned(), "ES256".to_owned()];
-    for (nonce, subject, provider_algorithms) in [(Some(&nonce), None, &algorithms[..]), (None, Some("alice"), &[][..])]
+    // A sign-in (nonce, a step-up's max_age) and a refresh (subject).
+    for (nonce, subject, max_age, provider_algorithms) in
+        [(Some(&nonce), None, Some(300), &algorithms[..]), (None, Some("alice"), None, &[][..])]
     {
         let check = IdTokenCheck {
             issuer: ISSUER,
             client_id: "app",
             nonce,
             subject,
+            max_age,
             server_now: NOW,
             leeway: Duration::from_secs(60),
             provider_algorithms,

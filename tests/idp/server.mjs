@@ -88,6 +88,9 @@ function tamperIdToken(idToken, kind, rsaJwk) {
     case 'nonce': return resign(rs, { ...claims, nonce: 'not-the-nonce' });
     case 'sub': return resign(rs, { ...claims, sub: 'mallory' });
     case 'expired': return resign(rs, { ...claims, exp: Math.floor(Date.now() / 1000) - 3600 });
+    // A provider ignoring a step-up's max_age: the user's authentication of an hour ago.
+    case 'old_auth_time': return resign(rs, { ...claims, auth_time: Math.floor(Date.now() / 1000) - 3600 });
+    case 'no_auth_time': { const { auth_time: _, ...rest } = claims; return resign(rs, rest); }
     case 'signature': return `${h}.${b64({ ...claims, sub: 'mallory' })}.${sig}`;
     case 'alg_none': return `${b64({ alg: 'none', typ: 'JWT' })}.${p}.`;
     case 'hmac': {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 /// Options of one sign-in (all optional): the step-up and account-choice parameters.
-#[derive(Debug, Clone, Default, uniffi::Record)]
+#[derive(Clone, Default, uniffi::Record)]
 pub struct LoginOptions {
     /// `prompt`: `login` to force re-authentication, `consent`, `select_account`, `none`.
     #[uniffi(default)]
@@ -19,6 +19,13 @@ pub struct LoginOptions {
     /// `acr_values`: the authentication context classes asked for (step-up, e.g. MFA).
     #[uniffi(default)]
     pub acr_values: Option<String>,
+}
+
+impl std::fmt::Debug for LoginOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The login hint (a user name or an email address) stays out of logs.
+        authorize_options(Some(self.clone())).fmt(f)
+    }
 }
 
 /// The driver's options for `options` (none: the defaults).

@@ -7,7 +7,7 @@
 //! - [`convert`]: events, status and errors as plain JS values.
 //!
 //! Storage (IndexedDB sealed with a non-extractable AES-GCM key), the cross-tab refresh lock
-//! (Web Locks), the tabs' BroadcastChannel and the waits for IndexedDB writes are in the
+//! (Web Locks), the messages between tabs and the waits for IndexedDB writes are in the
 //! `sessionkit` crate, beside the native stores and lock, so every session rule stays in one
 //! place; nothing here decides anything.
 #![cfg(target_arch = "wasm32")]

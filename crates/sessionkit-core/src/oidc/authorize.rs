@@ -32,8 +32,9 @@ pub const MAX_CALLBACK_BYTES: usize = 8 * 1024;
 /// How long a saved pending login can be completed (authorization codes live minutes).
 pub const MAX_PENDING_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Optional parameters of an authorization request.
-#[derive(Clone, Debug, Default)]
+/// Optional parameters of an authorization request. `Debug` leaves the login hint out (a user
+/// name or an email address has no place in logs).
+#[derive(Clone, Default)]
 pub struct AuthorizeOptions {
     /// `prompt` (e.g. `login`, `consent`); `consent` is what providers require before they
     /// issue a refresh token for `offline_access`.
@@ -47,6 +48,18 @@ pub struct AuthorizeOptions {
     /// A redirect URI for this login only, instead of the configured one: a loopback listener's
     /// `http://127.0.0.1:<ephemeral port>/...` (RFC 8252 7.3).
     pub redirect_uri: Option<RedirectUri>,
+}
+
+impl std::fmt::Debug for AuthorizeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizeOptions")
+            .field("prompt", &self.prompt)
+            .field("login_hint", &self.login_hint.as_ref().map(|_| "(set)"))
+            .field("max_age", &self.max_age)
+            .field("acr_values", &self.acr_values)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish()
+    }
 }
 
 /// A login in progress: the secrets that tie the callback and the tokens to this request.
@@ -64,6 +77,8 @@ pub struct PendingAuthorization {
     consumed: bool,
     /// The DPoP key the code is bound to (`dpop_jkt`), which must sign the exchange.
     dpop_key: Option<DpopKey>,
+    /// The `max_age` asked for (step-up), which the ID token's `auth_time` must honour.
+    max_age: Option<u64>,
 }
 
 /// The authorization code from an accepted callback.
@@ -128,6 +143,7 @@ impl PendingAuthorization {
             started_at: now,
             consumed: false,
             dpop_key,
+            max_age: options.max_age,
         };
         let scope = client.scope_param();
         let max_age = options.max_age.map(|seconds| seconds.to_string());
@@ -171,6 +187,12 @@ impl PendingAuthorization {
         &self.nonce
     }
 
+    /// The `max_age` this sign-in asked for, in seconds (the ID token's `auth_time` must be
+    /// no older).
+    pub fn max_age(&self) -> Option<u64> {
+        self.max_age
+    }
+
     /// The pending login as a secret record, to keep in an encrypted store across a page load.
     pub fn to_record(&self) -> Secret {
         let record = PendingRecord {
@@ -183,6 +205,7 @@ impl PendingAuthorization {
             client_id: self.client_id.clone(),
             started_at: self.started_at,
             dpop_key: self.dpop_key.clone(),
+            max_age: self.max_age,
         };
         // Plain strings and numbers: serializing cannot fail.
         Secret::new(serde_json::to_string(&record).unwrap_or_default())
@@ -227,6 +250,7 @@ impl PendingAuthorization {
             started_at: record.started_at,
             consumed: false,
             dpop_key: record.dpop_key,
+            max_age: record.max_age,
         })
     }
 
@@ -298,6 +322,9 @@ struct PendingRecord {
     /// Added without a version change: a record without it is a Bearer sign-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_key: Option<DpopKey>,
+    /// Likewise: a record without it asked for no `max_age`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_age: Option<u64>,
 }
 
 struct CallbackParams {
@@ -393,6 +420,19 @@ mod tests {
         let body = restored.token_request(&code).body.expect("body");
         assert!(body.expose().contains(&format!("code_verifier={}", pending.pkce.verifier().expose())));
         assert!(restored.nonce().constant_time_eq(pending.nonce().expose()));
+        assert_eq!(restored.max_age(), None);
+        // A step-up's max_age survives the page load: the ID token is checked against it.
+        let options = AuthorizeOptions { max_age: Some(120), ..AuthorizeOptions::default() };
+        let (_, step_up) =
+            PendingAuthorization::begin(&client(), &metadata(), &options, None, UnixTime::EPOCH).expect("begin");
+        let restored = PendingAuthorization::from_record(
+            step_up.to_record().expose().as_bytes(),
+            &client(),
+            &metadata(),
+            UnixTime::from_secs(60),
+        )
+        .expect("restored");
+        assert_eq!(restored.max_age(), Some(120));
 
         let too_late = UnixTime::EPOCH.saturating_add(MAX_PENDING_AGE + std::time::Duration::from_secs(1));
         let stale = PendingAuthorization::from_record(record.expose().as_bytes(), &client(), &metadata(), too_late);

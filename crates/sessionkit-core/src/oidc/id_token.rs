@@ -152,6 +152,12 @@ pub enum IdTokenError {
     /// `sub` differs from the session's subject after a refresh.
     #[error("the ID token names a different user than the session")]
     SubjectChanged,
+    /// The sign-in asked for an authentication at most `max_age` old (step-up) and the
+    /// provider's `auth_time` is older: the user was not asked to authenticate again.
+    #[error(
+        "the provider did not authenticate the user again as this sign-in asked (max_age): its last authentication is too old; sign in again, or check that the provider honours max_age"
+    )]
+    AuthenticationTooOld,
 }
 
 /// What an ID token must satisfy.
@@ -165,6 +171,9 @@ pub struct IdTokenCheck<'a> {
     pub nonce: Option<&'a Secret>,
     /// The session's subject; `Some` after a refresh.
     pub subject: Option<&'a str>,
+    /// The sign-in's `max_age` in seconds (step-up), if it asked for one: `auth_time` must then
+    /// be present and no older (OIDC Core 3.1.2.1 and 3.1.3.7).
+    pub max_age: Option<u64>,
     /// The server's current time (local time plus the server offset).
     pub server_now: UnixTime,
     /// Allowed clock difference.
@@ -407,6 +416,14 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
     if sub.is_empty() || sub.len() > 255 {
         return Err(IdTokenError::Malformed("sub must be 1 to 255 characters"));
     }
+    let auth_time = claims.auth_time.as_ref().map(NumericDate::to_time).transpose()?;
+    if let Some(max_age) = check.max_age {
+        let auth_time = auth_time.ok_or(IdTokenError::MissingClaim("auth_time"))?;
+        let oldest = check.server_now.saturating_sub(Duration::from_secs(max_age)).saturating_sub(check.leeway);
+        if auth_time < oldest {
+            return Err(IdTokenError::AuthenticationTooOld);
+        }
+    }
     if let Some(subject) = check.subject
         && subject != sub
     {
@@ -417,7 +434,7 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
         sub,
         exp,
         iat,
-        auth_time: claims.auth_time.as_ref().map(NumericDate::to_time).transpose()?,
+        auth_time,
         sid: claims.sid,
         name: claims.name,
         email: claims.email,
@@ -467,6 +484,7 @@ pub(crate) mod tests {
             client_id: "app",
             nonce,
             subject,
+            max_age: None,
             server_now: UnixTime::from_secs(NOW + 10),
             leeway: Duration::from_secs(60),
             provider_algorithms: &[],
@@ -567,6 +585,33 @@ pub(crate) mod tests {
         let mut no_nonce = claims();
         no_nonce.as_object_mut().expect("object").remove("nonce");
         assert_eq!(validate(&signed(&no_nonce)), Err(IdTokenError::Nonce));
+    }
+
+    #[test]
+    fn a_step_up_needs_a_recent_auth_time() {
+        let nonce = Secret::from("n-1");
+        let step_up = IdTokenCheck { max_age: Some(300), ..check(Some(&nonce), None) };
+        let claims = |auth_time: Option<u64>| {
+            let mut claims = serde_json::json!({"iss": "https://idp.example", "aud": "app", "sub": "alice",
+                "exp": NOW + 600, "iat": NOW, "nonce": "n-1"});
+            if let Some(auth_time) = auth_time {
+                claims["auth_time"] = auth_time.into();
+            }
+            signed(&claims)
+        };
+        // server_now is NOW + 10; max_age 300 and 60 s of leeway.
+        assert!(validate_id_token(&claims(Some(NOW)), &step_up, &TestVerifier).is_ok());
+        assert!(validate_id_token(&claims(Some(NOW + 10 - 360)), &step_up, &TestVerifier).is_ok());
+        assert_eq!(
+            validate_id_token(&claims(Some(NOW + 10 - 361)), &step_up, &TestVerifier),
+            Err(IdTokenError::AuthenticationTooOld)
+        );
+        assert_eq!(
+            validate_id_token(&claims(None), &step_up, &TestVerifier),
+            Err(IdTokenError::MissingClaim("auth_time"))
+        );
+        // Without max_age, auth_time is not required.
+        assert!(validate(&claims(None)).is_ok());
         assert!(validate(&with("iat", serde_json::json!(NOW as f64 + 0.5))).is_ok());
         assert!(matches!(validate(&with("exp", "tomorrow".into())), Err(IdTokenError::Malformed(_))));
     }

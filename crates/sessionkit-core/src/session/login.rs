@@ -59,7 +59,8 @@ impl Session {
         keys: Keys,
         now: Now,
     ) -> Result<(), CoreError> {
-        self.login(Some(pending.nonce()), pending.dpop_key(), response, verifier, keys, now)
+        let asked = Asked { nonce: Some(pending.nonce()), max_age: pending.max_age() };
+        self.login(asked, pending.dpop_key(), response, verifier, keys, now)
     }
 
     /// Feeds the token response that ended a device authorization (RFC 8628). The ID token
@@ -73,12 +74,12 @@ impl Session {
         keys: Keys,
         now: Now,
     ) -> Result<(), CoreError> {
-        self.login(None, device.dpop_key(), response, verifier, keys, now)
+        self.login(Asked { nonce: None, max_age: None }, device.dpop_key(), response, verifier, keys, now)
     }
 
     fn login(
         &mut self,
-        nonce: Option<&Secret>,
+        asked: Asked<'_>,
         dpop_key: Option<&DpopKey>,
         response: &HttpResponse,
         verifier: &dyn SignatureVerifier,
@@ -103,7 +104,7 @@ impl Session {
             self.revoke(tokens.refresh_token, None);
             return Err(CoreError::MissingIdToken);
         };
-        let claims = match self.check_id_token(id_token, nonce, None, t, verifier, keys) {
+        let claims = match self.check_id_token(id_token, asked, None, t, verifier, keys) {
             Ok(claims) => claims,
             Err(IdTokenFailure::RefetchKeys(error)) => return Err(error.into()),
             Err(IdTokenFailure::Refused(error)) => {
@@ -160,7 +161,7 @@ impl Session {
     pub(super) fn check_id_token(
         &self,
         id_token: &Secret,
-        nonce: Option<&Secret>,
+        asked: Asked<'_>,
         subject: Option<&str>,
         t: UnixTime,
         verifier: &dyn SignatureVerifier,
@@ -169,8 +170,9 @@ impl Session {
         let check = IdTokenCheck {
             issuer: &self.metadata.issuer,
             client_id: &self.client.client_id,
-            nonce,
+            nonce: asked.nonce,
             subject,
+            max_age: asked.max_age,
             server_now: t.offset_by_millis(self.server_offset_ms),
             leeway: if self.server_clock_known {
                 self.policy.clock_leeway()
@@ -186,4 +188,12 @@ impl Session {
             error => IdTokenFailure::Refused(error),
         })
     }
+}
+
+/// What a sign-in asked the provider for, which its ID token must show: the nonce (none in the
+/// device flow and after a refresh) and the `max_age` of a step-up.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Asked<'a> {
+    pub(super) nonce: Option<&'a Secret>,
+    pub(super) max_age: Option<u64>,
 }

@@ -128,7 +128,14 @@ impl Session {
         }
         let mut refreshed_name = None;
         if let Some(id_token) = &response.id_token {
-            match self.check_id_token(id_token, None, Some(&a.subject), t, verifier, keys) {
+            match self.check_id_token(
+                id_token,
+                super::login::Asked { nonce: None, max_age: None },
+                Some(&a.subject),
+                t,
+                verifier,
+                keys,
+            ) {
                 Ok(claims) => refreshed_name = super::active::display_name(&claims),
                 Err(IdTokenFailure::RefetchKeys(error)) => return Err(error.into()),
                 Err(IdTokenFailure::Refused(error)) => {

@@ -116,7 +116,7 @@ proptest! {
         let _ = SessionRecord::decode(&bytes);
         let _ = SessionRecord::decode(text.as_bytes());
         let check = IdTokenCheck {
-            issuer: ISSUER, client_id: CLIENT_ID, nonce: None, subject: None,
+            issuer: ISSUER, client_id: CLIENT_ID, nonce: None, subject: None, max_age: None,
             server_now: UnixTime::from_secs(START), leeway: Duration::from_secs(60), provider_algorithms: &[],
         };
         let _ = validate_id_token(&Secret::from(text.as_str()), &check, &TestVerifier);

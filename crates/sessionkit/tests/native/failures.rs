@@ -38,6 +38,33 @@ async fn tampered_id_tokens_are_refused_and_nothing_is_signed_in() {
 }
 
 #[tokio::test]
+async fn a_step_up_sign_in_needs_an_authentication_no_older_than_its_max_age() {
+    let idp = Idp::start(60);
+    let (client, store) = idp.client(SessionPolicy::default()).await;
+    let step_up = sessionkit::AuthorizeOptions { max_age: Some(300), ..Default::default() };
+    // A provider that ignores max_age (an hour-old authentication) or leaves auth_time out.
+    for tamper in ["old_auth_time", "no_auth_time"] {
+        idp.fault(json!({"path": "/token", "mode": "tamper", "tamper": tamper})).await;
+        let request = client.begin_login(&step_up).await.unwrap();
+        let callback = idp.authorize(request.url()).await;
+        let err = client.complete_login(request, &callback).await.expect_err(tamper);
+        let message = err.to_string();
+        assert!(message.contains("max_age") || message.contains("auth_time"), "{tamper}: {message}");
+        assert!(client.status().is_none(), "{tamper}: nothing signed in");
+        assert!(stored_refresh_token(&store, &idp.issuer).is_none(), "{tamper}: nothing stored");
+    }
+    // The provider honouring it: a fresh authentication, signed in. Without max_age, an old
+    // auth_time is the provider's business.
+    let request = client.begin_login(&step_up).await.unwrap();
+    assert!(request.url().contains("max_age=300"));
+    let callback = idp.authorize(request.url()).await;
+    client.complete_login(request, &callback).await.unwrap();
+    idp.fault(json!({"path": "/token", "mode": "tamper", "tamper": "old_auth_time"})).await;
+    idp.login(&client).await;
+    assert_eq!(client.status().unwrap().subject, "alice");
+}
+
+#[tokio::test]
 async fn oversized_and_redirected_token_responses_are_refused() {
     let idp = Idp::start(60);
     let (client, _store) = idp.client(SessionPolicy::default()).await;
