@@ -287,6 +287,16 @@ impl SecureStore for ForeignStoreAdapter {
 pub struct LoginRequest {
     url: String,
     request: Mutex<Option<sessionkit::LoginRequest>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Drop for LoginRequest {
+    fn drop(&mut self) {
+        // A sign-in the app dropped deletes its DPoP key in the background: that needs the
+        // runtime, and Kotlin's cleaner or Swift's deinit may run on any thread.
+        let _entered = self.runtime.enter();
+        drop(self.request.lock().unwrap_or_else(PoisonError::into_inner).take());
+    }
 }
 
 #[uniffi::export]
@@ -390,7 +400,11 @@ impl SessionClient {
     #[uniffi::method(default(options = None))]
     pub async fn begin_login(&self, options: Option<LoginOptions>) -> Result<Arc<LoginRequest>, SessionKitError> {
         let request = self.inner.begin_login(&signin::authorize_options(options)).await?;
-        Ok(Arc::new(LoginRequest { url: request.url().to_owned(), request: Mutex::new(Some(request)) }))
+        Ok(Arc::new(LoginRequest {
+            url: request.url().to_owned(),
+            request: Mutex::new(Some(request)),
+            runtime: self.runtime.clone(),
+        }))
     }
 
     /// Completes a sign-in with the redirect URL the browser came back with.

@@ -87,6 +87,8 @@ pub struct DeviceCode {
 pub struct LoginRequest {
     pub(crate) url: Url,
     pub(crate) pending: PendingAuthorization,
+    /// Deletes the sign-in's DPoP key if the request is dropped without completing.
+    pub(crate) unused_key: crate::dpop::UnusedKey,
 }
 
 impl LoginRequest {

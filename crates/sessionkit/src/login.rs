@@ -14,6 +14,7 @@ use sessionkit_core::oidc::authorize::{AuthorizationCode, AuthorizeOptions, Call
 use sessionkit_core::oidc::device::{DeviceAuthorization, DeviceError, DevicePoll};
 
 use crate::client::{DeviceCode, LoginRequest, SessionClient, TokenSendError};
+use crate::dpop::UnusedKey;
 use crate::error::{self, Error};
 
 impl SessionClient {
@@ -24,8 +25,9 @@ impl SessionClient {
     /// fresh key is made here and the authorization code is bound to it (`dpop_jkt`).
     pub async fn begin_login(&self, options: &AuthorizeOptions) -> Result<LoginRequest, Error> {
         let dpop_key = self.new_dpop_key().await?;
+        let unused_key = UnusedKey::new(&self.inner.dpop.keys, dpop_key.as_ref());
         let (url, pending) = self.inner.session().begin_login(options, dpop_key, self.inner.now())?;
-        Ok(LoginRequest { url, pending })
+        Ok(LoginRequest { url, pending, unused_key })
     }
 
     /// A fresh key for a new sign-in, when the policy and the provider call for DPoP.
@@ -40,7 +42,11 @@ impl SessionClient {
     /// Completes a sign-in with the redirect URL the browser was sent to. On success a fresh
     /// session replaces any previous one; on failure the previous session is untouched.
     pub async fn complete_login(&self, request: LoginRequest, callback_url: &str) -> Result<(), Error> {
-        self.complete(request.pending, callback_url).await
+        let LoginRequest { pending, unused_key, .. } = request;
+        let result = self.complete(pending, callback_url).await;
+        // Used by the session, or deleted by `complete` when the sign-in failed.
+        unused_key.keep();
+        result
     }
 
     /// Starts a sign-in that must survive the app going away while the user is at the provider
@@ -49,8 +55,8 @@ impl SessionClient {
     /// [`MAX_PENDING_AGE`](sessionkit_core::oidc::authorize::MAX_PENDING_AGE). Returns the URL
     /// to open. A newer call replaces an older pending login.
     pub async fn begin_redirect_login(&self, options: &AuthorizeOptions) -> Result<String, Error> {
-        let request = self.begin_login(options).await?;
-        let record = request.pending.to_record();
+        let LoginRequest { pending, unused_key, url } = self.begin_login(options).await?;
+        let record = pending.to_record();
         let mut turn = self.inner.shared.turn().await;
         turn.locked().await?;
         let slot = &self.inner.shared.slots.pending;
@@ -60,10 +66,12 @@ impl SessionClient {
         if let Some(key) = replaced.and_then(|old| PendingAuthorization::dpop_key_in_record(old.expose().as_bytes())) {
             self.inner.dpop.keys.delete(&key).await;
         }
+        // The stored pending sign-in holds the key now.
+        unused_key.keep();
         drop(turn);
         // In the browser the page navigates away next: the pending sign-in must be on disk.
         self.inner.store_flushed().await;
-        Ok(request.url().to_owned())
+        Ok(url.as_str().to_owned())
     }
 
     /// Completes a sign-in started by [`begin_redirect_login`](Self::begin_redirect_login),
@@ -246,6 +254,8 @@ impl SessionClient {
             // The sign-in is over (given up, refused, or its exchange failed): its key goes.
             self.forget_key_of(&request.pending).await;
         }
+        // Used by the new session, or deleted just above.
+        request.unused_key.keep();
         result
     }
 
@@ -267,6 +277,8 @@ impl SessionClient {
             DeviceAuthorization::from_response(&client, &metadata, &response, start.pkce, self.inner.now().wall)
                 .map_err(CoreError::from)?;
         let mut device = device.with_dpop_key(self.new_dpop_key().await?);
+        // Deletes the key if this future is dropped while waiting for the user.
+        let unused_key = UnusedKey::new(&self.inner.dpop.keys, device.dpop_key());
         let result = self.poll_device(&mut device, show).await;
         if result.is_err()
             && let Some(key) = device.dpop_key()
@@ -274,6 +286,7 @@ impl SessionClient {
             // The sign-in is over and started nothing: its key goes.
             self.inner.dpop.keys.delete(key).await;
         }
+        unused_key.keep();
         result
     }
 

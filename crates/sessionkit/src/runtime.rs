@@ -9,7 +9,7 @@
 use sessionkit_core::{Now, UnixTime};
 
 pub use imp::{BoxFuture, MaybeSend};
-pub(crate) use imp::{monotonic, run_blocking, sleep, spawn, wall_millis};
+pub(crate) use imp::{monotonic, run_blocking, sleep, spawn, try_spawn, wall_millis};
 
 /// Reads both clocks.
 pub(crate) fn now() -> Now {
@@ -47,6 +47,13 @@ mod imp {
 
     pub(crate) fn spawn(task: impl Future<Output = ()> + MaybeSend + 'static) {
         tokio::spawn(task);
+    }
+
+    /// Spawns where a runtime is at hand (a `Drop` may run on any thread); false otherwise.
+    pub(crate) fn try_spawn(task: impl Future<Output = ()> + MaybeSend + 'static) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
+        runtime.spawn(task);
+        true
     }
 
     /// Runs a blocking call on tokio's blocking pool; `None` if it panicked.
@@ -99,6 +106,12 @@ mod imp {
 
     pub(crate) fn spawn(task: impl Future<Output = ()> + MaybeSend + 'static) {
         wasm_bindgen_futures::spawn_local(task);
+    }
+
+    /// The browser's event loop is always at hand.
+    pub(crate) fn try_spawn(task: impl Future<Output = ()> + MaybeSend + 'static) -> bool {
+        spawn(task);
+        true
     }
 
     /// There are no blocking keystores in the browser: the call runs at once.

@@ -70,6 +70,42 @@ impl std::fmt::Debug for AuthHeaders {
 }
 
 /// The session's DPoP state in the driver: the key store and the latest nonces.
+/// A sign-in's DPoP key while the sign-in runs. Dropped without [`keep`](Self::keep) (the app
+/// dropped the sign-in, or the future that ran it), the key is deleted from its store in the
+/// background: a key no session will use must not stay behind in a platform key store.
+pub(crate) struct UnusedKey {
+    keys: Arc<dyn DpopKeys>,
+    key: Option<DpopKey>,
+}
+
+impl UnusedKey {
+    pub(crate) fn new(keys: &Arc<dyn DpopKeys>, key: Option<&DpopKey>) -> Self {
+        Self { keys: keys.clone(), key: key.cloned() }
+    }
+
+    /// The sign-in ended and dealt with its key (a session uses it, a stored pending sign-in
+    /// holds it, or it was deleted already).
+    pub(crate) fn keep(mut self) {
+        self.key = None;
+    }
+}
+
+impl std::fmt::Debug for UnusedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnusedKey").field("armed", &self.key.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for UnusedKey {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let keys = self.keys.clone();
+        if !crate::runtime::try_spawn(async move { keys.delete(&key).await }) {
+            tracing::debug!("a dropped sign-in's DPoP key could not be deleted here (no runtime)");
+        }
+    }
+}
+
 pub(crate) struct Dpop {
     pub(crate) keys: Arc<dyn DpopKeys>,
     /// The latest `DPoP-Nonce` per server, as (server, nonce). An app talks to a handful of

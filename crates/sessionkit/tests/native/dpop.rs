@@ -276,3 +276,32 @@ async fn keys_of_sign_ins_that_never_complete_and_of_ended_sessions_are_forgotte
     client.logout().await.unwrap();
     assert_eq!(keys.deleted(), keys.made(), "the session's key went with it");
 }
+
+/// A sign-in the app drops (the request, or the future waiting for a device approval) deletes
+/// its key in the background: nothing stays in the platform's key store.
+#[tokio::test]
+async fn a_dropped_sign_in_forgets_its_key() {
+    let idp = Idp::start(60);
+    let keys = std::sync::Arc::new(LosableKeys::default());
+    let config = idp.config_builder(lazy(DpopPolicy::WhenSupported), std::sync::Arc::new(MemoryStore::new()));
+    let client = sessionkit::SessionClient::new(config.dpop_keys(keys.clone()).build().unwrap()).await.unwrap();
+    let all_deleted = || async {
+        for _ in 0..100 {
+            if !keys.made().is_empty() && keys.deleted() == keys.made() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    let request = client.begin_login(&Default::default()).await.unwrap();
+    assert_eq!(keys.made().len(), 1);
+    drop(request);
+    assert!(all_deleted().await, "the dropped request's key: {:?} of {:?}", keys.deleted(), keys.made());
+
+    let waiting = tokio::time::timeout(Duration::from_millis(500), client.login_with_device(|_| {})).await;
+    assert!(waiting.is_err(), "still waiting for the user when dropped");
+    assert_eq!(keys.made().len(), 2);
+    assert!(all_deleted().await, "the dropped device sign-in's key");
+    assert!(client.status().is_none());
+}
