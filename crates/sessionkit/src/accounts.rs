@@ -83,8 +83,8 @@ impl Accounts {
     async fn open_as(&self, name: &str, current: bool) -> Result<SessionClient, Error> {
         let config = self.config.for_account(name)?;
         let cached = self.open.lock().await.get(name).cloned();
-        let client = match cached {
-            Some(client) => client,
+        let client = match &cached {
+            Some(client) => client.clone(),
             None => {
                 // Made without holding the map: one slow provider does not hold up the other
                 // accounts. Two callers racing keep the first client; the second one is dropped.
@@ -94,21 +94,31 @@ impl Accounts {
         };
         // Listed only once the client exists, and on every call: another context may have
         // removed the account since this one opened it.
-        self.update(None, |index, _| {
-            if !index.names.iter().any(|listed| listed == name) {
-                if index.names.len() >= MAX_ACCOUNTS {
-                    return Err(Error::InvalidInput {
-                        message: format!("there are already {MAX_ACCOUNTS} accounts; remove one before adding another"),
-                    });
+        let listed = self
+            .update(None, |index, _| {
+                if !index.names.iter().any(|listed| listed == name) {
+                    if index.names.len() >= MAX_ACCOUNTS {
+                        return Err(Error::InvalidInput {
+                            message: format!(
+                                "there are already {MAX_ACCOUNTS} accounts; remove one before adding another"
+                            ),
+                        });
+                    }
+                    index.names.push(name.to_owned());
                 }
-                index.names.push(name.to_owned());
+                if current {
+                    index.current = Some(name.to_owned());
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(error) = listed {
+            // Not listed (the list is full, or the store failed): not kept open either.
+            if cached.is_none() {
+                self.open.lock().await.remove(name);
             }
-            if current {
-                index.current = Some(name.to_owned());
-            }
-            Ok(())
-        })
-        .await?;
+            return Err(error);
+        }
         Ok(client)
     }
 

@@ -137,4 +137,8 @@ async fn two_processes_keep_one_list_and_a_removed_account_opened_again_is_liste
     assert_eq!(app.names().await.unwrap().len(), sessionkit::MAX_ACCOUNTS);
     let error = app.open("one-too-many").await.unwrap_err();
     assert!(matches!(error, Error::InvalidInput { .. }) && error.to_string().contains("remove one"), "{error}");
+    // Room again: the account refused before opens now.
+    app.remove("a2").await.unwrap();
+    app.open("one-too-many").await.unwrap();
+    assert!(app.names().await.unwrap().contains(&"one-too-many".to_owned()));
 }
