@@ -83,13 +83,15 @@ impl Accounts {
     async fn open_as(&self, name: &str, current: bool) -> Result<SessionClient, Error> {
         let config = self.config.for_account(name)?;
         let cached = self.open.lock().await.get(name).cloned();
-        let client = match &cached {
-            Some(client) => client.clone(),
+        let (client, made_here) = match cached {
+            Some(client) => (client, false),
             None => {
                 // Made without holding the map: one slow provider does not hold up the other
                 // accounts. Two callers racing keep the first client; the second one is dropped.
                 let made = SessionClient::new(config).await?;
-                self.open.lock().await.entry(name.to_owned()).or_insert(made).clone()
+                let kept = self.open.lock().await.entry(name.to_owned()).or_insert(made.clone()).clone();
+                let made_here = kept.same_session(&made);
+                (kept, made_here)
             }
         };
         // Listed only once the client exists, and on every call: another context may have
@@ -114,7 +116,8 @@ impl Accounts {
             .await;
         if let Err(error) = listed {
             // Not listed (the list is full, or the store failed): not kept open either.
-            if cached.is_none() {
+            // Only the one made here: another caller's, kept before it, is theirs to keep.
+            if made_here {
                 self.open.lock().await.remove(name);
             }
             return Err(error);

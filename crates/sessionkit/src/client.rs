@@ -201,6 +201,11 @@ impl SessionClient {
         self.inner.events.subscribe()
     }
 
+    /// Whether `other` is a clone of this client (the same session in this process).
+    pub(crate) fn same_session(&self, other: &SessionClient) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The session's identity and times, or `None` when signed out. No secrets.
     pub fn status(&self) -> Option<SessionStatus> {
         self.inner.session().status()
@@ -435,7 +440,17 @@ impl SessionClient {
             let Some(inner) = weak.upgrade() else { return };
             let keep_copies = || inner.session().end_reason().is_none();
             let now = inner.now().wall;
-            crate::discovery::revalidate(&inner.transport, &issuer, &inner.shared, &inner.jwks, now, keep_copies).await;
+            let in_use = inner.session().metadata().clone();
+            crate::discovery::revalidate(
+                &inner.transport,
+                &issuer,
+                &inner.shared,
+                &in_use,
+                &inner.jwks,
+                now,
+                keep_copies,
+            )
+            .await;
         });
     }
 

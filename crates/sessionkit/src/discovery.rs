@@ -137,7 +137,7 @@ pub(crate) async fn load(
 }
 
 /// After a start from stored copies: fetches both documents again. Fresh keys go into `jwks`
-/// at once and the copies are renewed (only while `keep_copies` says a session still wants
+/// at once (when the discovery document is the one `in_use`) and the copies are renewed (only while `keep_copies` says a session still wants
 /// them). A provider that now refuses the discovery request (4xx), names another issuer or
 /// serves an invalid document loses its copies, so the next start fetches and reports it; an
 /// unreachable one keeps them.
@@ -145,6 +145,7 @@ pub(crate) async fn revalidate(
     transport: &Transport,
     issuer: &Issuer,
     shared: &SharedStore,
+    in_use: &ProviderMetadata,
     jwks: &Jwks,
     now: UnixTime,
     keep_copies: impl Fn() -> bool,
@@ -155,23 +156,34 @@ pub(crate) async fn revalidate(
         _ => return, // unreachable now: the copies stay, and the next start tries again
     };
     let refused = match ProviderMetadata::from_response(issuer, &response) {
-        Ok(_) => match jwks.fetch(transport).await {
-            Ok((_, keys)) => {
-                if keep_copies() {
-                    save_cache(
-                        shared,
-                        String::from_utf8_lossy(response.body()).into_owned(),
-                        String::from_utf8_lossy(&keys).into_owned(),
-                        now,
-                    )
-                    .await;
+        Ok(fresh) => {
+            // The keys come from the address the fresh document names. Only when it is the one
+            // in use do they replace the live keys; a provider that moved its documents is
+            // followed from the next start (the running session keeps what it started with).
+            let moved = fresh != *in_use;
+            let fetched = if moved {
+                tracing::warn!("the provider's discovery document changed; the new one is used from the next start");
+                Jwks::new(fresh.jwks_uri.clone()).fetch(transport).await
+            } else {
+                jwks.fetch(transport).await
+            };
+            match fetched {
+                Ok((_, keys)) => {
+                    if keep_copies() {
+                        let discovery = String::from_utf8_lossy(response.body()).into_owned();
+                        save_cache(shared, discovery, String::from_utf8_lossy(&keys).into_owned(), now).await;
+                        // A logout while this was written: its wipe may have come first.
+                        if !keep_copies() {
+                            let _ = shared.delete_unordered(&shared.slots.provider).await;
+                        }
+                    }
+                    return;
                 }
-                return;
+                Err(JwksError::Transport(_)) => return,
+                Err(JwksError::Status(status)) if sessionkit_core::http::is_transient_status(status) => return,
+                Err(error) => error.to_string(),
             }
-            Err(JwksError::Transport(_)) => return,
-            Err(JwksError::Status(status)) if sessionkit_core::http::is_transient_status(status) => return,
-            Err(error) => error.to_string(),
-        },
+        }
         Err(error) => error.to_string(),
     };
     tracing::warn!(%refused, "the provider's documents no longer validate; the stored copies are dropped, and the next start fetches them");
