@@ -5,8 +5,9 @@
 //! Symmetric (`oct`) keys, keys for encryption (`use: "enc"`) and keys for an algorithm outside
 //! the allow-list are dropped when the set is parsed, so an HMAC "signature" can never be
 //! checked against a public key. The crypto is per platform:
-//! - natively (`native.rs`), `jsonwebtoken` with pure-Rust crypto implements the core's
-//!   `SignatureVerifier` directly (it builds for every target without a C toolchain);
+//! - natively (`native.rs`), `jsonwebtoken` implements the core's `SignatureVerifier` directly,
+//!   over aws-lc-rs where rustls links it (desktops, mobile apps with `mobile-crypto`) and over
+//!   RustCrypto otherwise (the mobile cross-check needs no C toolchain);
 //! - in the browser (`web.rs`), WebCrypto, which is asynchronous: the signature is checked
 //!   before the core runs, and the core gets a verifier holding that outcome
 //!   ([`KeySet::preverify`]). This keeps RSA and elliptic-curve code out of the .wasm.

@@ -1,7 +1,8 @@
-//! The signature check natively: `jsonwebtoken` with pure-Rust crypto.
+//! The signature check natively: `jsonwebtoken`'s JWK parsing and its verifiers over aws-lc-rs
+//! (desktops, and mobile apps built with `mobile-crypto`), which rustls links anyway, or over
+//! RustCrypto (the mobile cross-check, which has no C toolchain).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
 use std::sync::Arc;
 
@@ -14,6 +15,20 @@ use super::{Family, JwksError, Key, candidates, parse_document, signing_alg};
 #[derive(Default)]
 pub(crate) struct KeySet {
     keys: Vec<Key<DecodingKey>>,
+}
+
+/// The backend, named rather than left to `jsonwebtoken`'s process-wide default: with both of its
+/// backends compiled in (a mobile build with `mobile-crypto`) that default panics, and an app's
+/// own choice of default must not change how SessionKit checks signatures.
+#[cfg(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))]
+static CRYPTO: &CryptoProvider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+#[cfg(not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto")))]
+static CRYPTO: &CryptoProvider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+
+/// Whether `signature` over `signing_input` verifies with `key` for `alg`.
+fn verifies(key: &DecodingKey, alg: JwsAlgorithm, signing_input: &[u8], signature: &[u8]) -> bool {
+    (CRYPTO.verifier_factory)(&jsonwebtoken_alg(alg), key)
+        .is_ok_and(|verifier| verifier.verify(signing_input, &signature.to_vec()).is_ok())
 }
 
 fn jsonwebtoken_alg(alg: JwsAlgorithm) -> Algorithm {
@@ -62,13 +77,12 @@ impl KeySet {
 impl SignatureVerifier for KeySet {
     fn verify(&self, header: &JwsHeader, signing_input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         let keys = candidates(&self.keys, header)?;
-        let encoded = URL_SAFE_NO_PAD.encode(signature);
         let mut result = Err(SignatureError::KeyMismatch);
         for key in keys {
-            match jsonwebtoken::crypto::verify(&encoded, signing_input, &key.material, jsonwebtoken_alg(header.alg)) {
-                Ok(true) => return Ok(()),
-                _ => result = Err(SignatureError::Invalid),
+            if verifies(&key.material, header.alg, signing_input, signature) {
+                return Ok(());
             }
+            result = Err(SignatureError::Invalid);
         }
         result
     }
@@ -93,6 +107,8 @@ pub(crate) async fn verifier_for(keys: &Arc<KeySet>, _token_response: &[u8]) -> 
 mod tests {
     use std::time::Duration;
 
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ed25519_dalek::{Signer as _, SigningKey};
 
     use super::*;
@@ -135,6 +151,65 @@ mod tests {
         assert_eq!(check(&set, &key, "for-encryption"), Err(SignatureError::UnknownKey));
         assert_eq!(check(&set, &key, "for-ecdh"), Err(SignatureError::UnknownKey));
         assert_eq!(check(&set, &key, "for-es256"), Err(SignatureError::KeyMismatch), "its alg is not the token's");
+    }
+
+    /// Every algorithm of the allow-list verifies with the backend in use (aws-lc-rs here), and a
+    /// changed byte, another key or another algorithm of the same family does not.
+    #[test]
+    #[cfg(not(any(target_os = "android", target_os = "ios")))]
+    fn every_allowed_algorithm_verifies_and_nothing_else_does() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{self as sig, KeyPair as _};
+        let rng = SystemRandom::new();
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let input = b"eyJhbGciOiJ4In0.eyJzdWIiOiJ1In0";
+
+        let rsa = sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let parts = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(rsa.public_key());
+        let rsa_jwk = serde_json::json!({"kty": "RSA", "kid": "rsa", "n": b64(&parts.n), "e": b64(&parts.e)});
+        let p256 = sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let p384 = sig::EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        let ec_jwk = |kid: &str, crv: &str, point: &[u8]| {
+            let half = (point.len() - 1) / 2; // uncompressed: 0x04 || x || y
+            serde_json::json!({"kty": "EC", "kid": kid, "crv": crv, "x": b64(&point[1..=half]), "y": b64(&point[1 + half..])})
+        };
+        let ed = sig::Ed25519KeyPair::generate().unwrap();
+        let ed_jwk =
+            serde_json::json!({"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())});
+        let document = serde_json::json!({"keys": [
+            rsa_jwk, ec_jwk("p256", "P-256", p256.public_key().as_ref()),
+            ec_jwk("p384", "P-384", p384.public_key().as_ref()), ed_jwk,
+        ]});
+        let set = KeySet::parse(document.to_string().as_bytes()).unwrap();
+        assert_eq!(set.len(), 4);
+
+        let rsa_sign = |padding: &'static dyn sig::RsaEncoding| {
+            let mut out = vec![0; rsa.public_modulus_len()];
+            rsa.sign(padding, &rng, input, &mut out).unwrap();
+            out
+        };
+        let cases: Vec<(JwsAlgorithm, &str, Vec<u8>)> = vec![
+            (JwsAlgorithm::Rs256, "rsa", rsa_sign(&sig::RSA_PKCS1_SHA256)),
+            (JwsAlgorithm::Rs384, "rsa", rsa_sign(&sig::RSA_PKCS1_SHA384)),
+            (JwsAlgorithm::Rs512, "rsa", rsa_sign(&sig::RSA_PKCS1_SHA512)),
+            (JwsAlgorithm::Ps256, "rsa", rsa_sign(&sig::RSA_PSS_SHA256)),
+            (JwsAlgorithm::Ps384, "rsa", rsa_sign(&sig::RSA_PSS_SHA384)),
+            (JwsAlgorithm::Ps512, "rsa", rsa_sign(&sig::RSA_PSS_SHA512)),
+            (JwsAlgorithm::Es256, "p256", p256.sign(&rng, input).unwrap().as_ref().to_vec()),
+            (JwsAlgorithm::Es384, "p384", p384.sign(&rng, input).unwrap().as_ref().to_vec()),
+            (JwsAlgorithm::EdDsa, "ed", ed.sign(input).as_ref().to_vec()),
+        ];
+        for (alg, kid, signature) in &cases {
+            let header = JwsHeader { alg: *alg, kid: Some((*kid).to_owned()) };
+            assert_eq!(set.verify(&header, input, signature), Ok(()), "{alg:?}");
+            let mut changed = signature.clone();
+            changed[signature.len() / 2] ^= 1;
+            assert_eq!(set.verify(&header, input, &changed), Err(SignatureError::Invalid), "{alg:?}, changed");
+            assert_eq!(set.verify(&header, b"other.input", signature), Err(SignatureError::Invalid), "{alg:?}, input");
+        }
+        // RS256's signature presented as PS256 (same key, same hash): refused.
+        let header = JwsHeader { alg: JwsAlgorithm::Ps256, kid: Some("rsa".to_owned()) };
+        assert_eq!(set.verify(&header, input, &cases[0].2), Err(SignatureError::Invalid));
     }
 
     /// Issue 11, finding 5: the refetch limit counts refetches only, and claims its slot atomically.
