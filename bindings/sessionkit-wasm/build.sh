@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the npm package @sessionkit/web into bindings/sessionkit-wasm/pkg and reports its size.
 # Needs: the wasm32-unknown-unknown target and wasm-bindgen-cli of the same version as the
-# wasm-bindgen crate (scripts/test installs both); wasm-opt comes from npm (tools/).
+# wasm-bindgen crate (scripts/test installs both); wasm-opt and esbuild come from npm (tools/).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 out="$here/pkg"
 
-if [ ! -x "$here/tools/node_modules/.bin/wasm-opt" ]; then
+if [ ! -x "$here/tools/node_modules/.bin/wasm-opt" ] || [ ! -x "$here/tools/node_modules/.bin/esbuild" ]; then
   (cd "$here/tools" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -20,7 +20,14 @@ wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/w
 "$here/tools/node_modules/.bin/wasm-opt" -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue "$out/sessionkit_wasm_bg.wasm" -o "$out/sessionkit_wasm_bg.wasm.opt"
 mv "$out/sessionkit_wasm_bg.wasm.opt" "$out/sessionkit_wasm_bg.wasm"
-cp "$here/js/index.js" "$here/js/index.d.ts" "$here/js/package.json" "$out/"
+# The JS as one minified module: index.js with wasm-bindgen's glue and its snippets inlined, so
+# that a page fetches one script (not three in a chain) before the .wasm. The wasm is still found
+# next to it (`new URL('sessionkit_wasm_bg.wasm', import.meta.url)` in the glue).
+cp "$here/js/index.js" "$out/index.src.js"
+"$here/tools/node_modules/.bin/esbuild" "$out/index.src.js" --bundle --format=esm --minify \
+  --target=es2022 --legal-comments=none --log-level=warning --outfile="$out/index.js"
+rm -rf "$out/index.src.js" "$out/sessionkit_wasm.js" "$out/sessionkit_wasm.d.ts" "$out/snippets"
+cp "$here/js/index.d.ts" "$here/js/package.json" "$out/"
 rm -f "$out/.gitignore" "$out/sessionkit_wasm_bg.wasm.d.ts"
 
 # The size report: what an app ships (the .wasm plus every JS file the package loads), gzipped.

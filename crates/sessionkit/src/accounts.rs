@@ -8,8 +8,6 @@
 //! cross-context lock, so that two processes or tabs adding accounts at once lose neither.
 //! The index holds names only: no token, no subject.
 
-use std::collections::BTreeMap;
-
 use sessionkit_core::Secret;
 use sessionkit_core::oidc::logout::EndSessionRequest;
 
@@ -33,7 +31,31 @@ struct Index {
 pub struct Accounts {
     config: SessionConfig,
     index: SharedStore,
-    open: tokio::sync::Mutex<BTreeMap<String, SessionClient>>,
+    open: tokio::sync::Mutex<OpenClients>,
+}
+
+/// The clients handed out, by account name: at most [`MAX_ACCOUNTS`] pairs, so a list (a map's
+/// code costs ~3 KB gzipped in the browser for nothing at this size).
+#[derive(Default)]
+struct OpenClients(Vec<(String, SessionClient)>);
+
+impl OpenClients {
+    fn get(&self, name: &str) -> Option<SessionClient> {
+        self.0.iter().find(|(open, _)| open == name).map(|(_, client)| client.clone())
+    }
+
+    /// Keeps `client` for `name` unless one is kept already; returns the one kept.
+    fn keep_first(&mut self, name: &str, client: SessionClient) -> SessionClient {
+        if let Some(kept) = self.get(name) {
+            return kept;
+        }
+        self.0.push((name.to_owned(), client.clone()));
+        client
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.0.retain(|(open, _)| open != name);
+    }
 }
 
 impl std::fmt::Debug for Accounts {
@@ -52,7 +74,7 @@ impl Accounts {
         config.account = None;
         let key = format!("{}|accounts", config.store_key());
         let index = SharedStore::new(config.store.clone(), Slots::new(&key), context_lock(&config, &key)?);
-        Ok(Self { config, index, open: tokio::sync::Mutex::new(BTreeMap::new()) })
+        Ok(Self { config, index, open: tokio::sync::Mutex::default() })
     }
 
     /// The account names, in the order they were added (signed in or not: see each one's
@@ -82,14 +104,14 @@ impl Accounts {
 
     async fn open_as(&self, name: &str, current: bool) -> Result<SessionClient, Error> {
         let config = self.config.for_account(name)?;
-        let cached = self.open.lock().await.get(name).cloned();
+        let cached = self.open.lock().await.get(name);
         let (client, made_here) = match cached {
             Some(client) => (client, false),
             None => {
                 // Made without holding the map: one slow provider does not hold up the other
                 // accounts. Two callers racing keep the first client; the second one is dropped.
                 let made = SessionClient::new(config).await?;
-                let kept = self.open.lock().await.entry(name.to_owned()).or_insert(made.clone()).clone();
+                let kept = self.open.lock().await.keep_first(name, made.clone());
                 let made_here = kept.same_session(&made);
                 (kept, made_here)
             }
