@@ -3,19 +3,16 @@
 //! (Secret Service, keyutils, Keychain, Credential Manager): never in a file, wiped with
 //! the session.
 //!
-//! Signing: on desktops with aws-lc-rs (already linked as rustls' crypto provider), about ten
-//! times faster than the pure-Rust `p256`, which mobile builds use (they bundle no C crypto).
-//! The parsed key of the current session is kept between proofs: parsing a private key costs a
-//! scalar multiplication, as much as the signature itself.
+//! The crypto: aws-lc-rs wherever it is linked anyway as rustls' provider (desktops, and mobile
+//! apps built with `mobile-crypto`), about ten times faster than the pure-Rust `p256`, which
+//! only the mobile cross-check (no C toolchain) uses. The parsed key of the current session is
+//! kept between proofs: parsing a private key costs a scalar multiplication, as much as the
+//! signature itself.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::SigningKey;
-#[cfg(any(target_os = "android", target_os = "ios"))]
-use p256::ecdsa::{Signature, signature::Signer as _};
 use sessionkit_core::Secret;
 use sessionkit_core::oidc::dpop::{DpopAlgorithm, DpopError, DpopKey, DpopPublicKey};
-use sessionkit_core::random::fill_random;
 use zeroize::Zeroizing;
 
 use super::DpopKeys;
@@ -25,7 +22,7 @@ use crate::runtime::BoxFuture;
 #[derive(Default)]
 pub struct SoftwareKeys {
     /// The last key used, by its handle: one session per client.
-    loaded: std::sync::Mutex<Option<(Secret, Loaded)>>,
+    loaded: std::sync::Mutex<Option<(Secret, crypto::Loaded)>>,
 }
 
 impl std::fmt::Debug for SoftwareKeys {
@@ -34,57 +31,99 @@ impl std::fmt::Debug for SoftwareKeys {
     }
 }
 
-#[cfg(not(any(target_os = "android", target_os = "ios")))]
-type Loaded = aws_lc_rs::signature::EcdsaKeyPair;
-#[cfg(any(target_os = "android", target_os = "ios"))]
-type Loaded = SigningKey;
-
-/// The private key behind `key`, checked against its public half.
-fn load(key: &DpopKey) -> Result<Loaded, DpopError> {
-    let signing = signing_key(key)?;
-    if public_key(&signing) != key.public_key {
-        return Err(DpopError::KeyMissing);
+/// The public key as the JWK coordinates, from its uncompressed SEC1 point (0x04 || x || y).
+fn public_key(point: &[u8]) -> Result<DpopPublicKey, DpopError> {
+    match point {
+        [4, coordinates @ ..] if coordinates.len() == 64 => Ok(DpopPublicKey::P256 {
+            x: URL_SAFE_NO_PAD.encode(&coordinates[..32]),
+            y: URL_SAFE_NO_PAD.encode(&coordinates[32..]),
+        }),
+        _ => Err(DpopError::Signing("the DPoP key is not a P-256 key".into())),
     }
-    #[cfg(not(any(target_os = "android", target_os = "ios")))]
-    {
-        let point = signing.verifying_key().to_encoded_point(false);
-        let scalar = Zeroizing::new(signing.to_bytes());
-        aws_lc_rs::signature::EcdsaKeyPair::from_private_key_and_public_key(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            scalar.as_slice(),
-            point.as_bytes(),
-        )
-        .map_err(|_| DpopError::Signing("the stored DPoP key is damaged".into()))
-    }
-    #[cfg(any(target_os = "android", target_os = "ios"))]
-    Ok(signing)
 }
 
-fn sign_with(loaded: &Loaded, input: &[u8]) -> Result<Vec<u8>, DpopError> {
-    #[cfg(not(any(target_os = "android", target_os = "ios")))]
-    {
-        let random = aws_lc_rs::rand::SystemRandom::new();
-        let signature = loaded.sign(&random, input).map_err(|_| DpopError::Signing("signing failed".into()))?;
+/// The private scalar in `key`'s handle. A handle that is not one (a damaged record) will never
+/// sign: the key is as good as missing.
+fn scalar(key: &DpopKey) -> Result<Zeroizing<Vec<u8>>, DpopError> {
+    Ok(Zeroizing::new(URL_SAFE_NO_PAD.decode(key.handle.expose()).map_err(|_| DpopError::KeyMissing)?))
+}
+
+#[cfg(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))]
+mod crypto {
+    use aws_lc_rs::encoding::AsBigEndian as _;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    use zeroize::Zeroizing;
+
+    use super::DpopError;
+
+    pub(super) type Loaded = EcdsaKeyPair;
+
+    /// A fresh key: its private scalar and its uncompressed public point.
+    pub(super) fn generate() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), DpopError> {
+        let failed = || DpopError::Signing("no DPoP key could be made".into());
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| failed())?;
+        let scalar = pair.private_key().as_be_bytes().map_err(|_| failed())?;
+        Ok((Zeroizing::new(scalar.as_ref().to_vec()), pair.public_key().as_ref().to_vec()))
+    }
+
+    /// The key pair, if `scalar` is the private half of `point`.
+    pub(super) fn load(scalar: &[u8], point: &[u8]) -> Option<Loaded> {
+        EcdsaKeyPair::from_private_key_and_public_key(&ECDSA_P256_SHA256_FIXED_SIGNING, scalar, point).ok()
+    }
+
+    pub(super) fn sign(loaded: &Loaded, input: &[u8]) -> Result<Vec<u8>, DpopError> {
+        let signature =
+            loaded.sign(&SystemRandom::new(), input).map_err(|_| DpopError::Signing("signing failed".into()))?;
         Ok(signature.as_ref().to_vec())
     }
-    #[cfg(any(target_os = "android", target_os = "ios"))]
-    {
+}
+
+#[cfg(not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto")))]
+mod crypto {
+    use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
+    use sessionkit_core::random::fill_random;
+    use zeroize::Zeroizing;
+
+    use super::DpopError;
+
+    pub(super) type Loaded = SigningKey;
+
+    fn point(key: &SigningKey) -> Vec<u8> {
+        key.verifying_key().to_encoded_point(false).as_bytes().to_vec()
+    }
+
+    /// A fresh key: its private scalar and its uncompressed public point.
+    pub(super) fn generate() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), DpopError> {
+        // A random 32-byte string is a valid scalar except with probability about 2^-32.
+        for _ in 0..4 {
+            let mut scalar = Zeroizing::new(vec![0u8; 32]);
+            fill_random(scalar.as_mut())?;
+            if let Ok(key) = SigningKey::from_slice(&scalar) {
+                return Ok((scalar, point(&key)));
+            }
+        }
+        Err(DpopError::Signing("no DPoP key could be made".into()))
+    }
+
+    /// The key, if `scalar` is the private half of `point`.
+    pub(super) fn load(scalar: &[u8], point_bytes: &[u8]) -> Option<Loaded> {
+        SigningKey::from_slice(scalar).ok().filter(|key| point(key) == point_bytes)
+    }
+
+    pub(super) fn sign(loaded: &Loaded, input: &[u8]) -> Result<Vec<u8>, DpopError> {
         let signature: Signature = loaded.sign(input);
         Ok(signature.to_bytes().to_vec())
     }
 }
 
-/// The private key in `key`'s handle. A handle that is not one (a damaged record) will never
-/// sign: the key is as good as missing.
-fn signing_key(key: &DpopKey) -> Result<SigningKey, DpopError> {
-    let scalar = Zeroizing::new(URL_SAFE_NO_PAD.decode(key.handle.expose()).map_err(|_| DpopError::KeyMissing)?);
-    SigningKey::from_slice(&scalar).map_err(|_| DpopError::KeyMissing)
-}
-
-fn public_key(key: &SigningKey) -> DpopPublicKey {
-    let point = key.verifying_key().to_encoded_point(false);
-    let coordinate = |c: Option<&p256::FieldBytes>| c.map(|c| URL_SAFE_NO_PAD.encode(c)).unwrap_or_default();
-    DpopPublicKey::P256 { x: coordinate(point.x()), y: coordinate(point.y()) }
+/// The private key behind `key`, checked against its public half.
+fn load(key: &DpopKey) -> Result<crypto::Loaded, DpopError> {
+    let DpopPublicKey::P256 { x, y } = &key.public_key else { return Err(DpopError::KeyMissing) };
+    let coordinate = |c: &str| URL_SAFE_NO_PAD.decode(c).ok().filter(|c| c.len() == 32);
+    let (Some(x), Some(y)) = (coordinate(x), coordinate(y)) else { return Err(DpopError::KeyMissing) };
+    let point = [&[4u8][..], &x, &y].concat();
+    crypto::load(&scalar(key)?, &point).ok_or(DpopError::KeyMissing)
 }
 
 impl SoftwareKeys {
@@ -92,16 +131,9 @@ impl SoftwareKeys {
         if algorithm != DpopAlgorithm::Es256 {
             return Err(DpopError::Signing(format!("{} keys are not available here", algorithm.name())));
         }
-        // A random 32-byte string is a valid scalar except with probability about 2^-32.
-        for _ in 0..4 {
-            let mut scalar = Zeroizing::new([0u8; 32]);
-            fill_random(scalar.as_mut())?;
-            if let Ok(key) = SigningKey::from_slice(scalar.as_ref()) {
-                let handle = Secret::new(URL_SAFE_NO_PAD.encode(scalar.as_ref()));
-                return Ok(DpopKey { algorithm, public_key: public_key(&key), handle });
-            }
-        }
-        Err(DpopError::Signing("no valid key could be made".into()))
+        let (scalar, point) = crypto::generate()?;
+        let handle = Secret::new(URL_SAFE_NO_PAD.encode(&*scalar));
+        Ok(DpopKey { algorithm, public_key: public_key(&point)?, handle })
     }
 }
 
@@ -117,7 +149,7 @@ impl DpopKeys for SoftwareKeys {
                 *loaded = Some((key.handle.clone(), load(key)?));
             }
             let Some((_, signer)) = loaded.as_ref() else { unreachable!("loaded just above") };
-            sign_with(signer, input)
+            crypto::sign(signer, input)
         })
     }
 
