@@ -80,3 +80,73 @@ async fn a_provider_that_no_longer_validates_loses_its_stored_copies() {
     assert!(err.to_string().contains("404"), "{err}");
     assert!(!matches!(err, Error::RetryLater { .. }), "a 404 is not a transient failure: {err:?}");
 }
+
+/// Rewrites the stored copies (`edit` gets their JSON: `discovery`, `jwks`, `fetched_at`).
+fn edit_copies(store: &MemoryStore, slot: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let text = store.load(slot).unwrap().expect("the start stored its copies");
+    let mut copies: serde_json::Value = serde_json::from_str(text.expose()).unwrap();
+    edit(&mut copies);
+    store.save(slot, &sessionkit::Secret::new(copies.to_string())).unwrap();
+}
+
+fn now_millis() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(since_epoch.as_millis()).unwrap()
+}
+
+/// Copies a day old, copies "from the future" (the clock was set back since they were written)
+/// and copies that name another issuer are not a start without a request: the start fetches
+/// both documents before it returns, and the session goes on.
+#[tokio::test]
+async fn old_copies_copies_from_the_future_and_copies_of_another_issuer_are_fetched_again() {
+    let idp = Idp::start(60);
+    let store = signed_in_store(&idp).await;
+    let slot = format!("{}|{CLIENT_ID}|provider", idp.issuer);
+    let hour = 60 * 60 * 1000;
+    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 3] = [
+        ("25 hours old", Box::new(move |copies| copies["fetched_at"] = json!(now_millis() - 25 * hour))),
+        ("an hour in the future", Box::new(move |copies| copies["fetched_at"] = json!(now_millis() + hour))),
+        (
+            "another issuer",
+            Box::new(|copies| {
+                let mut discovery: serde_json::Value =
+                    serde_json::from_str(copies["discovery"].as_str().unwrap()).unwrap();
+                discovery["issuer"] = json!("https://127.0.0.1:1/not-this-one");
+                copies["discovery"] = json!(discovery.to_string());
+            }),
+        ),
+    ];
+    for (what, edit) in cases {
+        edit_copies(&store, &slot, edit);
+        idp.reset_stats().await;
+        let restarted = SessionClient::new(idp.config(SessionPolicy::default(), store.clone())).await.unwrap();
+        let stats = idp.stats().await;
+        assert_eq!((stats["discovery"].as_u64(), stats["jwks"].as_u64()), (Some(1), Some(1)), "{what}: {stats}");
+        assert!(restarted.fresh_access_token().is_some(), "{what}: the session is restored");
+        assert_eq!(idp.call_api(&restarted).await, 200, "{what}");
+        let text = store.load(&slot).unwrap().expect("copies");
+        let copies: serde_json::Value = serde_json::from_str(text.expose()).unwrap();
+        let fetched_at = copies["fetched_at"].as_i64().unwrap();
+        assert!((now_millis() - fetched_at).abs() < 60_000, "{what}: the copies were renewed");
+        assert!(copies["discovery"].as_str().unwrap().contains(&idp.issuer), "{what}");
+    }
+}
+
+/// A logout while the background revalidation is held up at the provider: the copies, which
+/// the logout deleted with the session, are not written back when the revalidation finishes.
+#[tokio::test]
+async fn a_logout_during_the_revalidation_leaves_no_copies_behind() {
+    let idp = Idp::start(60);
+    let store = signed_in_store(&idp).await;
+    let slot = format!("{}|{CLIENT_ID}|provider", idp.issuer);
+    idp.reset_stats().await;
+    idp.fault(json!({"path": DISCOVERY, "mode": "delay", "delayMs": 1500, "times": 1})).await;
+    let restarted = SessionClient::new(idp.config(SessionPolicy::default(), store.clone())).await.unwrap();
+    assert!(restarted.fresh_access_token().is_some());
+    restarted.logout().await.unwrap();
+    assert!(store.load(&slot).unwrap().is_none(), "the logout deleted the copies");
+    // The held-up revalidation completes (discovery, then the keys) after the logout.
+    eventually(&idp, "the revalidation", |s| s["discovery"] == 1 && s["jwks"] == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(store.load(&slot).unwrap().is_none(), "no copies written back after the logout");
+}
