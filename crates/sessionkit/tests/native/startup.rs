@@ -81,6 +81,9 @@ async fn a_provider_that_no_longer_validates_loses_its_stored_copies() {
     assert!(!matches!(err, Error::RetryLater { .. }), "a 404 is not a transient failure: {err:?}");
 }
 
+/// A change made to the stored copies.
+type Edit = dyn Fn(&mut serde_json::Value);
+
 /// Rewrites the stored copies (`edit` gets their JSON: `discovery`, `jwks`, `fetched_at`).
 fn edit_copies(store: &MemoryStore, slot: &str, edit: impl FnOnce(&mut serde_json::Value)) {
     let text = store.load(slot).unwrap().expect("the start stored its copies");
@@ -103,7 +106,7 @@ async fn old_copies_copies_from_the_future_and_copies_of_another_issuer_are_fetc
     let store = signed_in_store(&idp).await;
     let slot = format!("{}|{CLIENT_ID}|provider", idp.issuer);
     let hour = 60 * 60 * 1000;
-    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 3] = [
+    let cases: [(&str, Box<Edit>); 3] = [
         ("25 hours old", Box::new(move |copies| copies["fetched_at"] = json!(now_millis() - 25 * hour))),
         ("an hour in the future", Box::new(move |copies| copies["fetched_at"] = json!(now_millis() + hour))),
         (
