@@ -133,6 +133,16 @@ class SessionClientTest {
         assertEquals(client.freshAccessToken(), client.accessToken(), "the fresh token needs no suspension")
         val reader = client.tokenReader()
         assertEquals(client.freshAccessToken(), reader.freshAccessToken(), "the JNI read answers as the FFI call")
+        // Eight threads reading at once, through this reader and a second one of the same client.
+        val fresh = client.freshAccessToken()
+        val second = client.tokenReader()
+        val wrong = java.util.concurrent.atomic.AtomicInteger()
+        val threads = (1..8).map { i ->
+            Thread { repeat(5_000) { if ((if (i % 2 == 0) reader else second).freshAccessToken() != fresh) wrong.incrementAndGet() } }
+        }
+        threads.forEach { it.start() }
+        threads.forEach { it.join() }
+        assertEquals(0, wrong.get(), "every read on every thread gave the token")
 
         delay(2300) // the 2 s access token has expired: 50 coroutines ask at once
         assertNull(client.freshAccessToken(), "an expired token is not handed out")
@@ -445,6 +455,12 @@ class SessionClientTest {
         assertEquals(listOf("work", "personal"), accounts.names())
         assertEquals("personal", accounts.current())
         val personalToken = personal.accessToken()
+        // A second list over the same store (another part of the app): the same accounts, the
+        // same current one, the same sessions.
+        val secondList = AccountList(settings(), store)
+        assertEquals(listOf("work", "personal"), secondList.names())
+        assertEquals("personal", secondList.current())
+        assertEquals(personalToken, secondList.open("personal").accessToken(), "one session, whichever list opened it")
 
         val end = accounts.remove("work")
         assertNotNull(end, "the provider's end-session page for the work account")
