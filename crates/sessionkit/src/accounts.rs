@@ -20,7 +20,7 @@ use crate::{SessionClient, SessionConfig};
 const MAX_INDEX_BYTES: usize = 16 * 1024;
 
 /// The stored index: account names in the order they were added, and the current one.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Index {
     names: Vec<String>,
     current: Option<String>,
@@ -191,8 +191,9 @@ impl Accounts {
         turn.locked().await?;
         let index_slot = &self.index.slots.session;
         let stored = turn.load(index_slot).await.map_err(|e| error::store(&e))?;
-        let mut index = match parse(stored.as_ref()) {
-            Some(index) => index,
+        let existed = stored.is_some();
+        let (mut index, readable) = match parse(stored.as_ref()) {
+            Some(index) => (index, true),
             None => {
                 // Not ours to read (damaged, or from a newer version): kept aside, not lost, and
                 // the list starts again.
@@ -200,14 +201,18 @@ impl Accounts {
                     tracing::warn!("the stored account list could not be read; it is kept aside and a new one started");
                     turn.save(&format!("{index_slot}|unreadable"), damaged).await.map_err(|e| error::store(&e))?;
                 }
-                Index::default()
+                (Index::default(), false)
             }
         };
+        let before = index.clone();
         let holds_record = match slot {
             Some(slot) => turn.load(slot).await.map_err(|e| error::store(&e))?.is_some(),
             None => false,
         };
         change(&mut index, holds_record)?;
+        if existed && readable && index == before {
+            return Ok(()); // nothing to write: opening a listed account writes nothing
+        }
         let encoded = serde_json::to_string(&index).map_err(|e| Error::StorageUnavailable {
             message: format!("the account list could not be encoded: {e}"),
         })?;
@@ -226,9 +231,14 @@ fn parse(stored: Option<&Secret>) -> Option<Index> {
         return None;
     }
     let mut index: Index = serde_json::from_str(stored.expose()).ok()?;
-    let mut seen = std::collections::BTreeSet::new();
-    index.names.retain(|name| crate::config::valid_account_name(name) && seen.insert(name.clone()));
-    index.names.truncate(MAX_ACCOUNTS);
+    // The first MAX_ACCOUNTS valid names, each once (a list: at most 32 to compare against).
+    let mut names: Vec<String> = Vec::with_capacity(MAX_ACCOUNTS);
+    for name in std::mem::take(&mut index.names) {
+        if names.len() < MAX_ACCOUNTS && crate::config::valid_account_name(&name) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    index.names = names;
     if index.current.as_ref().is_some_and(|current| !index.names.contains(current)) {
         index.current = None;
     }

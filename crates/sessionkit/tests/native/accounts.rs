@@ -100,6 +100,16 @@ async fn account_names_are_checked_and_a_damaged_list_is_a_clean_start() {
     accounts.open("work").await.unwrap();
     assert_eq!(accounts.names().await.unwrap(), ["work"], "the list is written afresh");
     assert_eq!(store.load(&format!("{index}|unreadable")).unwrap().unwrap().expose(), "not json");
+
+    // Opening a listed account changes nothing, so it writes nothing (a store refusing writes
+    // does not fail it); making it current is a change, which is written (and here refused).
+    store.set_writes_fail(true);
+    accounts.open("work").await.expect("no write needed");
+    let refused = accounts.switch_to("work").await.expect_err("the current account is a change to write");
+    assert!(matches!(refused, Error::StorageUnavailable { .. }), "{refused}");
+    store.set_writes_fail(false);
+    accounts.switch_to("work").await.unwrap();
+    assert_eq!(accounts.current().await.unwrap().as_deref(), Some("work"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
