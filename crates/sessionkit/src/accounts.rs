@@ -34,8 +34,9 @@ pub struct Accounts {
     open: tokio::sync::Mutex<OpenClients>,
 }
 
-/// The clients handed out, by account name: at most [`MAX_ACCOUNTS`] pairs, so a list (a map's
-/// code costs ~3 KB gzipped in the browser for nothing at this size).
+/// The clients handed out, by account name: about [`MAX_ACCOUNTS`] pairs (more only if other
+/// contexts removed accounts this one still holds), so a list (a map's code cost 3.6 KB gzipped
+/// in the browser for nothing at this size).
 #[derive(Default)]
 struct OpenClients(Vec<(String, SessionClient)>);
 

@@ -68,6 +68,10 @@ const EVENT_BUFFER: usize = 256;
 /// Longest sleep of the timer task when nothing is scheduled.
 const IDLE_TIMER: Duration = Duration::from_secs(3600);
 
+/// How long after a start from stored provider documents they are fetched again: the token is
+/// out by then, and the first requests of the page or app have gone without competition.
+const REVALIDATION_DELAY: Duration = Duration::from_secs(1);
+
 /// What to show the user during a device sign-in ([`SessionClient::login_with_device`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceCode {
@@ -432,11 +436,13 @@ impl SessionClient {
         result.map_err(Error::from)
     }
 
-    /// Started from stored provider documents: fetches them again in a task of its own, so the
-    /// first token needs no request (see `discovery.rs`).
+    /// Started from stored provider documents: fetches them again in a task of its own, after
+    /// [`REVALIDATION_DELAY`], so that the first token needs no request and the page's or app's
+    /// first requests do not share the network with it (see `discovery.rs`).
     fn revalidate_provider_later(&self, issuer: sessionkit_core::oidc::client::Issuer) {
         let weak = Arc::downgrade(&self.inner);
         crate::runtime::spawn(async move {
+            crate::runtime::sleep(REVALIDATION_DELAY).await;
             let Some(inner) = weak.upgrade() else { return };
             let keep_copies = || inner.session().end_reason().is_none();
             let now = inner.now().wall;

@@ -4,9 +4,9 @@
 //! Both documents are validated by the core, and a copy of each is kept in the store with the
 //! time it was fetched (they are public, but the store is where this session's state lives).
 //! - **Recent copies** (fetched under [`STORED_COPY_MAX_AGE`] ago): the start uses them and
-//!   makes no request, so a stored, still-fresh token is handed out without a round trip. Once
-//!   the client is up, [`revalidate`] fetches both documents in the background: fresh keys are
-//!   used at once, the copies are renewed, and a provider that now answers with a different
+//!   makes no request, so a stored, still-fresh token is handed out without a round trip. A
+//!   second after the start (`REVALIDATION_DELAY`), [`revalidate`] fetches both documents in
+//!   the background: fresh keys are used at once, the copies are renewed, and a provider that now answers with a different
 //!   issuer, an invalid document or a 4xx loses its copies, so that the next start asks the
 //!   network and says what is wrong (never papered over). An unknown `kid` refetches the keys
 //!   at once, as always (`jwks/`).

@@ -188,4 +188,20 @@ mod tests {
         assert!(matches!(keys.sign(&swapped, b"x").await, Err(DpopError::KeyMissing)));
         assert!(keys.create(DpopAlgorithm::EdDsa).await.is_err());
     }
+
+    /// A key recorded by a build that made keys with `p256` (sessions stored before this one,
+    /// or the mobile cross-check's code) still signs, and verifiably.
+    #[tokio::test]
+    async fn a_key_recorded_by_the_pure_rust_code_still_signs() {
+        let signing = p256::ecdsa::SigningKey::from_slice(&[0x5a; 32]).unwrap();
+        let point = signing.verifying_key().to_encoded_point(false);
+        let key = DpopKey {
+            algorithm: DpopAlgorithm::Es256,
+            public_key: public_key(point.as_bytes()).unwrap(),
+            handle: Secret::new(URL_SAFE_NO_PAD.encode(signing.to_bytes())),
+        };
+        let signature = SoftwareKeys::default().sign(&key, b"input").await.unwrap();
+        let verifying = VerifyingKey::from_sec1_bytes(point.as_bytes()).unwrap();
+        assert!(verifying.verify(b"input", &Signature::from_slice(&signature).unwrap()).is_ok());
+    }
 }

@@ -79,6 +79,38 @@ fn parse_document<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Jwks
     serde_json::from_slice(body).map_err(|_| JwksError::Malformed)
 }
 
+/// The smallest RSA modulus a signing key may have. NIST has disallowed 1024-bit RSA signatures
+/// since 2013 and aws-lc refuses them; the browser build refuses them too, so that a provider
+/// works (or not) alike everywhere, and the log says why instead of "invalid signature".
+const MIN_RSA_BITS: usize = 2048;
+
+/// The length in bits of an RSA modulus given as base64url (`n` of a JWK), read from its
+/// length and first octet without decoding it.
+fn rsa_modulus_bits(n: &str) -> usize {
+    let n = n.trim_end_matches('=');
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        b'_' => 63,
+        _ => 0,
+    };
+    let [first, second, ..] = n.as_bytes() else { return 0 };
+    let top_octet = (value(*first) << 2) | (value(*second) >> 4);
+    (n.len() * 6 / 8 * 8).saturating_sub(top_octet.leading_zeros() as usize)
+}
+
+/// Whether an RSA key of the set must be dropped for its size (logged: a provider's problem).
+fn rsa_key_too_short(kid: Option<&str>, n: &str) -> bool {
+    let bits = rsa_modulus_bits(n);
+    if bits < MIN_RSA_BITS {
+        tracing::warn!(kid, bits, "the provider's RSA key is shorter than 2048 bits and is not used");
+        return true;
+    }
+    false
+}
+
 /// A public key of the set, with what choosing it needs: its `kid`, its key type and, if the
 /// JWK names one, the only algorithm it is for. `M` is the platform's key material.
 struct Key<M> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError, SignatureVerifier};
 
-use super::{Family, JwksError, Key, candidates, parse_document, signing_alg};
+use super::{Family, JwksError, Key, candidates, parse_document, rsa_key_too_short, signing_alg};
 
 /// A parsed set of public signing keys.
 #[derive(Default)]
@@ -25,9 +25,15 @@ static CRYPTO: &CryptoProvider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
 #[cfg(not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto")))]
 static CRYPTO: &CryptoProvider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 
-/// Whether `signature` over `signing_input` verifies with `key` for `alg`.
-fn verifies(key: &DecodingKey, alg: JwsAlgorithm, signing_input: &[u8], signature: &[u8]) -> bool {
-    (CRYPTO.verifier_factory)(&jsonwebtoken_alg(alg), key)
+/// Whether `signature` over `signing_input` verifies with `key` for `alg`, with `crypto`.
+fn verifies(
+    crypto: &CryptoProvider,
+    key: &DecodingKey,
+    alg: JwsAlgorithm,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> bool {
+    (crypto.verifier_factory)(&jsonwebtoken_alg(alg), key)
         .is_ok_and(|verifier| verifier.verify(signing_input, &signature.to_vec()).is_ok())
 }
 
@@ -54,6 +60,9 @@ impl KeySet {
             .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
             .filter_map(|jwk| {
                 let family = match &jwk.algorithm {
+                    AlgorithmParameters::RSA(rsa) if rsa_key_too_short(jwk.common.key_id.as_deref(), &rsa.n) => {
+                        return None;
+                    }
                     AlgorithmParameters::RSA(_) => Family::Rsa,
                     AlgorithmParameters::EllipticCurve(_) => Family::Ec,
                     AlgorithmParameters::OctetKeyPair(_) => Family::Okp,
@@ -76,10 +85,23 @@ impl KeySet {
 
 impl SignatureVerifier for KeySet {
     fn verify(&self, header: &JwsHeader, signing_input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        self.verify_with(CRYPTO, header, signing_input, signature)
+    }
+}
+
+impl KeySet {
+    /// [`SignatureVerifier::verify`] with the given backend (the tests run both).
+    fn verify_with(
+        &self,
+        crypto: &CryptoProvider,
+        header: &JwsHeader,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
         let keys = candidates(&self.keys, header)?;
         let mut result = Err(SignatureError::KeyMismatch);
         for key in keys {
-            if verifies(&key.material, header.alg, signing_input, signature) {
+            if verifies(crypto, &key.material, header.alg, signing_input, signature) {
                 return Ok(());
             }
             result = Err(SignatureError::Invalid);
@@ -153,8 +175,9 @@ mod tests {
         assert_eq!(check(&set, &key, "for-es256"), Err(SignatureError::KeyMismatch), "its alg is not the token's");
     }
 
-    /// Every algorithm of the allow-list verifies with the backend in use (aws-lc-rs here), and a
-    /// changed byte, another key or another algorithm of the same family does not.
+    /// Every algorithm of the allow-list verifies with both backends (aws-lc-rs, which desktops
+    /// and mobile apps use, and RustCrypto, which the mobile cross-check compiles), and a
+    /// changed byte, other input or another algorithm of the same family does not.
     #[test]
     #[cfg(not(any(target_os = "android", target_os = "ios")))]
     fn every_allowed_algorithm_verifies_and_nothing_else_does() {
@@ -176,12 +199,15 @@ mod tests {
         let ed = sig::Ed25519KeyPair::generate().unwrap();
         let ed_jwk =
             serde_json::json!({"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())});
+        // A 1024-bit modulus (top bit set): dropped at parse, whatever it would verify.
+        let short_n = b64(&[&[0x80u8][..], &[7u8; 127]].concat());
+        let short_rsa = serde_json::json!({"kty": "RSA", "kid": "rsa-1024", "n": short_n, "e": "AQAB"});
         let document = serde_json::json!({"keys": [
             rsa_jwk, ec_jwk("p256", "P-256", p256.public_key().as_ref()),
-            ec_jwk("p384", "P-384", p384.public_key().as_ref()), ed_jwk,
+            ec_jwk("p384", "P-384", p384.public_key().as_ref()), ed_jwk, short_rsa,
         ]});
         let set = KeySet::parse(document.to_string().as_bytes()).unwrap();
-        assert_eq!(set.len(), 4);
+        assert_eq!(set.len(), 4, "the 1024-bit key is not kept");
 
         let rsa_sign = |padding: &'static dyn sig::RsaEncoding| {
             let mut out = vec![0; rsa.public_modulus_len()];
@@ -199,17 +225,42 @@ mod tests {
             (JwsAlgorithm::Es384, "p384", p384.sign(&rng, input).unwrap().as_ref().to_vec()),
             (JwsAlgorithm::EdDsa, "ed", ed.sign(input).as_ref().to_vec()),
         ];
-        for (alg, kid, signature) in &cases {
-            let header = JwsHeader { alg: *alg, kid: Some((*kid).to_owned()) };
-            assert_eq!(set.verify(&header, input, signature), Ok(()), "{alg:?}");
-            let mut changed = signature.clone();
-            changed[signature.len() / 2] ^= 1;
-            assert_eq!(set.verify(&header, input, &changed), Err(SignatureError::Invalid), "{alg:?}, changed");
-            assert_eq!(set.verify(&header, b"other.input", signature), Err(SignatureError::Invalid), "{alg:?}, input");
+        let backends: [(&str, &CryptoProvider); 2] = [
+            ("aws-lc", &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER),
+            ("RustCrypto", &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER),
+        ];
+        for (backend, crypto) in backends {
+            for (alg, kid, signature) in &cases {
+                let header = JwsHeader { alg: *alg, kid: Some((*kid).to_owned()) };
+                let verify = |input: &[u8], signature: &[u8]| set.verify_with(crypto, &header, input, signature);
+                assert_eq!(verify(input, signature), Ok(()), "{backend}, {alg:?}");
+                let mut changed = signature.clone();
+                changed[signature.len() / 2] ^= 1;
+                assert_eq!(verify(input, &changed), Err(SignatureError::Invalid), "{backend}, {alg:?}, changed");
+                assert_eq!(
+                    verify(b"other.input", signature),
+                    Err(SignatureError::Invalid),
+                    "{backend}, {alg:?}, input"
+                );
+            }
+            // RS256's signature presented as PS256 (same key, same hash): refused.
+            let header = JwsHeader { alg: JwsAlgorithm::Ps256, kid: Some("rsa".to_owned()) };
+            assert_eq!(set.verify_with(crypto, &header, input, &cases[0].2), Err(SignatureError::Invalid), "{backend}");
         }
-        // RS256's signature presented as PS256 (same key, same hash): refused.
-        let header = JwsHeader { alg: JwsAlgorithm::Ps256, kid: Some("rsa".to_owned()) };
-        assert_eq!(set.verify(&header, input, &cases[0].2), Err(SignatureError::Invalid));
+        // The build's own choice is one of them (aws-lc here).
+        let header = JwsHeader { alg: JwsAlgorithm::Es256, kid: Some("p256".to_owned()) };
+        assert_eq!(set.verify(&header, input, &cases[6].2), Ok(()));
+    }
+
+    #[test]
+    fn rsa_modulus_lengths_are_read_from_the_encoding() {
+        let bits = |bytes: Vec<u8>| crate::jwks::rsa_modulus_bits(&URL_SAFE_NO_PAD.encode(bytes));
+        assert_eq!(bits([&[0x80u8][..], &[1; 255]].concat()), 2048);
+        assert_eq!(bits([&[0x7fu8][..], &[1; 255]].concat()), 2047);
+        assert_eq!(bits([&[0xffu8][..], &[1; 511]].concat()), 4096);
+        assert_eq!(bits([&[0x80u8][..], &[1; 127]].concat()), 1024);
+        assert_eq!(crate::jwks::rsa_modulus_bits(""), 0);
+        assert_eq!(crate::jwks::rsa_modulus_bits("_"), 0);
     }
 
     /// Issue 11, finding 5: the refetch limit counts refetches only, and claims its slot atomically.

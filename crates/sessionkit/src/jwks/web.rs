@@ -9,7 +9,7 @@ use sessionkit_core::Secret;
 use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier, split_jws};
 use wasm_bindgen::prelude::*;
 
-use super::{Family, JwksError, Key, candidates, parse_document, signing_alg};
+use super::{Family, JwksError, Key, candidates, parse_document, rsa_key_too_short, signing_alg};
 
 #[wasm_bindgen(module = "/src/jwks/web.js")]
 extern "C" {
@@ -77,6 +77,10 @@ impl KeySet {
                     "OKP" => Family::Okp,
                     _ => return None,
                 };
+                if family == Family::Rsa && rsa_key_too_short(jwk.kid.as_deref(), jwk.n.as_deref().unwrap_or_default())
+                {
+                    return None;
+                }
                 let alg = signing_alg(jwk.alg.as_deref()).ok()?;
                 let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
                 let jwk_json = serde_json::to_string(&public).ok()?;
