@@ -31,11 +31,23 @@ function startIdp(env) {
   });
 }
 
+// The file for a URL path under a mount (see `startStack`), or null when there is none.
+function mountedFile(mounts, pathname) {
+  const prefix = Object.keys(mounts).filter((p) => pathname.startsWith(p)).sort((a, b) => b.length - a.length)[0];
+  if (prefix === undefined) return null;
+  const root = path.resolve(mounts[prefix]);
+  const file = path.normalize(path.join(root, decodeURIComponent(pathname.slice(prefix.length))));
+  if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return null;
+  return file;
+}
+
 /**
  * Starts the static server and the provider. `idp`: extra provider environment (IDP_ACCESS_TTL,
- * IDP_AUTO_APPROVE); `config`: the app's settings (changeable later through `stack.config`).
+ * IDP_AUTO_APPROVE); `config`: the app's settings (changeable later through `stack.config`);
+ * `mounts`: extra URL prefixes served from other directories, e.g. `{ '/bench/': dir }` (the
+ * bench's pages; none by default). A path under a mount without a file there is a 404, not the app.
  */
-export async function startStack({ port = 0, idp = {}, config = {} } = {}) {
+export async function startStack({ port = 0, idp = {}, config = {}, mounts = {} } = {}) {
   const stack = { config: {} };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
@@ -44,8 +56,14 @@ export async function startStack({ port = 0, idp = {}, config = {} } = {}) {
       res.end(JSON.stringify(stack.config));
       return;
     }
-    let file = path.normalize(path.join(dist, decodeURIComponent(url.pathname)));
-    if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    const mounted = Object.keys(mounts).some((prefix) => url.pathname.startsWith(prefix));
+    let file = mounted ? mountedFile(mounts, url.pathname) : path.normalize(path.join(dist, decodeURIComponent(url.pathname)));
+    if (mounted && !file) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+      return;
+    }
+    if (!mounted && (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory())) {
       file = path.join(dist, 'index.html');
     }
     res.writeHead(200, {

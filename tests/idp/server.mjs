@@ -10,6 +10,8 @@
 //   IDP_WEB_ORIGIN      the origin of a web app (e.g. http://127.0.0.1:5173): registers the public
 //                       browser client "sessionkit-web" with redirect <origin>/ and post-logout
 //                       redirect <origin>/?logged-out, and lets that origin call /__test/api
+//   IDP_WEB_REDIRECT_PATHS  more redirect URIs for "sessionkit-web", as comma-separated paths on
+//                       IDP_WEB_ORIGIN (e.g. /bench/a.html,/bench/b.html: the bench's own pages)
 //
 // On start it prints one JSON line: {"issuer", "port", "ca", "stateDir", "spkiPin"}. Test-only endpoints:
 //   GET  /__test/stats   token endpoint requests by grant type, revocations, introspections
@@ -166,7 +168,8 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: 'none',
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
-      redirect_uris: [`${env.IDP_WEB_ORIGIN}/`],
+      redirect_uris: [`${env.IDP_WEB_ORIGIN}/`,
+        ...(env.IDP_WEB_REDIRECT_PATHS || '').split(',').filter(Boolean).map((p) => `${env.IDP_WEB_ORIGIN}${p}`)],
       post_logout_redirect_uris: [`${env.IDP_WEB_ORIGIN}/?logged-out`],
     }] : []),
     {
