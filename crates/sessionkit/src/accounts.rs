@@ -20,7 +20,7 @@ use crate::{SessionClient, SessionConfig};
 const MAX_INDEX_BYTES: usize = 16 * 1024;
 
 /// The stored index: account names in the order they were added, and the current one.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Index {
     names: Vec<String>,
     current: Option<String>,
@@ -192,9 +192,10 @@ impl Accounts {
         turn.locked().await?;
         let index_slot = &self.index.slots.session;
         let stored = turn.load(index_slot).await.map_err(|e| error::store(&e))?;
-        let existed = stored.is_some();
-        let (mut index, readable) = match parse(stored.as_ref()) {
-            Some(index) => (index, true),
+        // Not a secret (account names): kept to skip a write that would change nothing.
+        let stored_text = stored.as_ref().map(|text| text.expose().to_owned());
+        let mut index = match parse(stored.as_ref()) {
+            Some(index) => index,
             None => {
                 // Not ours to read (damaged, or from a newer version): kept aside, not lost, and
                 // the list starts again.
@@ -202,21 +203,20 @@ impl Accounts {
                     tracing::warn!("the stored account list could not be read; it is kept aside and a new one started");
                     turn.save(&format!("{index_slot}|unreadable"), damaged).await.map_err(|e| error::store(&e))?;
                 }
-                (Index::default(), false)
+                Index::default()
             }
         };
-        let before = index.clone();
         let holds_record = match slot {
             Some(slot) => turn.load(slot).await.map_err(|e| error::store(&e))?.is_some(),
             None => false,
         };
         change(&mut index, holds_record)?;
-        if existed && readable && index == before {
-            return Ok(()); // nothing to write: opening a listed account writes nothing
-        }
         let encoded = serde_json::to_string(&index).map_err(|e| Error::StorageUnavailable {
             message: format!("the account list could not be encoded: {e}"),
         })?;
+        if stored_text.as_deref() == Some(encoded.as_str()) {
+            return Ok(()); // nothing to write: opening a listed account writes nothing
+        }
         turn.save(index_slot, Secret::new(encoded)).await.map_err(|e| error::store(&e))
     }
 }
