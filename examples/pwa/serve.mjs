@@ -31,14 +31,25 @@ function startIdp(env) {
   });
 }
 
+// The file `urlPath` names under `root`, or null when it names none there (a directory, a
+// missing file, a path that leaves `root`, or an escape that does not decode).
+function fileUnder(root, urlPath) {
+  let decoded;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+  const file = path.normalize(path.join(root, decoded));
+  if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return null;
+  return file;
+}
+
 // The file for a URL path under a mount (see `startStack`), or null when there is none.
 function mountedFile(mounts, pathname) {
   const prefix = Object.keys(mounts).filter((p) => pathname.startsWith(p)).sort((a, b) => b.length - a.length)[0];
   if (prefix === undefined) return null;
-  const root = path.resolve(mounts[prefix]);
-  const file = path.normalize(path.join(root, decodeURIComponent(pathname.slice(prefix.length))));
-  if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return null;
-  return file;
+  return fileUnder(path.resolve(mounts[prefix]), pathname.slice(prefix.length));
 }
 
 /**
@@ -48,6 +59,10 @@ function mountedFile(mounts, pathname) {
  * bench's pages; none by default). A path under a mount without a file there is a 404, not the app.
  */
 export async function startStack({ port = 0, idp = {}, config = {}, mounts = {} } = {}) {
+  for (const prefix of Object.keys(mounts)) {
+    // '/bench' would also take '/benchmark.js' from the app.
+    if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`a mount is a path ending in '/': ${prefix}`);
+  }
   const stack = { config: {} };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
@@ -57,14 +72,11 @@ export async function startStack({ port = 0, idp = {}, config = {}, mounts = {} 
       return;
     }
     const mounted = Object.keys(mounts).some((prefix) => url.pathname.startsWith(prefix));
-    let file = mounted ? mountedFile(mounts, url.pathname) : path.normalize(path.join(dist, decodeURIComponent(url.pathname)));
-    if (mounted && !file) {
+    const file = mounted ? mountedFile(mounts, url.pathname) : (fileUnder(dist, url.pathname) ?? path.join(dist, 'index.html'));
+    if (!file) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
       return;
-    }
-    if (!mounted && (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory())) {
-      file = path.join(dist, 'index.html');
     }
     res.writeHead(200, {
       'content-type': TYPES[path.extname(file)] || 'application/octet-stream',

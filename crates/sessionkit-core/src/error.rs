@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::oidc::authorize::CallbackError;
 use crate::oidc::client::ConfigError;
 use crate::oidc::discovery::DiscoveryError;
-use crate::oidc::id_token::IdTokenError;
+use crate::oidc::id_token::{IdTokenError, SignatureError};
 use crate::oidc::token::{MalformedToken, TokenError};
 use crate::policy::PolicyError;
 use crate::random::RandomError;
@@ -139,6 +139,8 @@ impl From<CoreError> for SessionError {
             }
             CoreError::TokenMalformed(MalformedToken::Downgraded) => Self::ReauthenticationRequired { message },
             CoreError::TokenMalformed(_) => Self::RetryLater { message, retry_after: None },
+            // The provider's keys, not this token: every sign-in gets the same answer.
+            CoreError::IdToken(IdTokenError::Signature(SignatureError::WeakKey)) => Self::Misconfigured { message },
             CoreError::Callback(_) | CoreError::IdToken(_) | CoreError::MissingIdToken => {
                 Self::InvalidInput { message }
             }
@@ -165,6 +167,10 @@ mod tests {
         assert!(matches!(SessionError::from(grant), SessionError::ReauthenticationRequired { .. }));
         let client = CoreError::TokenRefused(TokenError { code: TokenErrorCode::InvalidClient, description: None });
         assert!(matches!(SessionError::from(client), SessionError::Misconfigured { .. }));
+        let weak = CoreError::IdToken(IdTokenError::Signature(SignatureError::WeakKey));
+        assert!(matches!(SessionError::from(weak), SessionError::Misconfigured { .. }), "the provider's keys");
+        let forged = CoreError::IdToken(IdTokenError::Signature(SignatureError::Invalid));
+        assert!(matches!(SessionError::from(forged), SessionError::InvalidInput { .. }));
         let busy = CoreError::Transient { status: Some(503), retry_after: Some(Duration::from_secs(3)) };
         assert_eq!(
             SessionError::from(busy),

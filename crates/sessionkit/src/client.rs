@@ -445,6 +445,9 @@ impl SessionClient {
             crate::runtime::sleep(REVALIDATION_DELAY).await;
             let Some(inner) = weak.upgrade() else { return };
             let keep_copies = || inner.session().end_reason().is_none();
+            if !keep_copies() {
+                return; // signed out meanwhile: the copies went with the session
+            }
             let now = inner.now().wall;
             let in_use = inner.session().metadata().clone();
             crate::discovery::revalidate(

@@ -99,6 +99,12 @@ pub enum SignatureError {
     /// The signature is wrong.
     #[error("the signature is invalid")]
     Invalid,
+    /// The key with the token's `kid` is an RSA key under 2048 bits, which is never used: the
+    /// provider must sign with a longer one (no refetch helps).
+    #[error(
+        "the provider signs with an RSA key shorter than 2048 bits, which SessionKit does not accept; the provider's administrator must sign with a key of at least 2048 bits"
+    )]
+    WeakKey,
 }
 
 /// Checks a JWS signature. Implementations hold the provider's keys; they are never asked to

@@ -4,7 +4,8 @@
 //! algorithm's key type), and a key that names its own `alg` is used for that algorithm only.
 //! Symmetric (`oct`) keys, keys for encryption (`use: "enc"`) and keys for an algorithm outside
 //! the allow-list are dropped when the set is parsed, so an HMAC "signature" can never be
-//! checked against a public key. The crypto is per platform:
+//! checked against a public key; RSA keys under 2048 bits are kept but never used (a token
+//! naming one is refused as `WeakKey`, without a refetch). The crypto is per platform:
 //! - natively (`native.rs`), `jsonwebtoken` implements the core's `SignatureVerifier` directly,
 //!   over aws-lc-rs where rustls links it (desktops, mobile apps with `mobile-crypto`) and over
 //!   RustCrypto otherwise (the mobile cross-check needs no C toolchain);
@@ -81,27 +82,38 @@ fn parse_document<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Jwks
 
 /// The smallest RSA modulus a signing key may have. NIST has disallowed 1024-bit RSA signatures
 /// since 2013 and aws-lc refuses them; the browser build refuses them too, so that a provider
-/// works (or not) alike everywhere, and the log says why instead of "invalid signature".
+/// works (or not) alike everywhere, and the error (`SignatureError::WeakKey`, a configuration
+/// error) and the log say why instead of "invalid signature" or "unknown key".
 const MIN_RSA_BITS: usize = 2048;
 
 /// The length in bits of an RSA modulus given as base64url (`n` of a JWK), read from its
-/// length and first octet without decoding it.
+/// encoding without decoding it: its octets less the leading zero bits (leading zero octets
+/// included). 0 for text that is not base64url, so that such a key is dropped.
 fn rsa_modulus_bits(n: &str) -> usize {
     let n = n.trim_end_matches('=');
     let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        b'_' => 63,
-        _ => 0,
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'-' => Some(62),
+        b'_' => Some(63),
+        _ => None,
     };
-    let [first, second, ..] = n.as_bytes() else { return 0 };
-    let top_octet = (value(*first) << 2) | (value(*second) >> 4);
-    (n.len() * 6 / 8 * 8).saturating_sub(top_octet.leading_zeros() as usize)
+    let mut leading_zero_bits = 0;
+    let mut counting = true;
+    for c in n.bytes() {
+        let Some(six) = value(c) else { return 0 };
+        if counting {
+            // A character carries six bits: the top two of its `u8` are always zero.
+            leading_zero_bits += six.leading_zeros() as usize - 2;
+            counting = six == 0;
+        }
+    }
+    (n.len() * 6 / 8 * 8).saturating_sub(leading_zero_bits)
 }
 
-/// Whether an RSA key of the set must be dropped for its size (logged: a provider's problem).
+/// Whether an RSA key of the set is too short to be used (logged: a provider's problem). Such a
+/// key is kept, marked, so that a token naming it is refused for what it is, without a refetch.
 fn rsa_key_too_short(kid: Option<&str>, n: &str) -> bool {
     let bits = rsa_modulus_bits(n);
     if bits < MIN_RSA_BITS {
@@ -117,6 +129,8 @@ struct Key<M> {
     kid: Option<String>,
     family: Family,
     alg: Option<JwsAlgorithm>,
+    /// An RSA key under [`MIN_RSA_BITS`]: never used to verify.
+    weak: bool,
     material: M,
 }
 
@@ -128,7 +142,8 @@ fn signing_alg(named: Option<&str>) -> Result<Option<JwsAlgorithm>, ()> {
 
 /// The keys a signature may be checked against: those with the header's `kid` (or, without
 /// one, every key), of the algorithm's key type and, if they name one, its `alg`.
-/// `Err(UnknownKey)` if no key has that `kid`.
+/// `Err(UnknownKey)` if no key has that `kid`, `Err(WeakKey)` if the only ones that fit are too
+/// short.
 fn candidates<'a, M>(keys: &'a [Key<M>], header: &JwsHeader) -> Result<Vec<&'a Key<M>>, SignatureError> {
     let usable = |k: &&Key<M>| k.family == family_of(header.alg) && k.alg.is_none_or(|alg| alg == header.alg);
     let by_kid: Vec<&Key<M>> = match &header.kid {
@@ -138,7 +153,11 @@ fn candidates<'a, M>(keys: &'a [Key<M>], header: &JwsHeader) -> Result<Vec<&'a K
     if by_kid.is_empty() {
         return Err(SignatureError::UnknownKey);
     }
-    Ok(by_kid.into_iter().filter(usable).collect())
+    let fitting: Vec<&Key<M>> = by_kid.into_iter().filter(usable).collect();
+    if !fitting.is_empty() && fitting.iter().all(|k| k.weak) {
+        return Err(SignatureError::WeakKey);
+    }
+    Ok(fitting.into_iter().filter(|k| !k.weak).collect())
 }
 
 /// The cached JWKS of one provider.

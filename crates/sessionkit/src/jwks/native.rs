@@ -59,11 +59,12 @@ impl KeySet {
             .iter()
             .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
             .filter_map(|jwk| {
+                let mut weak = false;
                 let family = match &jwk.algorithm {
-                    AlgorithmParameters::RSA(rsa) if rsa_key_too_short(jwk.common.key_id.as_deref(), &rsa.n) => {
-                        return None;
+                    AlgorithmParameters::RSA(rsa) => {
+                        weak = rsa_key_too_short(jwk.common.key_id.as_deref(), &rsa.n);
+                        Family::Rsa
                     }
-                    AlgorithmParameters::RSA(_) => Family::Rsa,
                     AlgorithmParameters::EllipticCurve(_) => Family::Ec,
                     AlgorithmParameters::OctetKeyPair(_) => Family::Okp,
                     // Never a symmetric key (it would let an HMAC "signature" pass), nor a kind
@@ -72,14 +73,15 @@ impl KeySet {
                 };
                 let alg = signing_alg(jwk.common.key_algorithm.map(|alg| alg.to_string()).as_deref()).ok()?;
                 let material = DecodingKey::from_jwk(jwk).ok()?;
-                Some(Key { kid: jwk.common.key_id.clone(), family, alg, material })
+                Some(Key { kid: jwk.common.key_id.clone(), family, alg, weak, material })
             })
             .collect();
         Ok(Self { keys })
     }
 
+    /// The number of keys that may verify (a key too short does not count).
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.iter().filter(|key| !key.weak).count()
     }
 }
 
@@ -199,7 +201,7 @@ mod tests {
         let ed = sig::Ed25519KeyPair::generate().unwrap();
         let ed_jwk =
             serde_json::json!({"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())});
-        // A 1024-bit modulus (top bit set): dropped at parse, whatever it would verify.
+        // A 1024-bit modulus (top bit set): never used, whatever it would verify.
         let short_n = b64(&[&[0x80u8][..], &[7u8; 127]].concat());
         let short_rsa = serde_json::json!({"kty": "RSA", "kid": "rsa-1024", "n": short_n, "e": "AQAB"});
         let document = serde_json::json!({"keys": [
@@ -207,7 +209,12 @@ mod tests {
             ec_jwk("p384", "P-384", p384.public_key().as_ref()), ed_jwk, short_rsa,
         ]});
         let set = KeySet::parse(document.to_string().as_bytes()).unwrap();
-        assert_eq!(set.len(), 4, "the 1024-bit key is not kept");
+        assert_eq!(set.len(), 4, "the 1024-bit key is not counted");
+        // A token naming it is refused for what it is (not "unknown key", which would refetch).
+        let weak = JwsHeader { alg: JwsAlgorithm::Rs256, kid: Some("rsa-1024".to_owned()) };
+        assert_eq!(set.verify(&weak, input, &[0; 128]), Err(SignatureError::WeakKey));
+        let error = sessionkit_core::oidc::id_token::IdTokenError::Signature(SignatureError::WeakKey);
+        assert!(error.to_string().contains("at least 2048 bits"), "{error}");
 
         let rsa_sign = |padding: &'static dyn sig::RsaEncoding| {
             let mut out = vec![0; rsa.public_modulus_len()];
@@ -261,6 +268,13 @@ mod tests {
         assert_eq!(bits([&[0x80u8][..], &[1; 127]].concat()), 1024);
         assert_eq!(crate::jwks::rsa_modulus_bits(""), 0);
         assert_eq!(crate::jwks::rsa_modulus_bits("_"), 0);
+        // Leading zero octets do not count; text that is not base64url is no key.
+        assert_eq!(bits([&[0u8, 0, 0x80][..], &[1; 127]].concat()), 1024);
+        assert_eq!(bits([&[0u8][..], &[0xff; 256]].concat()), 2048);
+        let long = URL_SAFE_NO_PAD.encode([0xffu8; 256]);
+        assert_eq!(crate::jwks::rsa_modulus_bits(&long), 2048);
+        assert_eq!(crate::jwks::rsa_modulus_bits(&format!("{long}*")), 0);
+        assert_eq!(crate::jwks::rsa_modulus_bits(&format!("{long}+")), 0, "base64 is not base64url");
     }
 
     /// Issue 11, finding 5: the refetch limit counts refetches only, and claims its slot atomically.

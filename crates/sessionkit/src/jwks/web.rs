@@ -77,21 +77,20 @@ impl KeySet {
                     "OKP" => Family::Okp,
                     _ => return None,
                 };
-                if family == Family::Rsa && rsa_key_too_short(jwk.kid.as_deref(), jwk.n.as_deref().unwrap_or_default())
-                {
-                    return None;
-                }
+                let weak = family == Family::Rsa
+                    && rsa_key_too_short(jwk.kid.as_deref(), jwk.n.as_deref().unwrap_or_default());
                 let alg = signing_alg(jwk.alg.as_deref()).ok()?;
                 let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
                 let jwk_json = serde_json::to_string(&public).ok()?;
-                Some(Key { kid: jwk.kid, family, alg, material: jwk_json })
+                Some(Key { kid: jwk.kid, family, alg, weak, material: jwk_json })
             })
             .collect();
         Ok(Self { keys })
     }
 
+    /// The number of keys that may verify (a key too short does not count).
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.iter().filter(|key| !key.weak).count()
     }
 
     /// Checks the signature of the ID token in a token response body (if there is one) with

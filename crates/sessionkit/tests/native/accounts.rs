@@ -110,6 +110,16 @@ async fn account_names_are_checked_and_a_damaged_list_is_a_clean_start() {
     store.set_writes_fail(false);
     accounts.switch_to("work").await.unwrap();
     assert_eq!(accounts.current().await.unwrap().as_deref(), Some("work"));
+
+    // A list cleaned at reading (a name twice, an invalid one, a current account not listed)
+    // is written back clean by the next change, even when that change adds nothing.
+    let damaged = r#"{"names":["work","work","Not Valid"],"current":"gone"}"#;
+    store.save(&index, &sessionkit::Secret::new(damaged.into())).unwrap();
+    assert_eq!(accounts.names().await.unwrap(), ["work"]);
+    accounts.open("work").await.unwrap();
+    let rewritten: serde_json::Value = serde_json::from_str(store.load(&index).unwrap().unwrap().expose()).unwrap();
+    assert_eq!(rewritten["names"], serde_json::json!(["work"]), "{rewritten}");
+    assert!(rewritten["current"].is_null(), "{rewritten}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
