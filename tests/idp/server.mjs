@@ -301,6 +301,19 @@ async function applyFault(ctx, next) {
   }
 }
 
+// IDP_LOG_REQUESTS=1: one line per request on stderr (method, path, status, time spent here),
+// to see where a client's round trips go (CORS preflights included).
+if (process.env.IDP_LOG_REQUESTS) {
+  provider.use(async (ctx, next) => {
+    const start = performance.now();
+    try {
+      await next();
+    } finally {
+      console.error(`idp: ${ctx.method} ${ctx.path} ${ctx.status} ${(performance.now() - start).toFixed(1)} ms`);
+    }
+  });
+}
+
 provider.use(async (ctx, next) => {
   if (ctx.path === '/__test/fault' && ctx.method === 'POST') {
     const fault = await readJson(ctx.req);

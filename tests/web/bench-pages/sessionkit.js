@@ -4,8 +4,8 @@
 //                       start) or { error }
 //   window.bench        signIn(), readToken() (async), readTokenSync() (null when the library has
 //                       none), waitUntilRefreshable(), refresh() (one refresh round trip, in ms)
-// The provider's issuer and client id come from window.benchConfig (set by the bench's init
-// script, so that the page makes no request for them).
+// The provider's issuer and client id (and, from trace.mjs, a `dpop` setting) come from
+// window.benchConfig (set by the bench's init script, so that the page makes no request for them).
 const scriptStart = performance.now();
 try {
   // Imported here rather than statically, so that "script start to token" includes loading the
@@ -18,6 +18,7 @@ try {
     // Refresh only when asked, as the other page does: no timer refresh may fall inside a
     // measurement (the refresh bench's tokens last 2 s).
     backgroundRefresh: false,
+    ...(window.benchConfig.dpop ? { dpop: window.benchConfig.dpop } : {}),
   });
   if (kit.isRedirectCallback()) await kit.handleRedirectCallback();
   const signedIn = kit.status() !== null;

@@ -1,0 +1,127 @@
+// Where a page load or a refresh spends its time (not a test: run it by hand after
+// scripts/web-test, like bench.mjs): `node trace.mjs [load|refresh] [sessionkit|oidc-client-ts]`.
+// Env: DPOP=off|whenSupported|required (SessionKit's setting; its default otherwise), ROUNDS.
+//
+// Each bench page (bench-pages/) runs with the browser calls a session library makes wrapped by
+// an init script that stamps performance.now() when each starts and settles: fetch, the
+// WebAssembly compile, IndexedDB opens and transactions (to their `complete`), WebCrypto, Web
+// Locks (the wait for the grant) and BroadcastChannel posts. The provider logs each request it
+// handles with its own time (IDP_LOG_REQUESTS), CORS preflights included, which the page cannot
+// see. Printed per round: the timeline, from the start of the page's script (load) or of the call
+// that refreshes (refresh).
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startStack } from '../../examples/pwa/serve.mjs';
+
+const [what = 'load', lib = 'sessionkit'] = process.argv.slice(2);
+if (!['load', 'refresh'].includes(what) || !['sessionkit', 'oidc-client-ts'].includes(lib)) {
+  console.error('usage: node trace.mjs [load|refresh] [sessionkit|oidc-client-ts]');
+  process.exit(2);
+}
+const rounds = Number(process.env.ROUNDS || 3);
+const local = (relative) => fileURLToPath(new URL(relative, import.meta.url));
+
+const stack = await startStack({
+  mounts: {
+    '/bench/': local('bench-pages'),
+    '/bench/pkg/': local('../../bindings/sessionkit-wasm/pkg'),
+    '/bench/oidc-client-ts/': local('node_modules/oidc-client-ts/dist/browser'),
+  },
+  idp: {
+    IDP_AUTO_APPROVE: '1',
+    IDP_WEB_REDIRECT_PATHS: `/bench/${lib}.html`,
+    // A refresh is due halfway through a token's life: 2 s tokens for the refresh trace.
+    IDP_ACCESS_TTL: what === 'refresh' ? '2' : '600',
+    IDP_LOG_REQUESTS: '1',
+  },
+});
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers: 'block' });
+  await context.addInitScript((config) => { window.benchConfig = config; },
+    { issuer: stack.issuer, clientId: 'sessionkit-web', dpop: process.env.DPOP });
+  await context.addInitScript(wrapBrowserCalls);
+  const page = await context.newPage();
+  await page.goto(`${stack.origin}/bench/${lib}.html`);
+  await page.waitForFunction(() => window.benchResult);
+  await page.evaluate(() => { window.bench.signIn(); });
+  await page.waitForURL((url) => url.searchParams.has('code'), { timeout: 60_000 });
+  await page.waitForFunction(() => window.benchResult && window.benchResult.signedIn, null, { timeout: 60_000 });
+  // One round first, not printed: oidc-client-ts fetches the discovery document on its first
+  // refresh, and the first load compiles what later loads find in the code cache.
+  for (let round = -1; round < rounds; round += 1) {
+    const print = round >= 0;
+    if (print) console.error(`--- ${lib}, ${what} ${round + 1} (the provider's lines: its own time per request)`);
+    let summary;
+    if (what === 'load') {
+      await page.reload();
+      await page.waitForFunction(() => window.benchResult && window.benchResult.signedIn, null, { timeout: 60_000 });
+      const { scriptStart, tokenAt } = await page.evaluate(() => window.benchResult);
+      summary = `script start ${scriptStart.toFixed(1)} ms, token at ${tokenAt.toFixed(1)} ms (since navigation)`;
+      if (print) printTimeline(await page.evaluate(() => window.traceLog), scriptStart);
+    } else {
+      await page.evaluate(() => window.bench.waitUntilRefreshable());
+      const start = await page.evaluate(() => { window.traceLog.length = 0; return performance.now(); });
+      const ms = await page.evaluate(() => window.bench.refresh());
+      summary = `refresh ${ms.toFixed(1)} ms`;
+      if (print) printTimeline(await page.evaluate(() => window.traceLog), start);
+    }
+    if (print) console.error(summary);
+  }
+} finally {
+  await browser.close();
+  await stack.stop();
+}
+
+function printTimeline(log, origin) {
+  for (const [at, line] of log) console.error(`${(at - origin).toFixed(1).padStart(7)} ${line}`);
+}
+
+// Runs in the page before its scripts: wraps the calls named above ("> x" when x starts,
+// "< x" when it settles, "<! x" when it fails). Names only: no URL query, body or key.
+function wrapBrowserCalls() {
+  window.traceLog = [];
+  const log = (line) => window.traceLog.push([performance.now(), line]);
+  const wrap = (owner, name, label) => {
+    const original = owner[name];
+    owner[name] = function wrapped(...args) {
+      const tag = label(args);
+      log(`> ${tag}`);
+      const result = original.apply(this, args);
+      if (result && typeof result.then === 'function') result.then(() => log(`< ${tag}`), () => log(`<! ${tag}`));
+      return result;
+    };
+  };
+  const path = (input) => new URL(input.url || String(input), location.href).pathname;
+  wrap(window, 'fetch', ([input, init]) => `fetch ${(init && init.method) || input.method || 'GET'} ${path(input)}`);
+  for (const name of ['instantiateStreaming', 'compileStreaming', 'instantiate', 'compile']) {
+    wrap(WebAssembly, name, () => `WebAssembly.${name}`);
+  }
+  for (const name of ['sign', 'verify', 'importKey', 'encrypt', 'decrypt', 'digest', 'generateKey']) {
+    wrap(SubtleCrypto.prototype, name, () => `crypto.subtle.${name}`);
+  }
+  wrap(LockManager.prototype, 'request', ([name]) => `Web Lock ${name.split('|')[0]}`);
+  const open = IDBFactory.prototype.open;
+  IDBFactory.prototype.open = function tracedOpen(...args) {
+    log(`> IndexedDB open ${args[0]}`);
+    const request = open.apply(this, args);
+    request.addEventListener('success', () => log(`< IndexedDB open ${args[0]}`));
+    return request;
+  };
+  const transaction = IDBDatabase.prototype.transaction;
+  IDBDatabase.prototype.transaction = function tracedTransaction(...args) {
+    const tag = `IndexedDB ${args[1] || 'readonly'} ${args[0]}`;
+    log(`> ${tag}`);
+    const started = transaction.apply(this, args);
+    started.addEventListener('complete', () => log(`< ${tag}`));
+    return started;
+  };
+  const post = BroadcastChannel.prototype.postMessage;
+  BroadcastChannel.prototype.postMessage = function tracedPost(...args) {
+    log('BroadcastChannel post');
+    return post.apply(this, args);
+  };
+}
