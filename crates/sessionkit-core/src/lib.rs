@@ -40,7 +40,6 @@ uniffi::setup_scaffolding!("sessionkit_core");
 
 pub mod error;
 pub mod http;
-pub mod json;
 pub mod oidc;
 pub mod pkce;
 pub mod policy;

@@ -211,7 +211,7 @@ impl Accounts {
             None => false,
         };
         change(&mut index, holds_record)?;
-        let encoded = sessionkit_core::json::to_string(&index).map_err(|e| Error::StorageUnavailable {
+        let encoded = serde_json::to_string(&index).map_err(|e| Error::StorageUnavailable {
             message: format!("the account list could not be encoded: {e}"),
         })?;
         if stored_text.as_deref() == Some(encoded.as_str()) {
@@ -231,7 +231,7 @@ fn parse(stored: Option<&Secret>) -> Option<Index> {
     if stored.expose().len() > MAX_INDEX_BYTES {
         return None;
     }
-    let mut index: Index = sessionkit_core::json::from_str(stored.expose()).ok()?;
+    let mut index: Index = serde_json::from_str(stored.expose()).ok()?;
     // The first MAX_ACCOUNTS valid names, each once (a list: at most 32 to compare against).
     let mut names: Vec<String> = Vec::with_capacity(MAX_ACCOUNTS);
     for name in std::mem::take(&mut index.names) {

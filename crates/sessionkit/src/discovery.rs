@@ -66,7 +66,7 @@ fn stored_start(issuer: &Issuer, cached: &Cached, now: UnixTime) -> Option<(Prov
 
 async fn save_cache(shared: &SharedStore, discovery: String, jwks: String, now: UnixTime) {
     let cached = Cached { discovery: Some(discovery), jwks: Some(jwks), fetched_at: Some(now.as_millis()) };
-    let text = sessionkit_core::json::to_string(&cached).unwrap_or_default();
+    let text = serde_json::to_string(&cached).unwrap_or_default();
     // Public documents: written outside the session's turn (see `SharedStore::save_unordered`).
     if shared.save_unordered(&shared.slots.provider, Secret::new(text)).await.is_err() {
         tracing::debug!("the provider documents could not be cached");
@@ -75,7 +75,7 @@ async fn save_cache(shared: &SharedStore, discovery: String, jwks: String, now: 
 
 async fn load_cache(shared: &SharedStore) -> Cached {
     match shared.load_unordered(&shared.slots.provider).await {
-        Ok(Some(text)) => sessionkit_core::json::from_str(text.expose()).unwrap_or_default(),
+        Ok(Some(text)) => serde_json::from_str(text.expose()).unwrap_or_default(),
         _ => Cached::default(),
     }
 }

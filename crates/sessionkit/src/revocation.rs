@@ -142,9 +142,9 @@ impl RevocationQueue {
 }
 
 fn decode(value: Option<Secret>) -> Vec<Revocation> {
-    value.and_then(|text| sessionkit_core::json::from_str(text.expose()).ok()).unwrap_or_default()
+    value.and_then(|text| serde_json::from_str(text.expose()).ok()).unwrap_or_default()
 }
 
 fn encode(pending: &[Revocation]) -> Secret {
-    Secret::new(sessionkit_core::json::to_string(pending).unwrap_or_default())
+    Secret::new(serde_json::to_string(pending).unwrap_or_default())
 }

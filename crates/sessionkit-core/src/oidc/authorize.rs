@@ -208,13 +208,13 @@ impl PendingAuthorization {
             max_age: self.max_age,
         };
         // Plain strings and numbers: serializing cannot fail.
-        Secret::new(crate::json::to_string(&record).unwrap_or_default())
+        Secret::new(serde_json::to_string(&record).unwrap_or_default())
     }
 
     /// The DPoP key a pending record holds, whatever its age (to forget the key of a sign-in
     /// that a newer one replaces, or that expired).
     pub fn dpop_key_in_record(bytes: &[u8]) -> Option<DpopKey> {
-        crate::json::from_slice::<PendingRecord>(bytes).ok()?.dpop_key
+        serde_json::from_slice::<PendingRecord>(bytes).ok()?.dpop_key
     }
 
     /// Reads a record made by [`to_record`](Self::to_record). It must be this client's, with
@@ -226,7 +226,7 @@ impl PendingAuthorization {
         metadata: &ProviderMetadata,
         now: UnixTime,
     ) -> Result<Self, CallbackError> {
-        let record: PendingRecord = crate::json::from_slice(bytes).map_err(|_| CallbackError::NoLoginInProgress)?;
+        let record: PendingRecord = serde_json::from_slice(bytes).map_err(|_| CallbackError::NoLoginInProgress)?;
         let age = now.saturating_duration_since(record.started_at);
         if record.version != PENDING_RECORD_VERSION
             || record.issuer != metadata.issuer

@@ -147,7 +147,7 @@ impl DeviceAuthorization {
             return Err(DeviceError::Failed("the answer is too large".into()));
         }
         let raw: RawDeviceAuthorization =
-            crate::json::from_slice(response.body()).map_err(|_| DeviceError::Failed("malformed answer".into()))?;
+            serde_json::from_slice(response.body()).map_err(|_| DeviceError::Failed("malformed answer".into()))?;
         let https = |text: &str| {
             Url::parse(text)
                 .ok()

@@ -104,7 +104,7 @@ impl ProviderMetadata {
         if body.len() > MAX_DISCOVERY_BYTES {
             return Err(DiscoveryError::TooLarge);
         }
-        let raw: RawMetadata = crate::json::from_slice(body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
+        let raw: RawMetadata = serde_json::from_slice(body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
         if raw.issuer != issuer.as_str() {
             return Err(DiscoveryError::IssuerMismatch { expected: issuer.as_str().to_owned(), found: raw.issuer });
         }

@@ -291,7 +291,7 @@ impl UnsignedProof {
             nonce: request.nonce,
         };
         // Strings and a number: serializing cannot fail.
-        let claims = crate::json::to_string(&claims).unwrap_or_default();
+        let claims = serde_json::to_string(&claims).unwrap_or_default();
         let signing_input =
             format!("{}.{}", URL_SAFE_NO_PAD.encode(header.as_bytes()), URL_SAFE_NO_PAD.encode(claims.as_bytes()));
         Ok(Self { algorithm, signing_input: Secret::new(signing_input) })

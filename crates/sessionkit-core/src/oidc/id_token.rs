@@ -343,7 +343,7 @@ pub fn split_jws(text: &str) -> Result<SignedParts<'_>, IdTokenError> {
     else {
         return Err(IdTokenError::Malformed("not a three-part compact JWS (encrypted ID tokens are not supported)"));
     };
-    let raw_header: RawHeader = crate::json::from_slice(&decode_part(header_b64, "header is not base64url")?)
+    let raw_header: RawHeader = serde_json::from_slice(&decode_part(header_b64, "header is not base64url")?)
         .map_err(|_| IdTokenError::Malformed("header is not a JOSE header"))?;
     let alg = JwsAlgorithm::from_name(&raw_header.alg)
         .ok_or_else(|| IdTokenError::AlgorithmNotAllowed(crate::oidc::authorize::printable(&raw_header.alg, 16)))?;
@@ -373,7 +373,7 @@ pub fn validate_id_token(
         return Err(IdTokenError::AlgorithmNotAllowed(alg.to_owned()));
     }
     verifier.verify(&parts.header, parts.signing_input, &parts.signature)?;
-    let claims: RawClaims = crate::json::from_slice(&decode_part(parts.payload_b64, "payload is not base64url")?)
+    let claims: RawClaims = serde_json::from_slice(&decode_part(parts.payload_b64, "payload is not base64url")?)
         .map_err(|_| IdTokenError::Malformed("claims are missing or of the wrong type"))?;
     check_claims(claims, check)
 }

@@ -226,9 +226,11 @@ fn expires_in<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Optio
     deserializer.deserialize_any(Shape)
 }
 
-/// The JSON layer's messages never quote the input (at most a field name of the schema).
-fn shape_error(error: &crate::json::Error) -> MalformedToken {
-    MalformedToken::Shape(error.to_string())
+/// Serde's messages can quote input; keep only the part before any quoted value.
+fn shape_error(error: &serde_json::Error) -> MalformedToken {
+    let text = error.to_string();
+    let safe = text.split(['`', '"']).next().unwrap_or("invalid JSON").trim();
+    MalformedToken::Shape(format!("{safe} (line {}, column {})", error.line(), error.column()))
 }
 
 impl TokenOutcome {
@@ -246,7 +248,7 @@ impl TokenOutcome {
                 Ok(tokens) => Self::Tokens(tokens),
                 Err(error) => Self::Malformed(error),
             },
-            400 | 401 | 403 => match crate::json::from_slice::<RawTokenError>(response.body()) {
+            400 | 401 | 403 => match serde_json::from_slice::<RawTokenError>(response.body()) {
                 Ok(raw) => Self::Refused(TokenError {
                     code: TokenErrorCode::parse(&raw.error),
                     description: raw.error_description.map(|d| printable(&d, 200)),
@@ -259,7 +261,7 @@ impl TokenOutcome {
 }
 
 fn parse_success(body: &[u8]) -> Result<TokenResponse, MalformedToken> {
-    let raw: RawTokenResponse = crate::json::from_slice(body).map_err(|e| shape_error(&e))?;
+    let raw: RawTokenResponse = serde_json::from_slice(body).map_err(|e| shape_error(&e))?;
     let too_long = |s: &Option<Secret>| s.as_ref().is_some_and(|s| s.len() > MAX_TOKEN_BYTES);
     if raw.access_token.len() > MAX_TOKEN_BYTES || too_long(&raw.refresh_token) || too_long(&raw.id_token) {
         return Err(MalformedToken::TooLarge);

@@ -93,7 +93,7 @@ impl SessionRecord {
     /// Encodes the record as JSON.
     pub fn encode(&self) -> Secret {
         // Serializing plain strings, numbers and options cannot fail.
-        Secret::new(crate::json::to_string(self).unwrap_or_default())
+        Secret::new(serde_json::to_string(self).unwrap_or_default())
     }
 
     /// Decodes any known version.
@@ -102,11 +102,11 @@ impl SessionRecord {
             return Err(RecordError::Corrupt("larger than 64 KiB"));
         }
         let probe: VersionProbe =
-            crate::json::from_slice(bytes).map_err(|_| RecordError::Corrupt("no schema_version"))?;
+            serde_json::from_slice(bytes).map_err(|_| RecordError::Corrupt("no schema_version"))?;
         match probe.schema_version {
             // Version 1 is version 2 without `revision` (read as 0, the oldest).
             1 | 2 => {
-                crate::json::from_slice(bytes).map_err(|_| RecordError::Corrupt("fields missing or of the wrong type"))
+                serde_json::from_slice(bytes).map_err(|_| RecordError::Corrupt("fields missing or of the wrong type"))
             }
             other => Err(RecordError::UnsupportedVersion(other)),
         }

@@ -77,7 +77,7 @@ fn parse_document<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Jwks
     if body.len() > MAX_JWKS_BYTES {
         return Err(JwksError::Malformed);
     }
-    sessionkit_core::json::from_slice(body).map_err(|_| JwksError::Malformed)
+    serde_json::from_slice(body).map_err(|_| JwksError::Malformed)
 }
 
 /// The smallest RSA modulus a signing key may have. NIST has disallowed 1024-bit RSA signatures

@@ -81,7 +81,7 @@ impl KeySet {
                     && rsa_key_too_short(jwk.kid.as_deref(), jwk.n.as_deref().unwrap_or_default());
                 let alg = signing_alg(jwk.alg.as_deref()).ok()?;
                 let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
-                let jwk_json = sessionkit_core::json::to_string(&public).ok()?;
+                let jwk_json = serde_json::to_string(&public).ok()?;
                 Some(Key { kid: jwk.kid, family, alg, weak, material: jwk_json })
             })
             .collect();
@@ -128,10 +128,8 @@ pub(crate) async fn verifier_for(keys: &KeySet, token_response: &[u8]) -> Prever
         id_token: Option<String>,
     }
     // A secret (zeroized on drop): only split and checked here, never logged.
-    let id_token = sessionkit_core::json::from_slice::<IdTokenOnly>(token_response)
-        .ok()
-        .and_then(|body| body.id_token)
-        .map(Secret::new);
+    let id_token =
+        serde_json::from_slice::<IdTokenOnly>(token_response).ok().and_then(|body| body.id_token).map(Secret::new);
     keys.preverify(id_token.as_ref().map(Secret::expose)).await
 }
 
