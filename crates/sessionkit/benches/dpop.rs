@@ -1,5 +1,5 @@
 //! A DPoP proof as the desktop driver makes it (criterion): the core's header and claims (fresh
-//! `jti`, `ath`, a nonce) signed by `SoftwareKeys` (aws-lc-rs, the key parsed once and kept).
+//! `jti`, `ath`, a nonce) signed by `SoftwareKeys` (ring, the key parsed once and kept).
 //! `cargo bench -p sessionkit --bench dpop`. The pure-Rust `p256` signer (only the mobile
 //! cross-check's code, without `mobile-crypto`) is measured by `cargo bench -p sessionkit-core --bench hot_path -- dpop`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]

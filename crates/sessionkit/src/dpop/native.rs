@@ -3,9 +3,9 @@
 //! (Secret Service, keyutils, Keychain, Credential Manager): never in a file, wiped with
 //! the session.
 //!
-//! The crypto: aws-lc-rs wherever it is linked anyway as rustls' provider (desktops, and mobile
-//! apps built with `mobile-crypto`), about ten times faster than the pure-Rust `p256`, which
-//! only the mobile cross-check (no C toolchain) uses. The parsed key of the current session is
+//! The crypto: ring wherever it is bundled as rustls' provider (desktops, and mobile apps built
+//! with `mobile-crypto`), several times faster than the pure-Rust `p256`, which only the mobile
+//! cross-check (no C toolchain) uses. The parsed key of the current session is
 //! kept between proofs: parsing a private key costs a scalar multiplication, as much as the
 //! signature itself.
 
@@ -50,26 +50,44 @@ fn scalar(key: &DpopKey) -> Result<Zeroizing<Vec<u8>>, DpopError> {
 
 #[cfg(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))]
 mod crypto {
-    use aws_lc_rs::encoding::AsBigEndian as _;
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
     use zeroize::Zeroizing;
 
     use super::DpopError;
 
     pub(super) type Loaded = EcdsaKeyPair;
 
-    /// A fresh key: its private scalar and its uncompressed public point.
+    /// In ring's PKCS#8 document of a P-256 key, what precedes the private scalar: the
+    /// ECPrivateKey's version (INTEGER 1) and the OCTET STRING header of its 32 bytes (RFC 5915).
+    const SCALAR_PREFIX: [u8; 5] = [0x02, 0x01, 0x01, 0x04, 0x20];
+
+    /// A fresh key: its private scalar and its uncompressed public point. ring hands out a new
+    /// key only as a PKCS#8 document; the scalar is read from it, and the pair is loaded again
+    /// from the scalar, so a reading that went wrong cannot go unnoticed.
     pub(super) fn generate() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), DpopError> {
         let failed = || DpopError::Signing("no DPoP key could be made".into());
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| failed())?;
-        let scalar = pair.private_key().as_be_bytes().map_err(|_| failed())?;
-        Ok((Zeroizing::new(scalar.as_ref().to_vec()), pair.public_key().as_ref().to_vec()))
+        let rng = SystemRandom::new();
+        let document = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| failed())?;
+        let document = Zeroizing::new(document.as_ref().to_vec());
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &document, &rng).map_err(|_| failed())?;
+        let point = pair.public_key().as_ref().to_vec();
+        let at = document.windows(SCALAR_PREFIX.len()).position(|w| w == SCALAR_PREFIX).ok_or_else(failed)?;
+        let scalar = document.get(at + SCALAR_PREFIX.len()..at + SCALAR_PREFIX.len() + 32).ok_or_else(failed)?;
+        let scalar = Zeroizing::new(scalar.to_vec());
+        load(&scalar, &point).ok_or_else(failed)?;
+        Ok((scalar, point))
     }
 
     /// The key pair, if `scalar` is the private half of `point`.
     pub(super) fn load(scalar: &[u8], point: &[u8]) -> Option<Loaded> {
-        EcdsaKeyPair::from_private_key_and_public_key(&ECDSA_P256_SHA256_FIXED_SIGNING, scalar, point).ok()
+        EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            scalar,
+            point,
+            &SystemRandom::new(),
+        )
+        .ok()
     }
 
     pub(super) fn sign(loaded: &Loaded, input: &[u8]) -> Result<Vec<u8>, DpopError> {

@@ -119,6 +119,8 @@ mod native;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pinning;
 #[cfg(not(target_arch = "wasm32"))]
+mod tls;
+#[cfg(not(target_arch = "wasm32"))]
 use native as imp;
 #[cfg(target_arch = "wasm32")]
 mod web;

@@ -50,7 +50,7 @@ impl Io {
     }
 
     fn builder(options: &HttpOptions) -> Result<reqwest::ClientBuilder, TransportError> {
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .https_only(true)
@@ -66,22 +66,9 @@ impl Io {
                 });
                 if attempt.previous().len() > 3 || !same_origin { attempt.stop() } else { attempt.follow() }
             }));
-        if !options.spki_pins.is_empty() {
-            return Ok(builder.tls_backend_preconfigured(super::pinning::client_config(
-                &options.trust_only_roots_pem,
-                &options.spki_pins,
-            )?));
-        }
-        if !options.trust_only_roots_pem.is_empty() {
-            let mut roots = Vec::new();
-            for pem in &options.trust_only_roots_pem {
-                roots.push(
-                    reqwest::Certificate::from_pem(pem).map_err(|_| TransportError::Setup("bad root certificate"))?,
-                );
-            }
-            builder = builder.tls_certs_only(roots);
-        }
-        Ok(builder)
+        // Our own rustls configuration, pins or not: its crypto provider is chosen in one place.
+        let tls = super::tls::client_config(&options.trust_only_roots_pem, &options.spki_pins)?;
+        Ok(builder.tls_backend_preconfigured(tls))
     }
 
     /// Sends once; the body is read in chunks and cut off at the limit.

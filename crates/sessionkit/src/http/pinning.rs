@@ -22,7 +22,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, SignatureVerificationAlgorithm, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
@@ -192,54 +191,6 @@ impl ServerCertVerifier for PinningVerifier {
     }
 }
 
-/// A rustls client configuration whose verifier checks `pins` on top of the usual validation
-/// (the platform's verifier, or only `roots_pem` when given).
-pub(crate) fn client_config(roots_pem: &[Vec<u8>], pins: &[HostPins]) -> Result<rustls::ClientConfig, TransportError> {
-    let provider = rustls::crypto::CryptoProvider::get_default().cloned().or_else(default_provider).ok_or(
-        TransportError::Setup("no TLS crypto provider (on mobile, enable the `mobile-crypto` feature or install one)"),
-    )?;
-    let roots: Vec<CertificateDer<'static>> =
-        roots_pem.iter().map(|pem| pem_certificates(pem)).collect::<Result<Vec<_>, _>>()?.concat();
-    let inner: Arc<dyn ServerCertVerifier> = if roots.is_empty() {
-        Arc::new(
-            rustls_platform_verifier::Verifier::new(provider.clone())
-                .map_err(|_| TransportError::Setup("the platform certificate verifier is unavailable"))?,
-        )
-    } else {
-        let mut store = rustls::RootCertStore::empty();
-        for der in &roots {
-            store.add(der.clone()).map_err(|_| TransportError::Setup("bad root certificate"))?;
-        }
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
-            .build()
-            .map_err(|_| TransportError::Setup("bad root certificate"))?
-    };
-    let verifier = PinningVerifier::new(inner, pins, roots, provider.signature_verification_algorithms.all)?;
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|_| TransportError::Setup("TLS versions"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
-}
-
-#[cfg(not(any(target_os = "android", target_os = "ios")))]
-fn default_provider() -> Option<Arc<rustls::crypto::CryptoProvider>> {
-    Some(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-}
-
-#[cfg(any(target_os = "android", target_os = "ios"))]
-fn default_provider() -> Option<Arc<rustls::crypto::CryptoProvider>> {
-    None
-}
-
-/// The DER certificates in a PEM bundle.
-fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TransportError> {
-    CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|_| TransportError::Setup("bad root certificate"))
-}
-
 #[cfg(test)]
 mod tests {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -249,7 +200,7 @@ mod tests {
     const HOST: &str = "api.example";
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+        Arc::new(rustls::crypto::ring::default_provider())
     }
 
     fn pin_of(certificate: &CertificateDer<'_>) -> String {

@@ -6,9 +6,9 @@
 //! the allow-list are dropped when the set is parsed, so an HMAC "signature" can never be
 //! checked against a public key; RSA keys under 2048 bits are kept but never used (a token
 //! naming one is refused as `WeakKey`, without a refetch). The crypto is per platform:
-//! - natively (`native.rs`), `jsonwebtoken` implements the core's `SignatureVerifier` directly,
-//!   over aws-lc-rs where rustls links it (desktops, mobile apps with `mobile-crypto`) and over
-//!   RustCrypto otherwise (the mobile cross-check needs no C toolchain);
+//! - natively (`native.rs`), ring, which rustls uses too (desktops, mobile apps with
+//!   `mobile-crypto`), and RustCrypto through `jsonwebtoken` otherwise (the mobile cross-check
+//!   needs no C toolchain);
 //! - in the browser (`web.rs`), WebCrypto, which is asynchronous: the signature is checked
 //!   before the core runs, and the core gets a verifier holding that outcome
 //!   ([`KeySet::preverify`]). This keeps RSA and elliptic-curve code out of the .wasm.
@@ -81,7 +81,7 @@ fn parse_document<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Jwks
 }
 
 /// The smallest RSA modulus a signing key may have. NIST has disallowed 1024-bit RSA signatures
-/// since 2013 and aws-lc refuses them; the browser build refuses them too, so that a provider
+/// since 2013 and ring refuses them; the browser build refuses them too, so that a provider
 /// works (or not) alike everywhere, and the error (`SignatureError::WeakKey`, a configuration
 /// error) and the log say why instead of "invalid signature" or "unknown key".
 const MIN_RSA_BITS: usize = 2048;
@@ -138,6 +138,52 @@ struct Key<M> {
 /// names one outside the allow-list (an encryption or HMAC algorithm): such a key is dropped.
 fn signing_alg(named: Option<&str>) -> Result<Option<JwsAlgorithm>, ()> {
     named.map(|name| JwsAlgorithm::from_name(name).ok_or(())).transpose()
+}
+
+/// A JWK as published: the members SessionKit reads.
+#[derive(serde::Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+/// The signing keys of a JWKS document, each with the platform's `material` (a key whose
+/// material does not read is dropped). Dropped too: keys for encryption, symmetric keys (an
+/// HMAC "signature" must never be checked against a public key), kinds this build does not know
+/// and keys for an algorithm outside the allow-list.
+fn parse_keys<M>(body: &[u8], material: impl Fn(&Jwk, Family) -> Option<M>) -> Result<Vec<Key<M>>, JwksError> {
+    let set: JwkSet = parse_document(body)?;
+    Ok(set
+        .keys
+        .into_iter()
+        .filter(|jwk| jwk.use_.as_deref().is_none_or(|u| u == "sig"))
+        .filter_map(|jwk| {
+            let family = match jwk.kty.as_str() {
+                "RSA" => Family::Rsa,
+                "EC" => Family::Ec,
+                "OKP" => Family::Okp,
+                _ => return None,
+            };
+            let weak =
+                family == Family::Rsa && rsa_key_too_short(jwk.kid.as_deref(), jwk.n.as_deref().unwrap_or_default());
+            let alg = signing_alg(jwk.alg.as_deref()).ok()?;
+            let material = material(&jwk, family)?;
+            Some(Key { kid: jwk.kid, family, alg, weak, material })
+        })
+        .collect())
 }
 
 /// The keys a signature may be checked against: those with the header's `kid` (or, without

@@ -1,82 +1,23 @@
-//! The signature check natively: `jsonwebtoken`'s JWK parsing and its verifiers over aws-lc-rs
-//! (desktops, and mobile apps built with `mobile-crypto`), which rustls links anyway, or over
-//! RustCrypto (the mobile cross-check, which has no C toolchain).
+//! The signature check natively: ring (desktops, and mobile apps built with `mobile-crypto`),
+//! which rustls uses too, or RustCrypto through `jsonwebtoken` (the mobile cross-check, which
+//! has no C toolchain). The keys are read as everywhere (`super::parse_keys`); the material is
+//! decoded once, at parse.
 
-use jsonwebtoken::crypto::CryptoProvider;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
-use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError, SignatureVerifier};
+use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier};
 
-use super::{Family, JwksError, Key, candidates, parse_document, rsa_key_too_short, signing_alg};
+use super::{Family, Jwk, JwksError, Key, candidates, parse_keys};
 
 /// A parsed set of public signing keys.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    keys: Vec<Key<DecodingKey>>,
-}
-
-/// The backend, named rather than left to `jsonwebtoken`'s process-wide default: with both of its
-/// backends compiled in (a mobile build with `mobile-crypto`) that default panics, and an app's
-/// own choice of default must not change how SessionKit checks signatures.
-#[cfg(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))]
-static CRYPTO: &CryptoProvider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
-#[cfg(not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto")))]
-static CRYPTO: &CryptoProvider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-
-/// Whether `signature` over `signing_input` verifies with `key` for `alg`, with `crypto`.
-fn verifies(
-    crypto: &CryptoProvider,
-    key: &DecodingKey,
-    alg: JwsAlgorithm,
-    signing_input: &[u8],
-    signature: &[u8],
-) -> bool {
-    (crypto.verifier_factory)(&jsonwebtoken_alg(alg), key)
-        .is_ok_and(|verifier| verifier.verify(signing_input, &signature.to_vec()).is_ok())
-}
-
-fn jsonwebtoken_alg(alg: JwsAlgorithm) -> Algorithm {
-    match alg {
-        JwsAlgorithm::Rs256 => Algorithm::RS256,
-        JwsAlgorithm::Rs384 => Algorithm::RS384,
-        JwsAlgorithm::Rs512 => Algorithm::RS512,
-        JwsAlgorithm::Ps256 => Algorithm::PS256,
-        JwsAlgorithm::Ps384 => Algorithm::PS384,
-        JwsAlgorithm::Ps512 => Algorithm::PS512,
-        JwsAlgorithm::Es256 => Algorithm::ES256,
-        JwsAlgorithm::Es384 => Algorithm::ES384,
-        JwsAlgorithm::EdDsa => Algorithm::EdDSA,
-    }
+    keys: Vec<Key<crypto::Material>>,
 }
 
 impl KeySet {
     pub(crate) fn parse(body: &[u8]) -> Result<Self, JwksError> {
-        let set: JwkSet = parse_document(body)?;
-        let keys = set
-            .keys
-            .iter()
-            .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
-            .filter_map(|jwk| {
-                let mut weak = false;
-                let family = match &jwk.algorithm {
-                    AlgorithmParameters::RSA(rsa) => {
-                        weak = rsa_key_too_short(jwk.common.key_id.as_deref(), &rsa.n);
-                        Family::Rsa
-                    }
-                    AlgorithmParameters::EllipticCurve(_) => Family::Ec,
-                    AlgorithmParameters::OctetKeyPair(_) => Family::Okp,
-                    // Never a symmetric key (it would let an HMAC "signature" pass), nor a kind
-                    // this build does not know.
-                    _ => return None,
-                };
-                let alg = signing_alg(jwk.common.key_algorithm.map(|alg| alg.to_string()).as_deref()).ok()?;
-                let material = DecodingKey::from_jwk(jwk).ok()?;
-                Some(Key { kid: jwk.common.key_id.clone(), family, alg, weak, material })
-            })
-            .collect();
-        Ok(Self { keys })
+        Ok(Self { keys: parse_keys(body, crypto::material)? })
     }
 
     /// The number of keys that may verify (a key too short does not count).
@@ -87,28 +28,129 @@ impl KeySet {
 
 impl SignatureVerifier for KeySet {
     fn verify(&self, header: &JwsHeader, signing_input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        self.verify_with(CRYPTO, header, signing_input, signature)
-    }
-}
-
-impl KeySet {
-    /// [`SignatureVerifier::verify`] with the given backend (the tests run both).
-    fn verify_with(
-        &self,
-        crypto: &CryptoProvider,
-        header: &JwsHeader,
-        signing_input: &[u8],
-        signature: &[u8],
-    ) -> Result<(), SignatureError> {
         let keys = candidates(&self.keys, header)?;
         let mut result = Err(SignatureError::KeyMismatch);
         for key in keys {
-            if verifies(crypto, &key.material, header.alg, signing_input, signature) {
+            if crypto::verifies(&key.material, header.alg, signing_input, signature) {
                 return Ok(());
             }
             result = Err(SignatureError::Invalid);
         }
         result
+    }
+}
+
+#[cfg(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))]
+mod crypto {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
+    use sessionkit_core::oidc::id_token::JwsAlgorithm;
+
+    use super::{Family, Jwk};
+
+    /// A public key, decoded.
+    pub(super) enum Material {
+        /// Modulus and exponent, big-endian, without leading zero octets (ring wants them so).
+        Rsa {
+            n: Vec<u8>,
+            e: Vec<u8>,
+        },
+        /// An uncompressed point (0x04 || x || y) on P-256 or P-384.
+        P256(Vec<u8>),
+        P384(Vec<u8>),
+        Ed25519(Vec<u8>),
+    }
+
+    fn decoded(member: Option<&String>) -> Option<Vec<u8>> {
+        URL_SAFE_NO_PAD.decode(member?.trim_end_matches('=')).ok()
+    }
+
+    fn without_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
+        let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+        bytes.drain(..zeros);
+        bytes
+    }
+
+    pub(super) fn material(jwk: &Jwk, family: Family) -> Option<Material> {
+        let point = |size: usize| {
+            let (x, y) = (decoded(jwk.x.as_ref())?, decoded(jwk.y.as_ref())?);
+            (x.len() == size && y.len() == size).then(|| [&[4u8][..], &x, &y].concat())
+        };
+        match (family, jwk.crv.as_deref()) {
+            (Family::Rsa, _) => Some(Material::Rsa {
+                n: without_leading_zeros(decoded(jwk.n.as_ref())?),
+                e: without_leading_zeros(decoded(jwk.e.as_ref())?),
+            }),
+            (Family::Ec, Some("P-256")) => point(32).map(Material::P256),
+            (Family::Ec, Some("P-384")) => point(48).map(Material::P384),
+            (Family::Okp, Some("Ed25519")) => decoded(jwk.x.as_ref()).filter(|x| x.len() == 32).map(Material::Ed25519),
+            _ => None,
+        }
+    }
+
+    /// Whether `signature` over `input` verifies with `key` for `alg` (a key of another curve or
+    /// type than `alg` needs does not). RSA: 2048 to 8192 bits, as ring allows.
+    pub(super) fn verifies(key: &Material, alg: JwsAlgorithm, input: &[u8], signature: &[u8]) -> bool {
+        let unparsed = |algorithm: &'static dyn sig::VerificationAlgorithm, public: &[u8]| {
+            UnparsedPublicKey::new(algorithm, public).verify(input, signature).is_ok()
+        };
+        match (key, alg) {
+            (Material::Rsa { n, e }, _) => {
+                let parameters: &sig::RsaParameters = match alg {
+                    JwsAlgorithm::Rs256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+                    JwsAlgorithm::Rs384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+                    JwsAlgorithm::Rs512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+                    JwsAlgorithm::Ps256 => &sig::RSA_PSS_2048_8192_SHA256,
+                    JwsAlgorithm::Ps384 => &sig::RSA_PSS_2048_8192_SHA384,
+                    JwsAlgorithm::Ps512 => &sig::RSA_PSS_2048_8192_SHA512,
+                    _ => return false,
+                };
+                RsaPublicKeyComponents { n, e }.verify(parameters, input, signature).is_ok()
+            }
+            (Material::P256(point), JwsAlgorithm::Es256) => unparsed(&sig::ECDSA_P256_SHA256_FIXED, point),
+            (Material::P384(point), JwsAlgorithm::Es384) => unparsed(&sig::ECDSA_P384_SHA384_FIXED, point),
+            (Material::Ed25519(public), JwsAlgorithm::EdDsa) => unparsed(&sig::ED25519, public),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto")))]
+mod crypto {
+    use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    use sessionkit_core::oidc::id_token::JwsAlgorithm;
+
+    use super::{Family, Jwk};
+
+    pub(super) type Material = DecodingKey;
+
+    pub(super) fn material(jwk: &Jwk, family: Family) -> Option<Material> {
+        match (family, jwk.crv.as_deref()) {
+            (Family::Rsa, _) => DecodingKey::from_rsa_components(jwk.n.as_ref()?, jwk.e.as_ref()?).ok(),
+            (Family::Ec, Some("P-256" | "P-384")) => {
+                DecodingKey::from_ec_components(jwk.x.as_ref()?, jwk.y.as_ref()?).ok()
+            }
+            (Family::Okp, Some("Ed25519")) => DecodingKey::from_ed_components(jwk.x.as_ref()?).ok(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn verifies(key: &Material, alg: JwsAlgorithm, input: &[u8], signature: &[u8]) -> bool {
+        let alg = match alg {
+            JwsAlgorithm::Rs256 => Algorithm::RS256,
+            JwsAlgorithm::Rs384 => Algorithm::RS384,
+            JwsAlgorithm::Rs512 => Algorithm::RS512,
+            JwsAlgorithm::Ps256 => Algorithm::PS256,
+            JwsAlgorithm::Ps384 => Algorithm::PS384,
+            JwsAlgorithm::Ps512 => Algorithm::PS512,
+            JwsAlgorithm::Es256 => Algorithm::ES256,
+            JwsAlgorithm::Es384 => Algorithm::ES384,
+            JwsAlgorithm::EdDsa => Algorithm::EdDSA,
+        };
+        (DEFAULT_PROVIDER.verifier_factory)(&alg, key)
+            .is_ok_and(|verifier| verifier.verify(input, &signature.to_vec()).is_ok())
     }
 }
 
@@ -134,6 +176,7 @@ mod tests {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ed25519_dalek::{Signer as _, SigningKey};
+    use sessionkit_core::oidc::id_token::JwsAlgorithm;
 
     use super::*;
     use crate::jwks::{Jwks, REFETCH_INTERVAL};
@@ -177,9 +220,10 @@ mod tests {
         assert_eq!(check(&set, &key, "for-es256"), Err(SignatureError::KeyMismatch), "its alg is not the token's");
     }
 
-    /// Every algorithm of the allow-list verifies with both backends (aws-lc-rs, which desktops
-    /// and mobile apps use, and RustCrypto, which the mobile cross-check compiles), and a
-    /// changed byte, other input or another algorithm of the same family does not.
+    /// Every algorithm of the allow-list verifies (ring here), a changed byte, other input or
+    /// another algorithm of the same family does not. The signatures are made by a third
+    /// implementation (aws-lc-rs), and RustCrypto (the mobile cross-check's backend) accepts
+    /// them too, with the key as `jsonwebtoken` reads the same JWK.
     #[test]
     #[cfg(not(any(target_os = "android", target_os = "ios")))]
     fn every_allowed_algorithm_verifies_and_nothing_else_does() {
@@ -192,6 +236,9 @@ mod tests {
         let rsa = sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let parts = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(rsa.public_key());
         let rsa_jwk = serde_json::json!({"kty": "RSA", "kid": "rsa", "n": b64(&parts.n), "e": b64(&parts.e)});
+        // The same key with a leading zero octet on its modulus, as some providers publish it.
+        let padded_n = b64(&[&[0u8][..], &parts.n].concat());
+        let padded_jwk = serde_json::json!({"kty": "RSA", "kid": "rsa-padded", "n": padded_n, "e": b64(&parts.e)});
         let p256 = sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         let p384 = sig::EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
         let ec_jwk = |kid: &str, crv: &str, point: &[u8]| {
@@ -204,12 +251,19 @@ mod tests {
         // A 1024-bit modulus (top bit set): never used, whatever it would verify.
         let short_n = b64(&[&[0x80u8][..], &[7u8; 127]].concat());
         let short_rsa = serde_json::json!({"kty": "RSA", "kid": "rsa-1024", "n": short_n, "e": "AQAB"});
-        let document = serde_json::json!({"keys": [
-            rsa_jwk, ec_jwk("p256", "P-256", p256.public_key().as_ref()),
-            ec_jwk("p384", "P-384", p384.public_key().as_ref()), ed_jwk, short_rsa,
-        ]});
-        let set = KeySet::parse(document.to_string().as_bytes()).unwrap();
-        assert_eq!(set.len(), 4, "the 1024-bit key is not counted");
+        // A P-256 key named P-384: its coordinates are the wrong size, so it is dropped.
+        let mislabelled = ec_jwk("mislabelled", "P-384", p256.public_key().as_ref());
+        let jwks = [
+            rsa_jwk,
+            padded_jwk,
+            ec_jwk("p256", "P-256", p256.public_key().as_ref()),
+            ec_jwk("p384", "P-384", p384.public_key().as_ref()),
+            ed_jwk,
+            short_rsa,
+            mislabelled,
+        ];
+        let set = KeySet::parse(serde_json::json!({ "keys": jwks }).to_string().as_bytes()).unwrap();
+        assert_eq!(set.len(), 5, "the 1024-bit key is not counted, the mislabelled one is dropped");
         // A token naming it is refused for what it is (not "unknown key", which would refetch).
         let weak = JwsHeader { alg: JwsAlgorithm::Rs256, kid: Some("rsa-1024".to_owned()) };
         assert_eq!(set.verify(&weak, input, &[0; 128]), Err(SignatureError::WeakKey));
@@ -223,6 +277,7 @@ mod tests {
         };
         let cases: Vec<(JwsAlgorithm, &str, Vec<u8>)> = vec![
             (JwsAlgorithm::Rs256, "rsa", rsa_sign(&sig::RSA_PKCS1_SHA256)),
+            (JwsAlgorithm::Rs256, "rsa-padded", rsa_sign(&sig::RSA_PKCS1_SHA256)),
             (JwsAlgorithm::Rs384, "rsa", rsa_sign(&sig::RSA_PKCS1_SHA384)),
             (JwsAlgorithm::Rs512, "rsa", rsa_sign(&sig::RSA_PKCS1_SHA512)),
             (JwsAlgorithm::Ps256, "rsa", rsa_sign(&sig::RSA_PSS_SHA256)),
@@ -232,31 +287,33 @@ mod tests {
             (JwsAlgorithm::Es384, "p384", p384.sign(&rng, input).unwrap().as_ref().to_vec()),
             (JwsAlgorithm::EdDsa, "ed", ed.sign(input).as_ref().to_vec()),
         ];
-        let backends: [(&str, &CryptoProvider); 2] = [
-            ("aws-lc", &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER),
-            ("RustCrypto", &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER),
-        ];
-        for (backend, crypto) in backends {
-            for (alg, kid, signature) in &cases {
-                let header = JwsHeader { alg: *alg, kid: Some((*kid).to_owned()) };
-                let verify = |input: &[u8], signature: &[u8]| set.verify_with(crypto, &header, input, signature);
-                assert_eq!(verify(input, signature), Ok(()), "{backend}, {alg:?}");
-                let mut changed = signature.clone();
-                changed[signature.len() / 2] ^= 1;
-                assert_eq!(verify(input, &changed), Err(SignatureError::Invalid), "{backend}, {alg:?}, changed");
-                assert_eq!(
-                    verify(b"other.input", signature),
-                    Err(SignatureError::Invalid),
-                    "{backend}, {alg:?}, input"
-                );
-            }
-            // RS256's signature presented as PS256 (same key, same hash): refused.
-            let header = JwsHeader { alg: JwsAlgorithm::Ps256, kid: Some("rsa".to_owned()) };
-            assert_eq!(set.verify_with(crypto, &header, input, &cases[0].2), Err(SignatureError::Invalid), "{backend}");
+        for (alg, kid, signature) in &cases {
+            let header = JwsHeader { alg: *alg, kid: Some((*kid).to_owned()) };
+            let verify = |input: &[u8], signature: &[u8]| set.verify(&header, input, signature);
+            assert_eq!(verify(input, signature), Ok(()), "{alg:?}");
+            let mut changed = signature.clone();
+            changed[signature.len() / 2] ^= 1;
+            assert_eq!(verify(input, &changed), Err(SignatureError::Invalid), "{alg:?}, changed");
+            assert_eq!(verify(b"other.input", signature), Err(SignatureError::Invalid), "{alg:?}, input");
+
+            // RustCrypto agrees, on the key as jsonwebtoken reads the same JWK.
+            let jwk = jwks.iter().find(|jwk| jwk["kid"] == *kid).unwrap();
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+            let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+            let name: jsonwebtoken::Algorithm = alg.name().parse().unwrap();
+            let rust_crypto = |signature: &[u8]| {
+                (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(&name, &key)
+                    .is_ok_and(|verifier| verifier.verify(input, &signature.to_vec()).is_ok())
+            };
+            assert!(rust_crypto(signature), "RustCrypto, {alg:?}");
+            assert!(!rust_crypto(&changed), "RustCrypto, {alg:?}, changed");
         }
-        // The build's own choice is one of them (aws-lc here).
-        let header = JwsHeader { alg: JwsAlgorithm::Es256, kid: Some("p256".to_owned()) };
-        assert_eq!(set.verify(&header, input, &cases[6].2), Ok(()));
+        // RS256's signature presented as PS256 (same key, same hash), and ES256's on the P-384
+        // key or as ES384: refused.
+        let header = |alg, kid: &str| JwsHeader { alg, kid: Some(kid.to_owned()) };
+        assert_eq!(set.verify(&header(JwsAlgorithm::Ps256, "rsa"), input, &cases[0].2), Err(SignatureError::Invalid));
+        assert_eq!(set.verify(&header(JwsAlgorithm::Es256, "p384"), input, &cases[7].2), Err(SignatureError::Invalid));
+        assert_eq!(set.verify(&header(JwsAlgorithm::Es384, "p256"), input, &cases[7].2), Err(SignatureError::Invalid));
     }
 
     #[test]

@@ -9,28 +9,12 @@ use sessionkit_core::Secret;
 use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier, split_jws};
 use wasm_bindgen::prelude::*;
 
-use super::{Family, JwksError, Key, candidates, parse_document, rsa_key_too_short, signing_alg};
+use super::{JwksError, Key, candidates, parse_keys};
 
 #[wasm_bindgen(module = "/src/jwks/web.js")]
 extern "C" {
     #[wasm_bindgen(js_name = verifyJws)]
     async fn verify_jws(jwk_json: &str, alg: &str, signing_input: &[u8], signature: &[u8]) -> JsValue;
-}
-
-/// A JWK as published. What WebCrypto imports is [`PublicJwk`]: the key material only (`alg`
-/// is checked here instead; WebCrypto would refuse a key whose `alg` names another hash).
-#[derive(Deserialize)]
-struct Jwk {
-    kty: String,
-    kid: Option<String>,
-    #[serde(rename = "use")]
-    use_: Option<String>,
-    alg: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
-    crv: Option<String>,
-    x: Option<String>,
-    y: Option<String>,
 }
 
 /// What WebCrypto's `importKey('jwk', ...)` gets: the key material only.
@@ -49,11 +33,6 @@ struct PublicJwk<'a> {
     y: &'a Option<String>,
 }
 
-#[derive(Deserialize)]
-struct JwkSet {
-    keys: Vec<Jwk>,
-}
-
 /// A parsed set of public signing keys.
 #[derive(Default)]
 pub(crate) struct KeySet {
@@ -63,28 +42,12 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     pub(crate) fn parse(body: &[u8]) -> Result<Self, JwksError> {
-        let set: JwkSet = parse_document(body)?;
-        let keys = set
-            .keys
-            .into_iter()
-            .filter(|jwk| jwk.use_.as_deref().is_none_or(|u| u == "sig"))
-            .filter_map(|jwk| {
-                // Never a symmetric key (it would let an HMAC "signature" pass), nor a kind
-                // this build does not know.
-                let family = match jwk.kty.as_str() {
-                    "RSA" => Family::Rsa,
-                    "EC" => Family::Ec,
-                    "OKP" => Family::Okp,
-                    _ => return None,
-                };
-                let weak = family == Family::Rsa
-                    && rsa_key_too_short(jwk.kid.as_deref(), jwk.n.as_deref().unwrap_or_default());
-                let alg = signing_alg(jwk.alg.as_deref()).ok()?;
-                let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
-                let jwk_json = serde_json::to_string(&public).ok()?;
-                Some(Key { kid: jwk.kid, family, alg, weak, material: jwk_json })
-            })
-            .collect();
+        // Each key's material is its public members only, as JSON for WebCrypto (`alg` is checked
+        // here instead: WebCrypto would refuse a key whose `alg` names another hash).
+        let keys = parse_keys(body, |jwk, _| {
+            let public = PublicJwk { kty: &jwk.kty, n: &jwk.n, e: &jwk.e, crv: &jwk.crv, x: &jwk.x, y: &jwk.y };
+            serde_json::to_string(&public).ok()
+        })?;
         Ok(Self { keys })
     }
 
