@@ -5,7 +5,7 @@
 // Each bench page (bench-pages/) runs with the browser calls a session library makes wrapped by
 // an init script that stamps performance.now() when each starts and settles: fetch, the
 // WebAssembly compile, IndexedDB opens and transactions (to their `complete`), WebCrypto, Web
-// Locks (the wait for the grant) and BroadcastChannel posts. The provider logs each request it
+// Locks (requested, granted, released) and BroadcastChannel posts. The provider logs each request it
 // handles with its own time (IDP_LOG_REQUESTS), CORS preflights included, which the page cannot
 // see. Printed per round: the timeline, from the start of the page's script (load) or of the call
 // that refreshes (refresh).
@@ -47,6 +47,8 @@ try {
   const page = await context.newPage();
   await page.goto(`${stack.origin}/bench/${lib}.html`);
   await page.waitForFunction(() => window.benchResult);
+  const first = await page.evaluate(() => window.benchResult);
+  if (first.error) throw new Error(`${lib}: ${first.error}`);
   await page.evaluate(() => { window.bench.signIn(); });
   await page.waitForURL((url) => url.searchParams.has('code'), { timeout: 60_000 });
   await page.waitForFunction(() => window.benchResult && window.benchResult.signedIn, null, { timeout: 60_000 });
@@ -88,7 +90,12 @@ function wrapBrowserCalls() {
   const wrap = (owner, name, label) => {
     const original = owner[name];
     owner[name] = function wrapped(...args) {
-      const tag = label(args);
+      let tag = name;
+      try {
+        tag = label(args);
+      } catch {
+        // a label is only a label: the call itself must go on as the page made it
+      }
       log(`> ${tag}`);
       const result = original.apply(this, args);
       if (result && typeof result.then === 'function') result.then(() => log(`< ${tag}`), () => log(`<! ${tag}`));
@@ -100,15 +107,33 @@ function wrapBrowserCalls() {
   for (const name of ['instantiateStreaming', 'compileStreaming', 'instantiate', 'compile']) {
     wrap(WebAssembly, name, () => `WebAssembly.${name}`);
   }
-  for (const name of ['sign', 'verify', 'importKey', 'encrypt', 'decrypt', 'digest', 'generateKey']) {
+  for (const name of ['sign', 'verify', 'importKey', 'exportKey', 'encrypt', 'decrypt', 'digest', 'generateKey']) {
     wrap(SubtleCrypto.prototype, name, () => `crypto.subtle.${name}`);
   }
-  wrap(LockManager.prototype, 'request', ([name]) => `Web Lock ${name.split('|')[0]}`);
+  // The request's promise settles when the lock is released: the grant is stamped when the
+  // callback (the last argument) starts.
+  const requestLock = LockManager.prototype.request;
+  LockManager.prototype.request = function tracedRequest(...args) {
+    const tag = `Web Lock ${String(args[0]).split('|')[0]}`;
+    const callback = args[args.length - 1];
+    if (typeof callback === 'function') {
+      args[args.length - 1] = (...lockArgs) => {
+        log(`= ${tag} granted`);
+        return callback(...lockArgs);
+      };
+    }
+    log(`> ${tag} requested`);
+    const result = requestLock.apply(this, args);
+    result.then(() => log(`< ${tag} released`), () => log(`<! ${tag}`));
+    return result;
+  };
   const open = IDBFactory.prototype.open;
   IDBFactory.prototype.open = function tracedOpen(...args) {
     log(`> IndexedDB open ${args[0]}`);
     const request = open.apply(this, args);
     request.addEventListener('success', () => log(`< IndexedDB open ${args[0]}`));
+    request.addEventListener('error', () => log(`<! IndexedDB open ${args[0]}`));
+    request.addEventListener('blocked', () => log(`<! IndexedDB open ${args[0]} blocked`));
     return request;
   };
   const transaction = IDBDatabase.prototype.transaction;
@@ -117,6 +142,7 @@ function wrapBrowserCalls() {
     log(`> ${tag}`);
     const started = transaction.apply(this, args);
     started.addEventListener('complete', () => log(`< ${tag}`));
+    started.addEventListener('abort', () => log(`<! ${tag}`));
     return started;
   };
   const post = BroadcastChannel.prototype.postMessage;

@@ -607,7 +607,11 @@ impl Inner {
         let keys = self.jwks.keys();
         let verifier = crate::jwks::verifier_for(&keys, response.body()).await;
         let first = call(&mut self.session(), &verifier, Keys::Cached, self.now());
-        if first != Err(CoreError::IdToken(IdTokenError::Signature(SignatureError::UnknownKey))) {
+        let stale_keys = matches!(
+            first,
+            Err(CoreError::IdToken(IdTokenError::Signature(SignatureError::UnknownKey | SignatureError::WeakKey)))
+        );
+        if !stale_keys {
             return first;
         }
         let keys = match self.jwks.refetch_for_unknown_kid(&self.transport).await {

@@ -100,7 +100,7 @@ pub enum SignatureError {
     #[error("the signature is invalid")]
     Invalid,
     /// The key with the token's `kid` is an RSA key under 2048 bits, which is never used: the
-    /// provider must sign with a longer one (no refetch helps).
+    /// provider must sign with a longer one (the driver refetches the keys once first).
     #[error(
         "the provider signs with an RSA key shorter than 2048 bits, which SessionKit does not accept; the provider's administrator must sign with a key of at least 2048 bits"
     )]

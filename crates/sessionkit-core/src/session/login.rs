@@ -182,7 +182,9 @@ impl Session {
             provider_algorithms: &self.metadata.id_token_signing_algs,
         };
         validate_id_token(id_token, &check, verifier).map_err(|error| match error {
-            IdTokenError::Signature(SignatureError::UnknownKey) if keys == Keys::Cached => {
+            // A key the cache does not have, or has only too short: the provider may have
+            // rotated (to a proper key, even under the same `kid`) since the keys were fetched.
+            IdTokenError::Signature(SignatureError::UnknownKey | SignatureError::WeakKey) if keys == Keys::Cached => {
                 IdTokenFailure::RefetchKeys(error)
             }
             error => IdTokenFailure::Refused(error),

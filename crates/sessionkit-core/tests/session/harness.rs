@@ -62,6 +62,7 @@ impl SignatureVerifier for TestVerifier {
         match (header.kid.as_deref(), signature) {
             (Some("k1"), b"good") => Ok(()),
             (Some("k1"), _) => Err(SignatureError::Invalid),
+            (Some("short"), _) => Err(SignatureError::WeakKey),
             _ => Err(SignatureError::UnknownKey),
         }
     }

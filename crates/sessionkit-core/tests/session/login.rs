@@ -141,20 +141,28 @@ fn without_a_date_header_ten_minutes_of_skew_pass_and_twenty_do_not() {
     assert_eq!(err, Err(CoreError::IdToken(IdTokenError::IssuedAt)));
 }
 
+/// An unknown key, or one known only too short (the provider may have rotated since the keys
+/// were cached): the driver is asked to refetch, and only the answer with fresh keys counts.
 #[test]
-fn an_unknown_key_with_cached_keys_asks_for_a_refetch_without_side_effects() {
-    let mut h = Harness::signed_out(policy());
-    let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
-    let claims = serde_json::json!({
-        "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "nonce": pending.nonce().expose(),
-        "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600,
-    });
-    let token = jwt(serde_json::json!({"alg": "RS256", "kid": "rotated"}), claims, b"good");
-    let response = token_body("at", Some("rt"), Some(&token), 300);
-    let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now());
-    assert!(matches!(err, Err(CoreError::IdToken(IdTokenError::Signature(_)))));
-    assert!(h.actions().is_empty(), "no revocation yet: the driver will retry with fresh keys");
-    let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::JustFetched, h.clock.now());
-    assert!(err.is_err());
-    assert!(matches!(h.actions().as_slice(), [Action::Revoke(_)]));
+fn an_unknown_or_short_key_with_cached_keys_asks_for_a_refetch_without_side_effects() {
+    for kid in ["rotated", "short"] {
+        let mut h = Harness::signed_out(policy());
+        let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
+        let claims = serde_json::json!({
+            "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "nonce": pending.nonce().expose(),
+            "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600,
+        });
+        let token = jwt(serde_json::json!({"alg": "RS256", "kid": kid}), claims, b"good");
+        let response = token_body("at", Some("rt"), Some(&token), 300);
+        let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now());
+        assert!(matches!(err, Err(CoreError::IdToken(IdTokenError::Signature(_)))), "{kid}");
+        assert!(h.actions().is_empty(), "{kid}: no revocation yet: the driver will retry with fresh keys");
+        let err = h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::JustFetched, h.clock.now());
+        let err = err.expect_err(kid);
+        assert!(matches!(h.actions().as_slice(), [Action::Revoke(_)]), "{kid}");
+        if kid == "short" {
+            let shown = sessionkit_core::SessionError::from(err);
+            assert!(matches!(shown, sessionkit_core::SessionError::Misconfigured { .. }), "{shown}");
+        }
+    }
 }

@@ -64,7 +64,9 @@ mod crypto {
 
     /// A fresh key: its private scalar and its uncompressed public point. ring hands out a new
     /// key only as a PKCS#8 document; the scalar is read from it, and the pair is loaded again
-    /// from the scalar, so a reading that went wrong cannot go unnoticed.
+    /// from the scalar, so a reading that went wrong cannot go unnoticed (ring derives the
+    /// public point from the scalar and compares). Our copies are zeroized; ring's own (the
+    /// document, a stack array, and the key pairs) are not wiped on drop, unlike aws-lc-rs's.
     pub(super) fn generate() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), DpopError> {
         let failed = || DpopError::Signing("no DPoP key could be made".into());
         let rng = SystemRandom::new();

@@ -1,10 +1,11 @@
 //! Every native connection's TLS configuration (reqwest is handed it whole): the crypto
 //! provider, the certificate verifier and, for pinned hosts, the pin check (`pinning.rs`).
 //!
-//! The provider is the app's process-wide one if it installed one (say aws-lc-rs, for
-//! post-quantum key exchange or FIPS), else ring, which SessionKit bundles on desktops and, with
-//! `mobile-crypto`, in mobile apps (see ARCHITECTURE.md for why ring). Certificates are checked
-//! by the platform's verifier, or against the configured roots only.
+//! The provider is the app's process-wide one if it installed one (say aws-lc-rs with rustls'
+//! `prefer-post-quantum`, for post-quantum key exchange), else ring, which SessionKit bundles on
+//! desktops and, with `mobile-crypto`, in mobile apps (see ARCHITECTURE.md for why ring and what
+//! it costs). Certificates are checked by the platform's verifier, or against the configured
+//! roots only.
 
 use std::sync::Arc;
 
@@ -43,12 +44,16 @@ pub(crate) fn client_config(roots_pem: &[Vec<u8>], pins: &[HostPins]) -> Result<
     } else {
         Arc::new(PinningVerifier::new(inner, pins, roots, provider.signature_verification_algorithms.all)?)
     };
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|_| TransportError::Setup("TLS versions"))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
+        .with_no_client_auth();
+    // What reqwest offers on its own configurations without HTTP/2 (which SessionKit does not
+    // enable): a server that insists on ALPN still finds a protocol.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// ring, bundled on desktops and in mobile apps built with `mobile-crypto`.
@@ -63,9 +68,30 @@ fn default_provider() -> Option<Arc<rustls::crypto::CryptoProvider>> {
     None
 }
 
-/// The DER certificates in a PEM bundle.
+/// The DER certificates in a PEM bundle: at least one. An entry with none (empty, DER, a key)
+/// is an error, never a reason to fall back to the platform's roots.
 fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TransportError> {
-    CertificateDer::pem_slice_iter(pem)
+    let certificates: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
-        .map_err(|_| TransportError::Setup("bad root certificate"))
+        .map_err(|_| TransportError::Setup("bad root certificate"))?;
+    if certificates.is_empty() {
+        return Err(TransportError::Setup("a trusted root holds no PEM certificate"));
+    }
+    Ok(certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Roots that hold no certificate must not widen trust to the platform's roots.
+    #[test]
+    fn roots_without_a_certificate_are_refused() {
+        for roots in [&b""[..], b"not pem", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"] {
+            let refused = client_config(&[roots.to_vec()], &[]).expect_err("refused");
+            assert!(matches!(refused, TransportError::Setup(_)), "{refused}");
+        }
+        let config = client_config(&[], &[]).expect("the platform's verifier");
+        assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
+    }
 }

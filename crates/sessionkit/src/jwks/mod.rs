@@ -5,7 +5,8 @@
 //! Symmetric (`oct`) keys, keys for encryption (`use: "enc"`) and keys for an algorithm outside
 //! the allow-list are dropped when the set is parsed, so an HMAC "signature" can never be
 //! checked against a public key; RSA keys under 2048 bits are kept but never used (a token
-//! naming one is refused as `WeakKey`, without a refetch). The crypto is per platform:
+//! naming one is refused as `WeakKey`, after one refetch with the cached keys, as for an
+//! unknown key). The crypto is per platform:
 //! - natively (`native.rs`), ring, which rustls uses too (desktops, mobile apps with
 //!   `mobile-crypto`), and RustCrypto through `jsonwebtoken` otherwise (the mobile cross-check
 //!   needs no C toolchain);
@@ -88,7 +89,7 @@ const MIN_RSA_BITS: usize = 2048;
 
 /// The length in bits of an RSA modulus given as base64url (`n` of a JWK), read from its
 /// encoding without decoding it: its octets less the leading zero bits (leading zero octets
-/// included). 0 for text that is not base64url, so that such a key is dropped.
+/// included). 0 for text that is not base64url (such a key is dropped).
 fn rsa_modulus_bits(n: &str) -> usize {
     let n = n.trim_end_matches('=');
     let value = |c: u8| match c {
@@ -112,10 +113,10 @@ fn rsa_modulus_bits(n: &str) -> usize {
     (n.len() * 6 / 8 * 8).saturating_sub(leading_zero_bits)
 }
 
-/// Whether an RSA key of the set is too short to be used (logged: a provider's problem). Such a
-/// key is kept, marked, so that a token naming it is refused for what it is, without a refetch.
-fn rsa_key_too_short(kid: Option<&str>, n: &str) -> bool {
-    let bits = rsa_modulus_bits(n);
+/// Whether an RSA key of `bits` is too short to be used (logged: a provider's problem). Such a
+/// key is kept, marked, so that a token naming it is refused for what it is (after one refetch,
+/// in case the provider rotated).
+fn rsa_key_too_short(kid: Option<&str>, bits: usize) -> bool {
     if bits < MIN_RSA_BITS {
         tracing::warn!(kid, bits, "the provider's RSA key is shorter than 2048 bits and is not used");
         return true;
@@ -177,8 +178,14 @@ fn parse_keys<M>(body: &[u8], material: impl Fn(&Jwk, Family) -> Option<M>) -> R
                 "OKP" => Family::Okp,
                 _ => return None,
             };
-            let weak =
-                family == Family::Rsa && rsa_key_too_short(jwk.kid.as_deref(), jwk.n.as_deref().unwrap_or_default());
+            let weak = match family {
+                // A modulus that is absent or not base64url is no key at all: dropped.
+                Family::Rsa => match rsa_modulus_bits(jwk.n.as_deref().unwrap_or_default()) {
+                    0 => return None,
+                    bits => rsa_key_too_short(jwk.kid.as_deref(), bits),
+                },
+                Family::Ec | Family::Okp => false,
+            };
             let alg = signing_alg(jwk.alg.as_deref()).ok()?;
             let material = material(&jwk, family)?;
             Some(Key { kid: jwk.kid, family, alg, weak, material })

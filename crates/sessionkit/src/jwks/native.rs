@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sessionkit_core::oidc::id_token::{JwsHeader, SignatureError, SignatureVerifier};
+use sessionkit_core::oidc::id_token::{JwsAlgorithm, JwsHeader, SignatureError, SignatureVerifier};
 
 use super::{Family, Jwk, JwksError, Key, candidates, parse_keys};
 
@@ -28,20 +28,36 @@ impl KeySet {
 
 impl SignatureVerifier for KeySet {
     fn verify(&self, header: &JwsHeader, signing_input: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        let keys = candidates(&self.keys, header)?;
-        let mut result = Err(SignatureError::KeyMismatch);
-        for key in keys {
-            if crypto::verifies(&key.material, header.alg, signing_input, signature) {
-                return Ok(());
-            }
-            result = Err(SignatureError::Invalid);
-        }
-        result
+        check_signature(&self.keys, crypto::verifies, header, signing_input, signature)
     }
 }
 
+/// The signature check over `keys` with a backend's `verifies` (the tests run both backends).
+fn check_signature<M>(
+    keys: &[Key<M>],
+    verifies: fn(&M, JwsAlgorithm, &[u8], &[u8]) -> bool,
+    header: &JwsHeader,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    let keys = candidates(keys, header)?;
+    let mut result = Err(SignatureError::KeyMismatch);
+    for key in keys {
+        if verifies(&key.material, header.alg, signing_input, signature) {
+            return Ok(());
+        }
+        result = Err(SignatureError::Invalid);
+    }
+    result
+}
+
 #[cfg(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))]
-mod crypto {
+use ring_crypto as crypto;
+#[cfg(not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto")))]
+use rust_crypto as crypto;
+
+#[cfg(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))]
+mod ring_crypto {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
@@ -63,7 +79,7 @@ mod crypto {
     }
 
     fn decoded(member: Option<&String>) -> Option<Vec<u8>> {
-        URL_SAFE_NO_PAD.decode(member?.trim_end_matches('=')).ok()
+        URL_SAFE_NO_PAD.decode(member?).ok()
     }
 
     fn without_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -116,8 +132,11 @@ mod crypto {
     }
 }
 
-#[cfg(not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto")))]
-mod crypto {
+/// The mobile cross-check's backend (and, in the tests, the second opinion on the first).
+#[cfg(any(test, not(any(not(any(target_os = "android", target_os = "ios")), feature = "mobile-crypto"))))]
+mod rust_crypto {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
     use jsonwebtoken::{Algorithm, DecodingKey};
     use sessionkit_core::oidc::id_token::JwsAlgorithm;
@@ -129,10 +148,21 @@ mod crypto {
     pub(super) fn material(jwk: &Jwk, family: Family) -> Option<Material> {
         match (family, jwk.crv.as_deref()) {
             (Family::Rsa, _) => DecodingKey::from_rsa_components(jwk.n.as_ref()?, jwk.e.as_ref()?).ok(),
-            (Family::Ec, Some("P-256" | "P-384")) => {
-                DecodingKey::from_ec_components(jwk.x.as_ref()?, jwk.y.as_ref()?).ok()
+            // Coordinates of the curve's size only, as the ring backend reads them.
+            (Family::Ec, Some(crv @ ("P-256" | "P-384"))) => {
+                let size = if crv == "P-256" { 32 } else { 48 };
+                let (x, y) = (jwk.x.as_ref()?, jwk.y.as_ref()?);
+                let sized = |c: &String| URL_SAFE_NO_PAD.decode(c).is_ok_and(|c| c.len() == size);
+                if !(sized(x) && sized(y)) {
+                    return None;
+                }
+                DecodingKey::from_ec_components(x, y).ok()
             }
-            (Family::Okp, Some("Ed25519")) => DecodingKey::from_ed_components(jwk.x.as_ref()?).ok(),
+            (Family::Okp, Some("Ed25519")) => {
+                let x = jwk.x.as_ref()?;
+                URL_SAFE_NO_PAD.decode(x).is_ok_and(|x| x.len() == 32).then_some(())?;
+                DecodingKey::from_ed_components(x).ok()
+            }
             _ => None,
         }
     }
@@ -176,7 +206,6 @@ mod tests {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ed25519_dalek::{Signer as _, SigningKey};
-    use sessionkit_core::oidc::id_token::JwsAlgorithm;
 
     use super::*;
     use crate::jwks::{Jwks, REFETCH_INTERVAL};
@@ -220,10 +249,10 @@ mod tests {
         assert_eq!(check(&set, &key, "for-es256"), Err(SignatureError::KeyMismatch), "its alg is not the token's");
     }
 
-    /// Every algorithm of the allow-list verifies (ring here), a changed byte, other input or
-    /// another algorithm of the same family does not. The signatures are made by a third
-    /// implementation (aws-lc-rs), and RustCrypto (the mobile cross-check's backend) accepts
-    /// them too, with the key as `jsonwebtoken` reads the same JWK.
+    /// Every algorithm of the allow-list verifies, a changed byte, other input or another
+    /// algorithm of the same family does not: with ring (desktops, mobile apps) and with
+    /// RustCrypto (the mobile cross-check's backend), each reading the same document. The
+    /// signatures are made by a third implementation (aws-lc-rs).
     #[test]
     #[cfg(not(any(target_os = "android", target_os = "ios")))]
     fn every_allowed_algorithm_verifies_and_nothing_else_does() {
@@ -262,8 +291,18 @@ mod tests {
             short_rsa,
             mislabelled,
         ];
-        let set = KeySet::parse(serde_json::json!({ "keys": jwks }).to_string().as_bytes()).unwrap();
+        let document = serde_json::json!({ "keys": jwks }).to_string();
+        let set = KeySet::parse(document.as_bytes()).unwrap();
         assert_eq!(set.len(), 5, "the 1024-bit key is not counted, the mislabelled one is dropped");
+        let rust_crypto_keys = parse_keys(document.as_bytes(), rust_crypto::material).unwrap();
+        assert_eq!(rust_crypto_keys.len(), 6, "the same keys read by the other backend (the short one kept, marked)");
+        type Check<'a> = &'a dyn Fn(&JwsHeader, &[u8], &[u8]) -> Result<(), SignatureError>;
+        let backends: [(&str, Check<'_>); 2] = [
+            ("ring", &|header, input, signature| set.verify(header, input, signature)),
+            ("RustCrypto", &|header, input, signature| {
+                check_signature(&rust_crypto_keys, rust_crypto::verifies, header, input, signature)
+            }),
+        ];
         // A token naming it is refused for what it is (not "unknown key", which would refetch).
         let weak = JwsHeader { alg: JwsAlgorithm::Rs256, kid: Some("rsa-1024".to_owned()) };
         assert_eq!(set.verify(&weak, input, &[0; 128]), Err(SignatureError::WeakKey));
@@ -287,33 +326,24 @@ mod tests {
             (JwsAlgorithm::Es384, "p384", p384.sign(&rng, input).unwrap().as_ref().to_vec()),
             (JwsAlgorithm::EdDsa, "ed", ed.sign(input).as_ref().to_vec()),
         ];
-        for (alg, kid, signature) in &cases {
-            let header = JwsHeader { alg: *alg, kid: Some((*kid).to_owned()) };
-            let verify = |input: &[u8], signature: &[u8]| set.verify(&header, input, signature);
-            assert_eq!(verify(input, signature), Ok(()), "{alg:?}");
-            let mut changed = signature.clone();
-            changed[signature.len() / 2] ^= 1;
-            assert_eq!(verify(input, &changed), Err(SignatureError::Invalid), "{alg:?}, changed");
-            assert_eq!(verify(b"other.input", signature), Err(SignatureError::Invalid), "{alg:?}, input");
-
-            // RustCrypto agrees, on the key as jsonwebtoken reads the same JWK.
-            let jwk = jwks.iter().find(|jwk| jwk["kid"] == *kid).unwrap();
-            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
-            let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
-            let name: jsonwebtoken::Algorithm = alg.name().parse().unwrap();
-            let rust_crypto = |signature: &[u8]| {
-                (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(&name, &key)
-                    .is_ok_and(|verifier| verifier.verify(input, &signature.to_vec()).is_ok())
-            };
-            assert!(rust_crypto(signature), "RustCrypto, {alg:?}");
-            assert!(!rust_crypto(&changed), "RustCrypto, {alg:?}, changed");
+        for (backend, verify) in backends {
+            for (alg, kid, signature) in &cases {
+                let header = JwsHeader { alg: *alg, kid: Some((*kid).to_owned()) };
+                assert_eq!(verify(&header, input, signature), Ok(()), "{backend}, {alg:?}");
+                let mut changed = signature.clone();
+                changed[signature.len() / 2] ^= 1;
+                assert_eq!(verify(&header, input, &changed), Err(SignatureError::Invalid), "{backend}, {alg:?}");
+                assert_eq!(verify(&header, b"other.input", signature), Err(SignatureError::Invalid), "{backend}");
+            }
+            // A valid signature under another algorithm of its family: RS256's as PS256 (same
+            // key, same hash), ES384's as ES256 on the same P-384 key, ES256's as ES384.
+            let header = |alg, kid: &str| JwsHeader { alg, kid: Some(kid.to_owned()) };
+            let (rs256, es256, es384) = (&cases[0].2, &cases[7].2, &cases[8].2);
+            assert_eq!(verify(&header(JwsAlgorithm::Ps256, "rsa"), input, rs256), Err(SignatureError::Invalid));
+            assert_eq!(verify(&header(JwsAlgorithm::Es256, "p384"), input, es384), Err(SignatureError::Invalid));
+            assert_eq!(verify(&header(JwsAlgorithm::Es384, "p256"), input, es256), Err(SignatureError::Invalid));
+            assert_eq!(verify(&weak, input, rs256), Err(SignatureError::WeakKey), "{backend}");
         }
-        // RS256's signature presented as PS256 (same key, same hash), and ES256's on the P-384
-        // key or as ES384: refused.
-        let header = |alg, kid: &str| JwsHeader { alg, kid: Some(kid.to_owned()) };
-        assert_eq!(set.verify(&header(JwsAlgorithm::Ps256, "rsa"), input, &cases[0].2), Err(SignatureError::Invalid));
-        assert_eq!(set.verify(&header(JwsAlgorithm::Es256, "p384"), input, &cases[7].2), Err(SignatureError::Invalid));
-        assert_eq!(set.verify(&header(JwsAlgorithm::Es384, "p256"), input, &cases[7].2), Err(SignatureError::Invalid));
     }
 
     #[test]

@@ -157,3 +157,19 @@ async fn a_logout_during_the_revalidation_leaves_no_copies_behind() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(store.load(&slot).unwrap().is_none(), "no copies written back after the logout");
 }
+
+/// A logout before the background revalidation starts: it does not start at all (the copies
+/// went with the session, and a signed-out client has no use for the provider's documents).
+#[tokio::test]
+async fn a_logout_before_the_revalidation_starts_cancels_it() {
+    let idp = Idp::start(60);
+    let store = signed_in_store(&idp).await;
+    idp.reset_stats().await;
+    let restarted = SessionClient::new(idp.config(SessionPolicy::default(), store.clone())).await.unwrap();
+    restarted.logout().await.unwrap();
+    // Past the revalidation's delay (1 s), with room for a request it should not have made.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let stats = idp.stats().await;
+    assert_eq!((stats["discovery"].as_u64(), stats["jwks"].as_u64()), (Some(0), Some(0)), "{stats}");
+    assert!(stats["revocation"].as_u64() >= Some(1), "the logout itself reached the provider: {stats}");
+}
