@@ -60,36 +60,43 @@ async function transaction(name, mode, stores) {
   const db = await pending;
   try {
     return db.transaction(stores, mode);
-  } catch (_) {
+  } catch (error) {
+    if (!error || error.name !== 'InvalidStateError') throw error;
     // Closed meanwhile, its close event not yet delivered: once more on a fresh connection.
     if (connections.get(name) === pending) connections.delete(name);
+    db.close();
     return (await connection(name)).transaction(stores, mode);
   }
 }
 
-async function withDb(name, mode, stores, body) {
-  const tx = await transaction(name, mode, stores);
+// Runs `body` in `tx` and resolves with its result once the transaction has committed; rejects
+// with the request's or the transaction's error otherwise.
+async function settle(tx, body) {
   const done = new Promise((resolve, reject) => {
     tx.oncomplete = resolve;
-    tx.onerror = () => reject(tx.error);
+    tx.onerror = (event) => reject(event.target.error || tx.error);
     tx.onabort = () => reject(tx.error || new DOMException('aborted', 'AbortError'));
   });
-  const result = await body(tx);
-  await done;
+  const [result] = await Promise.all([body(tx), done]);
   return result;
 }
 
-// The database's AES-GCM key, created on first use as non-extractable: script can use it but
-// never read it. `add` fails if another tab created one first; then that one is used.
-async function databaseKey(name) {
-  const existing = await withDb(name, 'readonly', [KEYS], (tx) => request(tx.objectStore(KEYS).get(KEY_ID)));
+async function withDb(name, mode, stores, body) {
+  return settle(await transaction(name, mode, stores), body);
+}
+
+const getKey = (tx) => request(tx.objectStore(KEYS).get(KEY_ID));
+
+// The database's AES-GCM key on `db`, created on first use as non-extractable: script can use it
+// but never read it. `add` fails if another tab created one first; then that one is used.
+async function databaseKey(db, existing) {
   if (existing) return existing;
   const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
   try {
-    await withDb(name, 'readwrite', [KEYS], (tx) => request(tx.objectStore(KEYS).add(key, KEY_ID)));
+    await settle(db.transaction([KEYS], 'readwrite'), (tx) => request(tx.objectStore(KEYS).add(key, KEY_ID)));
     return key;
   } catch (_) {
-    return withDb(name, 'readonly', [KEYS], (tx) => request(tx.objectStore(KEYS).get(KEY_ID)));
+    return settle(db.transaction([KEYS], 'readonly'), getKey);
   }
 }
 
@@ -98,15 +105,20 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 // Seals `plaintext` under the database key with a fresh 96-bit IV; `aad` (the record's name)
 // binds the ciphertext to its slot, so records cannot be swapped. Stored: IV || ciphertext.
+// One connection from reading the key to writing the record: if the database is deleted in
+// between, the write fails (and is retried by the caller) instead of landing in a new database
+// that lacks the key, where the record could never be opened.
 export async function sealAndPut(name, slot, plaintext) {
-  const key = await databaseKey(name);
+  const keyRead = await transaction(name, 'readonly', [KEYS]);
+  const db = keyRead.db;
+  const key = await databaseKey(db, await settle(keyRead, getKey));
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const sealed = await crypto.subtle.encrypt(
     { name: 'AES-GCM', iv, additionalData: encoder.encode(slot) }, key, encoder.encode(plaintext));
   const value = new Uint8Array(12 + sealed.byteLength);
   value.set(iv, 0);
   value.set(new Uint8Array(sealed), 12);
-  await withDb(name, 'readwrite', [RECORDS], (tx) => request(tx.objectStore(RECORDS).put(value, slot)));
+  await settle(db.transaction([RECORDS], 'readwrite'), (tx) => request(tx.objectStore(RECORDS).put(value, slot)));
 }
 
 export async function remove(name, slot) {
