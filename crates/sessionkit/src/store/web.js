@@ -38,6 +38,9 @@ function connection(name) {
   if (!pending) {
     const forget = () => {
       if (connections.get(name) === pending) connections.delete(name);
+      // DPoP keys cached from a database that is gone (deleted by a logout in another tab, or
+      // cleared) are not used again: the next signature reads the database afresh.
+      signingKeys.clear();
     };
     pending = openDb(name).then((db) => {
       db.onversionchange = () => {
