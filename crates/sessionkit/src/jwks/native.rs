@@ -68,13 +68,12 @@ mod ring_crypto {
     /// A public key, decoded.
     pub(super) enum Material {
         /// Modulus and exponent, big-endian, without leading zero octets (ring wants them so).
-        Rsa {
-            n: Vec<u8>,
-            e: Vec<u8>,
-        },
-        /// An uncompressed point (0x04 || x || y) on P-256 or P-384.
+        Rsa { n: Vec<u8>, e: Vec<u8> },
+        /// An uncompressed point (0x04 || x || y) on P-256.
         P256(Vec<u8>),
+        /// An uncompressed point on P-384.
         P384(Vec<u8>),
+        /// The 32-byte public key.
         Ed25519(Vec<u8>),
     }
 
