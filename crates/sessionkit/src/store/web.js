@@ -16,6 +16,16 @@ function request(req) {
   });
 }
 
+// How long an open may take before it is given up (the call fails as a store error the session
+// retries): an open queued behind a deletion that another context blocks would otherwise never
+// settle, and every later call would wait on it.
+let openTimeoutMs = 10_000;
+
+// For the store's tests only (an open that hangs on purpose must fail within a test's time).
+export function setOpenTimeoutForTests(ms) {
+  openTimeoutMs = ms;
+}
+
 function openDb(name) {
   const req = indexedDB.open(name, DB_VERSION);
   req.onupgradeneeded = () => {
@@ -23,7 +33,22 @@ function openDb(name) {
     if (!db.objectStoreNames.contains(RECORDS)) db.createObjectStore(RECORDS);
     if (!db.objectStoreNames.contains(KEYS)) db.createObjectStore(KEYS);
   };
-  return request(req);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      // Opened after all: nobody waits for it any more.
+      req.onsuccess = () => req.result.close();
+      req.onerror = null;
+      reject(new DOMException(`IndexedDB did not open within ${openTimeoutMs / 1000} s`, 'TimeoutError'));
+    }, openTimeoutMs);
+    req.onsuccess = () => {
+      clearTimeout(timer);
+      resolve(req.result);
+    };
+    req.onerror = () => {
+      clearTimeout(timer);
+      reject(req.error);
+    };
+  });
 }
 
 // One connection per database, reused (opening one costs 0.2-0.5 ms, three times per refresh).
@@ -32,6 +57,12 @@ function openDb(name) {
 // deletes the database (`versionchange`: closed at once, so that the deletion is not blocked),
 // or a transaction cannot start on it.
 const connections = new Map();
+// Per open connection: how to forget it (for a transaction that aborts because the browser lost
+// the database) and the database key read on it. The key cannot change while the connection is
+// open: it is created once and never replaced, and it goes only with the database, whose
+// deletion closes this connection first (`versionchange`); a new connection reads it afresh.
+const forgetters = new WeakMap();
+const databaseKeys = new WeakMap();
 
 function connection(name) {
   let pending = connections.get(name);
@@ -48,6 +79,7 @@ function connection(name) {
         db.close();
       };
       db.onclose = forget;
+      forgetters.set(db, forget);
       return db;
     }, (error) => {
       forget();
@@ -66,7 +98,7 @@ async function transaction(name, mode, stores) {
   } catch (error) {
     if (!error || error.name !== 'InvalidStateError') throw error;
     // Closed meanwhile, its close event not yet delivered: once more on a fresh connection.
-    if (connections.get(name) === pending) connections.delete(name);
+    forgetters.get(db)?.();
     db.close();
     return (await connection(name)).transaction(stores, mode);
   }
@@ -78,7 +110,15 @@ async function settle(tx, body) {
   const done = new Promise((resolve, reject) => {
     tx.oncomplete = resolve;
     tx.onerror = (event) => reject(event.target.error || tx.error);
-    tx.onabort = () => reject(tx.error || new DOMException('aborted', 'AbortError'));
+    tx.onabort = () => {
+      // The browser lost the database (its files, or the storage service): this connection is
+      // done, the next call opens a fresh one.
+      if (tx.error && tx.error.name === 'UnknownError') {
+        forgetters.get(tx.db)?.();
+        tx.db.close();
+      }
+      reject(tx.error || new DOMException('aborted', 'AbortError'));
+    };
   });
   const [result] = await Promise.all([body(tx), done]);
   return result;
@@ -93,14 +133,19 @@ const getKey = (tx) => request(tx.objectStore(KEYS).get(KEY_ID));
 // The database's AES-GCM key on `db`, created on first use as non-extractable: script can use it
 // but never read it. `add` fails if another tab created one first; then that one is used.
 async function databaseKey(db, existing) {
-  if (existing) return existing;
-  const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-  try {
-    await settle(db.transaction([KEYS], 'readwrite'), (tx) => request(tx.objectStore(KEYS).add(key, KEY_ID)));
-    return key;
-  } catch (_) {
-    return settle(db.transaction([KEYS], 'readonly'), getKey);
+  let key = existing;
+  if (!key) {
+    const made = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+    try {
+      await settle(db.transaction([KEYS], 'readwrite'), (tx) => request(tx.objectStore(KEYS).add(made, KEY_ID)));
+      key = made;
+    } catch (error) {
+      key = await settle(db.transaction([KEYS], 'readonly'), getKey);
+      if (!key) throw error; // not "another tab was first": the write's own failure
+    }
   }
+  databaseKeys.set(db, key);
+  return key;
 }
 
 const encoder = new TextEncoder();
@@ -108,13 +153,25 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 // Seals `plaintext` under the database key with a fresh 96-bit IV; `aad` (the record's name)
 // binds the ciphertext to its slot, so records cannot be swapped. Stored: IV || ciphertext.
-// One connection from reading the key to writing the record: if the database is deleted in
-// between, the write fails (and is retried by the caller) instead of landing in a new database
-// that lacks the key, where the record could never be opened.
+// The key and the write come from one connection: if the database is deleted in between, the
+// write fails instead of landing in a new database that lacks the key, where the record could
+// never be opened. A connection closed before its close event arrived fails the write with
+// `InvalidStateError`: then once more from a fresh connection, key included.
 export async function sealAndPut(name, slot, plaintext) {
-  const keyRead = await transaction(name, 'readonly', [KEYS]);
-  const db = keyRead.db;
-  const key = await databaseKey(db, await settle(keyRead, getKey));
+  const db = await connection(name);
+  try {
+    await sealAndPutOn(db, slot, plaintext);
+  } catch (error) {
+    if (!error || error.name !== 'InvalidStateError') throw error;
+    forgetters.get(db)?.();
+    db.close();
+    await sealAndPutOn(await connection(name), slot, plaintext);
+  }
+}
+
+async function sealAndPutOn(db, slot, plaintext) {
+  // The key as read on this connection (by loadAll or an earlier write), else read now.
+  const key = databaseKeys.get(db) || await databaseKey(db, await settle(db.transaction([KEYS], 'readonly'), getKey));
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const sealed = await crypto.subtle.encrypt(
     { name: 'AES-GCM', iv, additionalData: encoder.encode(slot) }, key, encoder.encode(plaintext));
@@ -133,9 +190,9 @@ export async function remove(name, slot) {
 export async function loadAll(name) {
   const [slots, values, key] = await withDb(name, 'readonly', [RECORDS, KEYS], async (tx) => {
     const store = tx.objectStore(RECORDS);
-    return Promise.all([
-      request(store.getAllKeys()), request(store.getAll()), request(tx.objectStore(KEYS).get(KEY_ID)),
-    ]);
+    const read = await Promise.all([request(store.getAllKeys()), request(store.getAll()), getKey(tx)]);
+    if (read[2]) databaseKeys.set(tx.db, read[2]);
+    return read;
   });
   const out = [];
   for (let i = 0; i < slots.length; i += 1) {

@@ -24,6 +24,15 @@ export async function keyFacts(db) {
   return [key.extractable, exportable, key.algorithm.name, key.algorithm.length];
 }
 export function deleteDb(db) { return req(indexedDB.deleteDatabase(db)); }
+// A connection that ignores `versionchange`, as a stuck tab's would: a deletion waits on it.
+export function holdOpen(db) { return req(indexedDB.open(db)); }
+// Resolves once the deletion is blocked (every other connection was told, the stuck one stayed),
+// to { done }: the deletion's own completion.
+export function startDeletion(db) {
+  const r = indexedDB.deleteDatabase(db);
+  const done = req(r);
+  return new Promise((ok) => { r.onblocked = () => ok({ done }); });
+}
 export function uniqueName(prefix) { return prefix + '-' + crypto.randomUUID(); }
 "#)]
 extern "C" {
@@ -37,6 +46,16 @@ extern "C" {
     async fn delete_db(db: &str) -> JsValue;
     #[wasm_bindgen(js_name = uniqueName)]
     fn unique_name(prefix: &str) -> String;
+    #[wasm_bindgen(js_name = holdOpen)]
+    async fn hold_open(db: &str) -> JsValue;
+    #[wasm_bindgen(js_name = startDeletion)]
+    async fn start_deletion(db: &str) -> JsValue;
+}
+
+#[wasm_bindgen(module = "/src/store/web.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = setOpenTimeoutForTests)]
+    fn set_open_timeout_for_tests(ms: u32);
 }
 
 const PLAINTEXT: &str = "refresh-token-7f3a9c-plaintext-marker";
@@ -142,4 +161,36 @@ async fn the_web_lock_excludes_a_second_holder_until_released() {
     release.call0(&JsValue::NULL).expect("released");
     let again = take_web_lock(&name, 1_000).await.expect("free again after release");
     again.call0(&JsValue::NULL).expect("released");
+}
+
+#[wasm_bindgen_test]
+async fn an_open_that_never_settles_fails_in_time_and_the_next_call_opens_afresh() {
+    let (db, store) = store_with_record().await;
+    // Another context holds the database and ignores `versionchange`: a deletion waits on it, and
+    // every open queued after the deletion waits too (this store's own connection closes at once).
+    let stuck = hold_open(&db).await;
+    let blocked = start_deletion(&db).await;
+    set_open_timeout_for_tests(300);
+    let refused = store.reload().await;
+    set_open_timeout_for_tests(10_000);
+    match refused {
+        Err(StoreError::Unavailable(reason)) => assert!(reason.contains("TimeoutError"), "{reason}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // The stuck context lets go: the deletion completes, and the store opens the database afresh
+    // (the timed-out open is not waited on again).
+    js_sys::Reflect::get(&stuck, &"close".into())
+        .ok()
+        .and_then(|close| close.dyn_into::<js_sys::Function>().ok())
+        .expect("close")
+        .call0(&stuck)
+        .expect("closed");
+    let deletion = js_sys::Reflect::get(&blocked, &"done".into()).expect("done");
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(deletion)).await.expect("deleted");
+    store.reload().await.expect("opens again");
+    assert!(store.load("session").expect("load").is_none(), "the deletion removed the record");
+    store.save("session", &Secret::new("again".into())).expect("saved");
+    store.flushed().await;
+    assert!(store.shared.state().failed.is_none(), "the write landed");
+    delete_db(&db).await;
 }
