@@ -46,7 +46,7 @@ impl KeyringStore {
     }
 
     /// The Secret Service of the user's D-Bus session (GNOME Keyring, KWallet).
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "secret-service"))]
     pub fn secret_service(service: &str) -> Result<Self, StoreError> {
         let store = zbus_secret_service_keyring_store::Store::new().map_err(map_error)?;
         Ok(Self::with_store(store, service, "Secret Service"))

@@ -41,7 +41,8 @@ pub use web::WebStore;
 /// The platform's own store for `service`: on iOS the Keychain (after first unlock, this device
 /// only; in `access_group` when given, to share the session with the app's extensions), on
 /// macOS the Data Protection keychain, on Android the Keystore-backed store, on Linux the Secret
-/// Service, on Windows the Credential Manager. `access_group` applies to iOS only.
+/// Service (the kernel's session keyring when built without the `secret-service` feature), on
+/// Windows the Credential Manager. `access_group` applies to iOS only.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn platform_default(
     service: &str,
@@ -53,8 +54,10 @@ pub fn platform_default(
     return Ok(std::sync::Arc::new(KeyringStore::apple_protected(service)?));
     #[cfg(target_os = "android")]
     return Ok(std::sync::Arc::new(KeyringStore::android_keystore(service)?));
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "secret-service"))]
     return Ok(std::sync::Arc::new(KeyringStore::secret_service(service)?));
+    #[cfg(all(target_os = "linux", not(feature = "secret-service")))]
+    return Ok(std::sync::Arc::new(KeyutilsStore::session(service)?));
     #[cfg(target_os = "windows")]
     return Ok(std::sync::Arc::new(KeyringStore::windows_credential_manager(service)?));
     #[cfg(not(any(
