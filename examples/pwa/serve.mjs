@@ -57,13 +57,16 @@ function mountedFile(mounts, pathname) {
  * IDP_AUTO_APPROVE); `config`: the app's settings (changeable later through `stack.config`);
  * `mounts`: extra URL prefixes served from other directories, e.g. `{ '/bench/': dir }` (the
  * bench's pages; none by default). A path under a mount without a file there is a 404, not the app.
+ * Everything is served `no-store`, except files under the URL prefixes listed in
+ * `stack.cacheable` (empty at first, changeable later): those are served as an app serves its
+ * content-hashed assets, cacheable for a year and immutable.
  */
 export async function startStack({ port = 0, idp = {}, config = {}, mounts = {} } = {}) {
   for (const prefix of Object.keys(mounts)) {
     // '/bench' would also take '/benchmark.js' from the app.
     if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`a mount is a path ending in '/': ${prefix}`);
   }
-  const stack = { config: {} };
+  const stack = { config: {}, cacheable: [] };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     if (url.pathname === '/config.json') {
@@ -78,9 +81,10 @@ export async function startStack({ port = 0, idp = {}, config = {}, mounts = {} 
       res.end('not found');
       return;
     }
+    const cacheable = stack.cacheable.some((prefix) => url.pathname.startsWith(prefix));
     res.writeHead(200, {
       'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
-      'cache-control': 'no-store',
+      'cache-control': cacheable ? 'public, max-age=31536000, immutable' : 'no-store',
       // The package works under a strict policy: WebAssembly needs only 'wasm-unsafe-eval'.
       'content-security-policy': `default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; `
         + `style-src 'self' 'unsafe-inline'; connect-src 'self' ${stack.issuer}; img-src 'self' data:`,

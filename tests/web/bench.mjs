@@ -114,16 +114,24 @@ try {
   console.log(`shipped size (bindings/sessionkit-wasm/pkg/size.txt):\n${size}`);
   await context.close();
 
-  // Side by side with oidc-client-ts.
+  // Side by side with oidc-client-ts: first with every file served no-store (each load fetches
+  // and compiles the library), then with the libraries' files cacheable, as an app serves its
+  // content-hashed assets (the browser keeps them, and its compiled code for them).
   const compared = await compare(browser, stack, 'loads');
+  stack.cacheable = ['/bench/pkg/', '/bench/oidc-client-ts/'];
+  const comparedCached = await compare(browser, stack, 'loads');
+  stack.cacheable = [];
   refreshStack = await startStack({ mounts: benchServing.mounts, idp: { ...benchServing.idp, IDP_ACCESS_TTL: '2' } });
   const refreshed = await compare(browser, refreshStack, 'refresh');
+  // Again with SessionKit's DPoP off, as oidc-client-ts runs by default: no proof to sign, and
+  // no CORS preflight before each token request (the DPoP header makes the request non-simple).
+  const refreshedNoDpop = await compare(browser, refreshStack, 'refresh', { dpop: 'off' });
   const shipped = {
     sessionkit: Number(/^total\s+\d+\s+(\d+)\s*$/m.exec(size)[1]),
     // gzip -9 as the package's size report does it.
     'oidc-client-ts': execFileSync('gzip', ['-9c', local(oidcBundle)]).length,
   };
-  printTable(compared, refreshed, shipped);
+  printTable(compared, comparedCached, refreshed, refreshedNoDpop, shipped);
 } finally {
   await browser.close();
   await stack.stop();
@@ -134,10 +142,11 @@ try {
 // page first), then measures: 'loads' (page loads with the stored session and token reads) or
 // 'refresh' (refresh round trips). The libraries take turns round by round, so that the noise of
 // a busy machine falls on both alike.
-async function compare(browser, on, what) {
+async function compare(browser, on, what, settings = {}) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers: 'block' });
-  // The pages' settings, without a request for them.
-  await context.addInitScript((config) => { window.benchConfig = config; }, { issuer: on.issuer, clientId: 'sessionkit-web' });
+  // The pages' settings, without a request for them (`settings`: SessionKit's `dpop`).
+  await context.addInitScript((config) => { window.benchConfig = config; },
+    { issuer: on.issuer, clientId: 'sessionkit-web', ...settings });
   try {
     const pages = {};
     for (const lib of LIBRARIES) pages[lib] = await signedInPage(context, on, lib);
@@ -270,7 +279,7 @@ async function refreshOnce(page, on) {
   }
 }
 
-function printTable(compared, refreshed, shipped) {
+function printTable(compared, comparedCached, refreshed, refreshedNoDpop, shipped) {
   const sk = 'sessionkit';
   const oc = 'oidc-client-ts';
   const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -283,14 +292,21 @@ function printTable(compared, refreshed, shipped) {
   const row = (label, a, b, r) => `| ${label} | ${a} | ${b} | ${r} |`;
   const load = [mid(compared[sk].load), mid(compared[oc].load)];
   const script = [mid(compared[sk].script), mid(compared[oc].script)];
+  const loadCached = [mid(comparedCached[sk].load), mid(comparedCached[oc].load)];
+  const scriptCached = [mid(comparedCached[sk].script), mid(comparedCached[oc].script)];
   const asyncUs = [mid(compared[sk].asyncUs), mid(compared[oc].asyncUs)];
   const syncNs = compared[sk].syncNs && mid(compared[sk].syncNs);
   const refresh = [mid(refreshed[sk].refresh), mid(refreshed[oc].refresh)];
+  const refreshNoDpop = [mid(refreshedNoDpop[sk].refresh), mid(refreshedNoDpop[oc].refresh)];
   const rows = [
     '| | @sessionkit/web | oidc-client-ts | ratio |',
     '| --- | ---: | ---: | ---: |',
     row('page load to token, stored session (navigation start to token), median of 21', ms(load[0]), ms(load[1]), ratio(...load)),
     row('script start to token, stored session, median of 21', ms(script[0]), ms(script[1]), ratio(...script)),
+    row('page load to token, the libraries cacheable (immutable), median of 21', ms(loadCached[0]), ms(loadCached[1]),
+      ratio(...loadCached)),
+    row('script start to token, the libraries cacheable (immutable), median of 21', ms(scriptCached[0]),
+      ms(scriptCached[1]), ratio(...scriptCached)),
     row('requests to the provider per load: before the token, then after it (until the bench saw it); median (min-max) of 21',
       requests(compared[sk]), requests(compared[oc]), '-'),
     row('token read, async, per call (median of 11 rounds of 2,000)', `${asyncUs[0].toFixed(2)} us`,
@@ -298,6 +314,8 @@ function printTable(compared, refreshed, shipped) {
     row('token read, sync, per call (median of 11 rounds of 100,000)', syncNs === null ? 'n/a' : `${syncNs.toFixed(0)} ns`,
       compared[oc].syncNs ? `${mid(compared[oc].syncNs).toFixed(0)} ns` : 'n/a', 'n/a'),
     row('one forced refresh round trip, median of 21', ms(refresh[0]), ms(refresh[1]), ratio(...refresh)),
+    row('the same, SessionKit with DPoP off (as oidc-client-ts), median of 21', ms(refreshNoDpop[0]),
+      ms(refreshNoDpop[1]), ratio(...refreshNoDpop)),
     row('shipped size, gzip -9', `${shipped[sk].toLocaleString('en')} B`, `${shipped[oc].toLocaleString('en')} B`,
       ratio(shipped[sk], shipped[oc])),
   ];
@@ -305,18 +323,21 @@ function printTable(compared, refreshed, shipped) {
 @sessionkit/web vs oidc-client-ts 3.5.0, headless Chromium, same provider (loads, script and reads: access
 tokens of 600 s; refresh: a provider with 2 s tokens):
 ${LIBRARIES.map((lib) => `- ${lib}, page loads to token (ms): ${compared[lib].load.map((x) => x.toFixed(1)).join(', ')}`).join('\n')}
+${LIBRARIES.map((lib) => `- ${lib}, page loads to token, the library cacheable (ms): ${comparedCached[lib].load.map((x) => x.toFixed(1)).join(', ')}`).join('\n')}
 ${LIBRARIES.map((lib) => `- ${lib}, requests to the provider per load, before/after the token `
     + `(first one sent this many ms before the token): ${compared[lib].requests.map((n, i) => `${n}/${compared[lib].requestsAfter[i]}`
       + `${compared[lib].firstRequestLeadMs[i] === null ? '' : ` (${compared[lib].firstRequestLeadMs[i].toFixed(1)})`}`).join(', ')}`).join('\n')}
 ${LIBRARIES.map((lib) => `- ${lib}, refreshes (ms): ${refreshed[lib].refresh.map((x) => x.toFixed(1)).join(', ')}; `
     + `requests to the provider each: ${[...new Set(refreshed[lib].requests)].join(' or ')}`).join('\n')}
+- sessionkit with DPoP off, refreshes (ms): ${refreshedNoDpop[sk].refresh.map((x) => x.toFixed(1)).join(', ')}
 
 ${rows.join('\n')}
 
 ratio: @sessionkit/web / oidc-client-ts (below 1: SessionKit faster or smaller). Forced refresh: SessionKit has
 no call for it, so getAccessToken() once a refresh is due (backgroundRefresh: false); oidc-client-ts:
 signinSilent() with its refresh token. Both pages: the server's cache-control no-store (the library is
-fetched and compiled on every load), refresh only when asked; SessionKit with its defaults otherwise
+fetched and compiled on every load), except in the "cacheable" rows (each library's files served
+public, max-age=31536000, immutable; the pages themselves still no-store), refresh only when asked; SessionKit with its defaults otherwise
 (DPoP when the provider offers it: its refresh signs a proof), oidc-client-ts with its defaults otherwise
 (no DPoP) and its user in localStorage. Sizes: SessionKit bindings/sessionkit-wasm/pkg/size.txt total
 (index.js + .wasm); oidc-client-ts ${oidcBundle.replace('node_modules/', '')} (minified, jwt-decode included).`);

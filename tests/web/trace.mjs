@@ -1,6 +1,8 @@
 // Where a page load or a refresh spends its time (not a test: run it by hand after
 // scripts/web-test, like bench.mjs): `node trace.mjs [load|refresh] [sessionkit|oidc-client-ts]`.
-// Env: DPOP=off|whenSupported|required (SessionKit's setting; its default otherwise), ROUNDS.
+// Env: DPOP=off|whenSupported|required (SessionKit's setting; its default otherwise), ROUNDS,
+// CACHEABLE=1 (the libraries' files served cacheable and immutable, as an app serves its
+// content-hashed assets; no-store otherwise).
 //
 // Each bench page (bench-pages/) runs with the browser calls a session library makes wrapped by
 // an init script that stamps performance.now() when each starts and settles: fetch, the
@@ -35,6 +37,7 @@ const stack = await startStack({
     IDP_LOG_REQUESTS: '1',
   },
 });
+if (process.env.CACHEABLE === '1') stack.cacheable = ['/bench/pkg/', '/bench/oidc-client-ts/'];
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
