@@ -489,6 +489,19 @@ impl SessionClient {
     async fn restore(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let mut turn = inner.shared.turn().await;
+        // A record that restores live is taken as read, without the cross-context lock: nothing
+        // will be written or wiped from it, and a start does not wait for another context's
+        // refresh (a refresh takes the lock and reads the store again before sending, so a
+        // refresh token another context is rotating is never sent from here).
+        let now = inner.now();
+        if let Ok(Some(record)) = turn.load(&inner.shared.slots.session).await
+            && inner.session().restores_live(record.expose().as_bytes(), now)
+        {
+            let restored = inner.session().restore(record.expose().as_bytes(), now);
+            debug_assert!(restored.is_ok(), "a record that restores live restores");
+            inner.process(&mut turn).await;
+            return Ok(());
+        }
         // Under the lock: a limit found reached on this record ends the session, and the wipe
         // that follows must find the same record (not one another process wrote since).
         if let Err(error) = turn.locked().await {

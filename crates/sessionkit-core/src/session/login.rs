@@ -129,20 +129,29 @@ impl Session {
         Ok(())
     }
 
+    /// Whether `record` restores as a live session at `now`: it reads, it is this client's, and
+    /// neither limit has passed. Restoring it then writes and wipes nothing (the same `now`
+    /// gives the same verdict), so the driver may take it from a read made without the
+    /// cross-context lock; any other record is restored under the lock, where the end it leads
+    /// to can be wiped safely.
+    pub fn restores_live(&self, record: &[u8], now: Now) -> bool {
+        let Ok(record) = self.own_record(record) else { return false };
+        let t = ClockGuard::starting_at(record.last_seen_at).effective(now);
+        Active::from_record(record, &self.policy).limit_reached(t, &self.policy).is_none()
+    }
+
     /// Restores a session from the store's record at start-up. A record past its limits is
     /// ended at once (wiped and revoked); an unreadable one is left in the store untouched.
     pub fn restore(&mut self, record: &[u8], now: Now) -> Result<(), CoreError> {
-        let record = match SessionRecord::decode(record) {
+        let record = match self.own_record(record) {
             Ok(record) => record,
+            Err(error @ CoreError::Record(RecordError::DifferentClient)) => return Err(error),
             Err(error) => {
                 self.outbox
                     .tell(SessionEvent::StorageProblem { session_id: None, problem: StorageProblem::Unreadable });
-                return Err(error.into());
+                return Err(error);
             }
         };
-        if record.issuer != self.metadata.issuer || record.client_id != self.client.client_id {
-            return Err(RecordError::DifferentClient.into());
-        }
         self.clock = ClockGuard::starting_at(record.last_seen_at);
         self.server_offset_ms = record.server_offset_ms;
         self.revision = self.revision.max(record.revision);
@@ -154,6 +163,15 @@ impl Session {
             self.outbox.tell(SessionEvent::Restored { session_id, subject });
         }
         Ok(())
+    }
+
+    /// The stored record, decoded, if it is this client's (same issuer and client id).
+    fn own_record(&self, record: &[u8]) -> Result<SessionRecord, CoreError> {
+        let record = SessionRecord::decode(record)?;
+        if record.issuer != self.metadata.issuer || record.client_id != self.client.client_id {
+            return Err(RecordError::DifferentClient.into());
+        }
+        Ok(record)
     }
 
     /// Validates an ID token against this session's issuer, client and server clock. An unknown

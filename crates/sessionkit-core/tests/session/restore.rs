@@ -153,3 +153,28 @@ fn a_sign_in_elsewhere_is_adopted() {
     let decoded = SessionRecord::decode(&record).unwrap();
     assert_eq!(h.session.status().unwrap().session_id, decoded.session_id);
 }
+
+#[test]
+fn restores_live_agrees_with_what_restore_does() {
+    let (record, mut clock) = stored();
+    let mut other_client: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    other_client["client_id"] = "other-app".into();
+    let other_client = other_client.to_string().into_bytes();
+    // Live a minute later: restoring writes and wipes nothing.
+    clock.advance(MIN);
+    let mut session = fresh_session();
+    assert!(session.restores_live(&record, clock.now()));
+    session.restore(&record, clock.now()).unwrap();
+    assert!(session.poll_action().is_none(), "a live restore writes nothing");
+    assert!(matches!(session.access_token(clock.now()), TokenState::Fresh(_)));
+    // Not live: unreadable, another client's, or past a limit (which restore ends and wipes).
+    let session = fresh_session();
+    for bytes in [&b"{not json"[..], b"", &other_client] {
+        assert!(!session.restores_live(bytes, clock.now()));
+    }
+    clock.advance(15 * MIN);
+    let mut session = fresh_session();
+    assert!(!session.restores_live(&record, clock.now()), "the idle limit has passed");
+    session.restore(&record, clock.now()).unwrap();
+    assert!(matches!(session.poll_action(), Some(Action::Wipe)));
+}

@@ -3,13 +3,17 @@
 //! revalidated in the background; a provider that no longer validates loses the copies.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use sessionkit::clock::{Clock, SystemClock};
+use sessionkit::lock::{ContextLock, FileLock, LockGuard};
 use sessionkit::store::{MemoryStore, SecureStore as _};
-use sessionkit::{Error, SessionClient, SessionPolicy};
+use sessionkit::{BoxFuture, Error, SessionClient, SessionPolicy};
+use sessionkit_core::Now;
 
-use crate::idp::{CLIENT_ID, Idp};
+use crate::idp::{CLIENT_ID, Idp, stored_refresh_token};
 
 const DISCOVERY: &str = "/.well-known/openid-configuration";
 
@@ -172,4 +176,85 @@ async fn a_logout_before_the_revalidation_starts_cancels_it() {
     let stats = idp.stats().await;
     assert_eq!((stats["discovery"].as_u64(), stats["jwks"].as_u64()), (Some(0), Some(0)), "{stats}");
     assert!(stats["revocation"].as_u64() >= Some(1), "the logout itself reached the provider: {stats}");
+}
+
+/// The cross-context lock, counting the attempts to take it; `held_elsewhere`: another context
+/// holds it for as long as the test runs (an attempt never completes).
+struct CountingLock {
+    inner: FileLock,
+    held_elsewhere: bool,
+    attempts: AtomicUsize,
+}
+
+impl CountingLock {
+    fn new(held_elsewhere: bool) -> Arc<Self> {
+        let dir = std::env::temp_dir().join(format!("sessionkit-startup-locks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = format!("counting-{held_elsewhere}");
+        Arc::new(Self {
+            inner: FileLock::new(Some(&dir), &key).unwrap(),
+            held_elsewhere,
+            attempts: AtomicUsize::new(0),
+        })
+    }
+}
+
+impl ContextLock for CountingLock {
+    fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.held_elsewhere { Box::pin(std::future::pending()) } else { self.inner.acquire() }
+    }
+}
+
+/// The system clock, `ahead` in the future (wall and monotonic alike).
+struct Ahead(Duration);
+
+impl Clock for Ahead {
+    fn now(&self) -> Now {
+        let now = SystemClock.now();
+        Now { wall: now.wall.saturating_add(self.0), monotonic: now.monotonic + self.0 }
+    }
+}
+
+#[tokio::test]
+async fn a_start_with_a_live_record_does_not_wait_for_the_lock() {
+    let idp = Idp::start(60);
+    let store = signed_in_store(&idp).await;
+    // Another context holds the lock (say, in the middle of a refresh on a slow network).
+    let lock = CountingLock::new(true);
+    let config =
+        idp.config_builder(SessionPolicy::default(), store.clone()).context_lock(lock.clone()).build().unwrap();
+    let restarted = tokio::time::timeout(Duration::from_secs(10), SessionClient::new(config))
+        .await
+        .expect("the start waited for the lock")
+        .unwrap();
+    assert!(restarted.fresh_access_token().is_some(), "the stored token is handed out");
+    assert_eq!(lock.attempts.load(Ordering::SeqCst), 0, "the lock was not even asked for");
+}
+
+#[tokio::test]
+async fn a_start_with_a_record_past_its_limit_ends_it_under_the_lock() {
+    let idp = Idp::start(60);
+    let policy = || {
+        let limit = Duration::from_secs(600);
+        SessionPolicy::builder().idle_timeout(limit).absolute_lifetime(limit).build().unwrap()
+    };
+    let store = Arc::new(MemoryStore::new());
+    let first = SessionClient::new(idp.config(policy(), store.clone())).await.unwrap();
+    idp.login(&first).await;
+    drop(first);
+    assert!(stored_refresh_token(&store, &idp.issuer).is_some());
+
+    // Eleven minutes later: the absolute lifetime has passed.
+    let lock = CountingLock::new(false);
+    let config = idp
+        .config_builder(policy(), store.clone())
+        .context_lock(lock.clone())
+        .clock(Arc::new(Ahead(Duration::from_secs(660))))
+        .build()
+        .unwrap();
+    let restarted = SessionClient::new(config).await.unwrap();
+    assert!(restarted.status().is_none(), "the session ended at the start");
+    assert!(lock.attempts.load(Ordering::SeqCst) >= 1, "the end was decided and wiped under the lock");
+    assert_eq!(stored_refresh_token(&store, &idp.issuer), None, "the record is wiped");
 }
