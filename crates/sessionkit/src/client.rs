@@ -492,9 +492,13 @@ impl SessionClient {
         // A record that restores live is taken as read, without the cross-context lock: nothing
         // will be written or wiped from it, and a start does not wait for another context's
         // refresh (a refresh takes the lock and reads the store again before sending, so a
-        // refresh token another context is rotating is never sent from here).
-        let now = inner.now();
-        if let Ok(Some(record)) = turn.load(&inner.shared.slots.session).await
+        // refresh token another context is rotating is never sent from here). The browser's
+        // mirror is reloaded first: it may be older than a sign-out in another tab, and this
+        // tab hears of later ones (it joined the tabs' channel before this point).
+        let reloaded = inner.shared.reload_unlocked().await;
+        if reloaded.is_ok()
+            && let Ok(Some(record)) = turn.load(&inner.shared.slots.session).await
+            && let now = inner.now()
             && inner.session().restores_live(record.expose().as_bytes(), now)
         {
             let restored = inner.session().restore(record.expose().as_bytes(), now);

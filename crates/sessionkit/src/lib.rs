@@ -4,11 +4,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sessionkit::Error> {
-//! use std::sync::Arc;
-//! use sessionkit::{SessionClient, SessionConfig, store::KeyringStore};
+//! use sessionkit::{SessionClient, SessionConfig, store};
 //!
-//! let store = KeyringStore::secret_service("my-app").map_err(|e| sessionkit::Error::StorageUnavailable { message: e.to_string() })?;
-//! let config = SessionConfig::builder("https://login.example.com", "my-app").store(Arc::new(store)).build()?;
+//! // The platform's keystore (on Linux the Secret Service): Keychain, Keystore, Credential Manager.
+//! let store = store::platform_default("my-app", None).map_err(|e| sessionkit::Error::StorageUnavailable { message: e.to_string() })?;
+//! let config = SessionConfig::builder("https://login.example.com", "my-app").store(store).build()?;
 //! let client = SessionClient::new(config).await?;
 //! client.login_with_browser(Default::default(), |url| { println!("open {url}"); Ok(()) },
 //!     std::time::Duration::from_secs(300)).await?;

@@ -21,7 +21,8 @@
 //!   hear of changes through the BroadcastChannel, so the generation counter is not used there.
 //!
 //! A holder that hangs makes the others give up after 15 seconds with a retryable error; they
-//! never go ahead without the lock.
+//! never write or refresh without the lock. Reads may go without it where nothing follows from
+//! them but a read: a start that restores a live record (`client.rs`) takes it unlocked.
 
 use crate::error::Error;
 use crate::runtime::BoxFuture;

@@ -11,7 +11,9 @@
 //! - After a refresh whose rotated token could not be written, the store holds a refresh token
 //!   that is spent. The turn then keeps the cross-context lock ([`Turn::keep_lock`]) until a
 //!   write succeeds, so no other context can read the spent token and replay it: they wait,
-//!   time out and retry later.
+//!   time out and retry later. (A start reads the record without the lock when it restores
+//!   live; it may then hold the spent token in memory, but sends nothing from it: a refresh
+//!   takes the lock and reads the store again first.)
 //! - Every write bumps the lock's generation counter; [`SharedStore::changed_elsewhere`]
 //!   compares it (at most every [`GENERATION_CHECK`]) so that a sign-out or refresh in another
 //!   process is noticed without a keystore read on the hot path.
@@ -110,6 +112,12 @@ impl SharedStore {
 
     pub(crate) fn describe(&self) -> String {
         self.store.describe()
+    }
+
+    /// Brings the store up to date with its backing storage without the lock (the browser's
+    /// mirror is reloaded from IndexedDB; elsewhere there is nothing to do).
+    pub(crate) async fn reload_unlocked(&self) -> Result<(), StoreError> {
+        self.lock.reload_store().await
     }
 
     /// Waits for this task's turn (in-process order only; see [`Turn::locked`]).

@@ -1,8 +1,8 @@
 //! [`KeyringStore`]: the OS keystore through `keyring-core`.
 //!
 //! Each value is one credential with service `sessionkit` (or the app's own service name) and
-//! the key as the user name. On Linux, [`KeyringStore::secret_service`] uses the desktop's
-//! Secret Service (GNOME Keyring, KWallet) over D-Bus, and
+//! the key as the user name. On Linux, `KeyringStore::secret_service` (the `secret-service`
+//! feature, on by default) uses the desktop's Secret Service (GNOME Keyring, KWallet) over D-Bus, and
 //! [`KeyringStore::keyutils_persistent`] the kernel's keyrings as `keyring-core` uses them (see
 //! there; [`KeyutilsStore`](super::KeyutilsStore) is the session keyring only). Other platforms'
 //! `keyring-core` stores are passed to [`KeyringStore::with_store`]; the Apple, Windows and

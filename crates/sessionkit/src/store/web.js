@@ -153,19 +153,21 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 // Seals `plaintext` under the database key with a fresh 96-bit IV; `aad` (the record's name)
 // binds the ciphertext to its slot, so records cannot be swapped. Stored: IV || ciphertext.
-// The key and the write come from one connection: if the database is deleted in between, the
-// write fails instead of landing in a new database that lacks the key, where the record could
-// never be opened. A connection closed before its close event arrived fails the write with
-// `InvalidStateError`: then once more from a fresh connection, key included.
+// The key and the write come from one connection, never retried on another: if the database is
+// deleted or cleared in between (its connections close), the write fails instead of landing in
+// a new database that lacks the key, where the record could never be opened; the session then
+// writes again later, after reading what the store holds now.
 export async function sealAndPut(name, slot, plaintext) {
   const db = await connection(name);
   try {
     await sealAndPutOn(db, slot, plaintext);
   } catch (error) {
-    if (!error || error.name !== 'InvalidStateError') throw error;
-    forgetters.get(db)?.();
-    db.close();
-    await sealAndPutOn(await connection(name), slot, plaintext);
+    // Closed, its close event not yet delivered: the next call opens afresh.
+    if (error && error.name === 'InvalidStateError') {
+      forgetters.get(db)?.();
+      db.close();
+    }
+    throw error;
   }
 }
 

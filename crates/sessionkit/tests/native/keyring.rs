@@ -2,14 +2,21 @@
 //! kernel's keyutils session keyring. scripts/test runs this binary inside both.
 
 use std::sync::Arc;
+#[cfg(feature = "secret-service")]
 use std::time::Duration;
 
+#[cfg(feature = "secret-service")]
+use sessionkit::SessionConfig;
+#[cfg(feature = "secret-service")]
 use sessionkit::http::HttpOptions;
-use sessionkit::store::{KeyringStore, KeyutilsStore, SecureStore};
-use sessionkit::{SessionClient, SessionConfig, SessionPolicy};
+#[cfg(feature = "secret-service")]
+use sessionkit::store::KeyringStore;
+use sessionkit::store::{KeyutilsStore, SecureStore};
+use sessionkit::{SessionClient, SessionPolicy};
 
 use crate::idp::{CLIENT_ID, Idp};
 
+#[cfg(feature = "secret-service")]
 fn require_session_bus() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
@@ -38,6 +45,7 @@ async fn sign_in_restore_and_sign_out(store: Arc<dyn SecureStore>) {
     assert!(third.status().is_none());
 }
 
+#[cfg(feature = "secret-service")]
 #[tokio::test]
 async fn secret_service_keeps_the_session_across_restarts() {
     require_session_bus();
@@ -98,10 +106,12 @@ fn keyctl(args: &[&str]) -> Option<String> {
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+#[cfg(feature = "secret-service")]
 fn lazy() -> SessionPolicy {
     SessionPolicy::builder().background_refresh(false).build().unwrap()
 }
 
+#[cfg(feature = "secret-service")]
 fn shared_config(issuer: &str, ca_pem: Vec<u8>, service: &str, lock_dir: &str) -> SessionConfig {
     let store = Arc::new(KeyringStore::secret_service(service).expect("the Secret Service is reachable"));
     SessionConfig::builder(issuer, CLIENT_ID)
@@ -114,11 +124,13 @@ fn shared_config(issuer: &str, ca_pem: Vec<u8>, service: &str, lock_dir: &str) -
 }
 
 /// FNV-1a of a token: lets the helper process report which token it got without printing it.
+#[cfg(feature = "secret-service")]
 fn fingerprint(token: &str) -> String {
     let hash = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("{hash:016x}")
 }
 
+#[cfg(feature = "secret-service")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_sharing_the_secret_service_refresh_once() {
     require_session_bus();
@@ -159,6 +171,7 @@ async fn two_processes_sharing_the_secret_service_refresh_once() {
     let _ = std::fs::remove_file(ca_file);
 }
 
+#[cfg(feature = "secret-service")]
 #[tokio::test]
 #[ignore = "the second process of two_processes_sharing_the_secret_service_refresh_once"]
 async fn helper_second_process() {

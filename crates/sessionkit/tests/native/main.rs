@@ -9,8 +9,6 @@ mod concurrency;
 mod dpop;
 mod failures;
 mod idp;
-// Built with the Secret Service (the default feature), as scripts/test runs it.
-#[cfg(feature = "secret-service")]
 mod keyring;
 mod lifecycle;
 mod startup;

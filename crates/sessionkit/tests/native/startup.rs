@@ -2,8 +2,8 @@
 //! the store alone (the provider's documents from their stored copies), then the documents are
 //! revalidated in the background; a provider that no longer validates loses the copies.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -88,9 +88,10 @@ async fn a_provider_that_no_longer_validates_loses_its_stored_copies() {
 /// A change made to the stored copies.
 type Edit = dyn Fn(&mut serde_json::Value);
 
-/// Rewrites the stored copies (`edit` gets their JSON: `discovery`, `jwks`, `fetched_at`).
+/// Rewrites the JSON stored under `slot`: the provider copies (`discovery`, `jwks`,
+/// `fetched_at`) or the session record.
 fn edit_copies(store: &MemoryStore, slot: &str, edit: impl FnOnce(&mut serde_json::Value)) {
-    let text = store.load(slot).unwrap().expect("the start stored its copies");
+    let text = store.load(slot).unwrap().expect("something is stored there");
     let mut copies: serde_json::Value = serde_json::from_str(text.expose()).unwrap();
     edit(&mut copies);
     store.save(slot, &sessionkit::Secret::new(copies.to_string())).unwrap();
@@ -184,17 +185,20 @@ struct CountingLock {
     inner: FileLock,
     held_elsewhere: bool,
     attempts: AtomicUsize,
+    /// Run at the first attempt, before the lock is granted: another context's last write.
+    before_granting: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl CountingLock {
     fn new(held_elsewhere: bool) -> Arc<Self> {
+        // FileLock creates the directory itself, private to the user.
         let dir = std::env::temp_dir().join(format!("sessionkit-startup-locks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let key = format!("counting-{held_elsewhere}");
         Arc::new(Self {
             inner: FileLock::new(Some(&dir), &key).unwrap(),
             held_elsewhere,
             attempts: AtomicUsize::new(0),
+            before_granting: Mutex::new(None),
         })
     }
 }
@@ -202,6 +206,9 @@ impl CountingLock {
 impl ContextLock for CountingLock {
     fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
+        if let Some(write) = self.before_granting.lock().unwrap().take() {
+            write();
+        }
         if self.held_elsewhere { Box::pin(std::future::pending()) } else { self.inner.acquire() }
     }
 }
@@ -257,4 +264,39 @@ async fn a_start_with_a_record_past_its_limit_ends_it_under_the_lock() {
     assert!(restarted.status().is_none(), "the session ended at the start");
     assert!(lock.attempts.load(Ordering::SeqCst) >= 1, "the end was decided and wiped under the lock");
     assert_eq!(stored_refresh_token(&store, &idp.issuer), None, "the record is wiped");
+}
+
+#[tokio::test]
+async fn a_start_decides_an_end_on_the_record_read_under_the_lock() {
+    let idp = Idp::start(60);
+    let policy = || {
+        SessionPolicy::builder()
+            .idle_timeout(Duration::from_secs(600))
+            .absolute_lifetime(Duration::from_secs(3600))
+            .build()
+            .unwrap()
+    };
+    let store = Arc::new(MemoryStore::new());
+    let first = SessionClient::new(idp.config(policy(), store.clone())).await.unwrap();
+    idp.login(&first).await;
+    drop(first);
+
+    // Eleven minutes later the stored activity is past the idle limit; but as the start takes
+    // the lock, another context writes the activity it just recorded. Decided on what the lock
+    // lets it read, the start keeps the session.
+    let ahead = Duration::from_secs(660);
+    let lock = CountingLock::new(false);
+    let (other, slot) = (store.clone(), format!("{}|{CLIENT_ID}", idp.issuer));
+    *lock.before_granting.lock().unwrap() = Some(Box::new(move || {
+        edit_copies(&other, &slot, |record| {
+            record["last_activity_at"] = json!(now_millis() + 660_000);
+            record["revision"] = json!(record["revision"].as_u64().unwrap() + 1);
+        });
+    }));
+    let config =
+        idp.config_builder(policy(), store.clone()).context_lock(lock.clone()).clock(Arc::new(Ahead(ahead))).build();
+    let restarted = SessionClient::new(config.unwrap()).await.unwrap();
+    assert_eq!(lock.attempts.load(Ordering::SeqCst), 1);
+    assert!(restarted.status().is_some(), "ended on the record read before the lock");
+    assert!(stored_refresh_token(&store, &idp.issuer).is_some(), "nothing wiped");
 }
