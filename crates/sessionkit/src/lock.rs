@@ -16,8 +16,10 @@
 //!   read (8 bytes, no keystore access) to notice a sign-out or a refresh elsewhere quickly.
 //! - in the browser, a Web Lock named after the store key, released by the browser when a tab
 //!   closes. Because the browser store ([`WebStore`](crate::store::WebStore)) reads from a
-//!   mirror, the lock keeps it honest: right after taking it the mirror is reloaded from
-//!   IndexedDB, and it is released only once this tab's writes have landed there. Other tabs
+//!   mirror, the lock keeps it honest: right after taking it the turn reloads the mirror from
+//!   IndexedDB (`Turn::locked`, through `SecureStore::reload`), every write under it is
+//!   flushed and checked before it goes (`Turn::save`), and it is released only once this
+//!   tab's writes have landed there. Other tabs
 //!   hear of changes through the BroadcastChannel, so the generation counter is not used there.
 //!
 //! A holder that hangs makes the others give up after 15 seconds with a retryable error; they
@@ -26,7 +28,6 @@
 
 use crate::error::Error;
 use crate::runtime::BoxFuture;
-use crate::store::StoreError;
 
 /// How long to wait for another context's turn.
 pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -58,11 +59,6 @@ pub trait ContextLock: Send + Sync + 'static {
     /// at most every quarter second. A change means another context wrote the store.
     fn generation(&self) -> u64 {
         0
-    }
-
-    /// Brings a store that mirrors its backing storage up to date (the browser's).
-    fn reload_store(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async { Ok(()) })
     }
 }
 
@@ -428,7 +424,7 @@ mod web {
     use super::{ContextLock, HeldLock, LockGuard};
     use crate::error::Error;
     use crate::runtime::BoxFuture;
-    use crate::store::{StoreError, WebStore};
+    use crate::store::WebStore;
 
     /// How long to wait for another tab's turn, in milliseconds.
     const LOCK_TIMEOUT_MS: u32 = 15_000;
@@ -468,8 +464,7 @@ mod web {
     }
 
     impl ContextLock for WebLock {
-        /// Takes the lock (waiting up to 15 s), then reloads the store from IndexedDB: without a
-        /// fresh view, this tab could spend a refresh token another tab already rotated.
+        /// Takes the lock, waiting up to 15 s (the turn then reloads the store's mirror).
         fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>> {
             Box::pin(async move {
                 let release =
@@ -479,18 +474,7 @@ mod web {
                             retry_after: None,
                         }
                     })?;
-                let lock: LockGuard = Box::new(HeldWebLock { release: Some(release), store: self.store.clone() });
-                self.reload_store().await.map_err(|e| crate::error::store(&e))?;
-                Ok(lock)
-            })
-        }
-
-        fn reload_store(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-            Box::pin(async move {
-                match &self.store {
-                    Some(store) => store.reload().await,
-                    None => Ok(()),
-                }
+                Ok(Box::new(HeldWebLock { release: Some(release), store: self.store.clone() }) as LockGuard)
             })
         }
     }

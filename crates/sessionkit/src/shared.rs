@@ -117,7 +117,7 @@ impl SharedStore {
     /// Brings the store up to date with its backing storage without the lock (the browser's
     /// mirror is reloaded from IndexedDB; elsewhere there is nothing to do).
     pub(crate) async fn reload_unlocked(&self) -> Result<(), StoreError> {
-        self.lock.reload_store().await
+        self.store.reload().await
     }
 
     /// Waits for this task's turn (in-process order only; see [`Turn::locked`]).
@@ -172,10 +172,14 @@ impl<'a> Turn<'a> {
         &self.shared.slots
     }
 
-    /// Takes the cross-context lock for the rest of this turn, if it is not held already.
+    /// Takes the cross-context lock for the rest of this turn, if it is not held already, and
+    /// then brings a mirroring store (the browser's) up to date: without a fresh view, this
+    /// context could spend a refresh token another one already rotated.
     pub(crate) async fn locked(&mut self) -> Result<(), Error> {
         if self.held.guard.is_none() {
-            self.held.guard = Some(self.shared.lock.acquire().await?);
+            let guard = self.shared.lock.acquire().await?;
+            self.shared.store.reload().await.map_err(|e| crate::error::store(&e))?;
+            self.held.guard = Some(guard);
         }
         Ok(())
     }
@@ -220,10 +224,13 @@ impl<'a> Turn<'a> {
     }
 
     /// Writes `key`. The cross-context lock must be held ([`locked`](Self::locked)).
+    /// Durable when it returns `Ok` (a store writing in the background is flushed and asked
+    /// whether the write landed): the lock may then go.
     pub(crate) async fn save(&mut self, key: &str, value: Secret) -> Result<(), StoreError> {
         self.require_lock()?;
         let key = key.to_owned();
         call(&self.shared.store, move |s| s.save(&key, &value)).await?;
+        self.shared.store.flush().await?;
         self.bump();
         Ok(())
     }
@@ -231,9 +238,11 @@ impl<'a> Turn<'a> {
     /// Deletes `key`. The session record is deleted only under the cross-context lock, after
     /// reading it (the wipe in `actions.rs`), so a later sign-in elsewhere is never deleted;
     /// the other slots (revocations, a pending sign-in) need no lock.
+    /// Durable when it returns `Ok`, as [`save`](Self::save).
     pub(crate) async fn delete(&mut self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         call(&self.shared.store, move |s| s.delete(&key)).await?;
+        self.shared.store.flush().await?;
         self.bump();
         Ok(())
     }

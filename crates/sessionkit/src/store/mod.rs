@@ -104,4 +104,17 @@ pub trait SecureStore: Send + Sync + 'static {
     fn may_block(&self) -> bool {
         true
     }
+
+    /// For a store that reads from a mirror of its backing storage (the browser's): brings the
+    /// mirror up to date, so that what other contexts wrote is seen. Others: nothing to do.
+    fn reload(&self) -> crate::runtime::BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// For a store that writes in the background (the browser's): waits until every write
+    /// accepted so far is durable, and reports one that failed. Others: nothing to do (their
+    /// writes are durable when `save` or `delete` returns).
+    fn flush(&self) -> crate::runtime::BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -4,13 +4,18 @@
 //!
 //! The client's store calls are synchronous, IndexedDB and WebCrypto are not; so the store
 //! keeps an in-memory mirror that reads come from, and applies writes to IndexedDB in order,
-//! one after the other, in the background. Two points need the disk, not the mirror, and get it:
-//! - the cross-tab refresh lock ([`crate::lock`]) reloads the mirror right after taking the lock
-//!   (to see a token another tab rotated) and lets go only once this tab's writes are on disk;
-//! - [`WebStore::reload`] for a tab told by another that the session changed.
+//! one after the other, in the background. The points that need the disk, not the mirror, get
+//! it through the two `SecureStore` methods this store gives meaning to:
+//! - `reload` (the mirror replaced with what IndexedDB holds): right after the cross-tab lock is
+//!   taken (to see a token another tab rotated), before a start restores a record without the
+//!   lock, and for a tab told by another that the session changed;
+//! - `flush` (every write so far on disk, and a failed one reported): after each write made
+//!   under the lock, so that the lock goes only once the write landed. A write that failed
+//!   leaves the lock held and the session retrying, never a spent refresh token on disk for
+//!   another tab to replay.
 //!
-//! A write that fails in the background is reported by the next `save` (as `Unavailable`, so
-//! the session retries and keeps its tokens in memory). A record that no longer opens (its key
+//! A background write that fails is reported by `flush`, else by the next `save` (as
+//! `Unavailable`, so the session retries and keeps its tokens in memory). A record that no longer opens (its key
 //! was evicted or the record altered) reads as absent: a clean signed-out start.
 
 use std::collections::HashMap;
@@ -20,6 +25,7 @@ use sessionkit_core::Secret;
 use wasm_bindgen::prelude::*;
 
 use super::{SecureStore, StoreError};
+use crate::runtime::BoxFuture;
 
 /// The largest record accepted (session records are a few KB).
 const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -138,26 +144,6 @@ impl WebStore {
     pub async fn flushed(&self) {
         self.shared.flushed().await;
     }
-
-    /// Replaces the mirror with what IndexedDB holds now (after this store's own writes have
-    /// landed): what other tabs wrote becomes visible. Records that do not open read as absent.
-    pub async fn reload(&self) -> Result<(), StoreError> {
-        // Bounded: a write queued while reading makes the snapshot stale; read again.
-        for _ in 0..3 {
-            let queued_before = self.shared.state().queued;
-            self.shared.flushed().await;
-            let entries = load_all(&self.shared.database).await.map_err(|e| {
-                StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
-            })?;
-            let mirror = parse_entries(&entries);
-            let mut state = self.shared.state();
-            if state.queued == queued_before {
-                state.mirror = mirror;
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `[[slot, plaintext | null], ...]` from `loadAll`, as a map; unreadable records are left out.
@@ -188,6 +174,43 @@ pub(crate) fn describe_js_error(error: &JsValue) -> String {
 }
 
 impl SecureStore for WebStore {
+    /// Replaces the mirror with what IndexedDB holds now (after this store's own writes have
+    /// landed): what other tabs wrote becomes visible. Records that do not open read as absent.
+    fn reload(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            // Bounded: a write queued while reading makes the snapshot stale; read again.
+            for _ in 0..3 {
+                let queued_before = self.shared.state().queued;
+                self.shared.flushed().await;
+                let entries = load_all(&self.shared.database).await.map_err(|e| {
+                    StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
+                })?;
+                let mirror = parse_entries(&entries);
+                let mut state = self.shared.state();
+                if state.queued == queued_before {
+                    state.mirror = mirror;
+                    return Ok(());
+                }
+            }
+            // The mirror stays as it was, which may miss what other tabs wrote: not a reload.
+            Err(StoreError::Unavailable(
+                "IndexedDB could not be read while this tab kept writing to it; try again".into(),
+            ))
+        })
+    }
+
+    /// Waits until every write accepted so far is in IndexedDB; reports the first that failed
+    /// since the last report (then the next `save` does not report it again).
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.shared.flushed().await;
+            match self.shared.state().failed.take() {
+                Some(reason) => Err(StoreError::Unavailable(format!("a write to IndexedDB failed: {reason}"))),
+                None => Ok(()),
+            }
+        })
+    }
+
     fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
         Ok(self.shared.state().mirror.get(key).cloned())
     }

@@ -58,6 +58,19 @@ extern "C" {
     fn set_open_timeout_for_tests(ms: u32);
 }
 
+/// Closes the connection that blocked a deletion (`hold_open`), and waits for the deletion
+/// (`start_deletion`) to complete.
+async fn let_the_deletion_through(stuck: &JsValue, blocked: &JsValue) {
+    js_sys::Reflect::get(stuck, &"close".into())
+        .ok()
+        .and_then(|close| close.dyn_into::<js_sys::Function>().ok())
+        .expect("close")
+        .call0(stuck)
+        .expect("closed");
+    let deletion = js_sys::Reflect::get(blocked, &"done".into()).expect("done");
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(deletion)).await.expect("deleted");
+}
+
 const PLAINTEXT: &str = "refresh-token-7f3a9c-plaintext-marker";
 
 async fn store_with_record() -> (String, Arc<WebStore>) {
@@ -179,18 +192,32 @@ async fn an_open_that_never_settles_fails_in_time_and_the_next_call_opens_afresh
     }
     // The stuck context lets go: the deletion completes, and the store opens the database afresh
     // (the timed-out open is not waited on again).
-    js_sys::Reflect::get(&stuck, &"close".into())
-        .ok()
-        .and_then(|close| close.dyn_into::<js_sys::Function>().ok())
-        .expect("close")
-        .call0(&stuck)
-        .expect("closed");
-    let deletion = js_sys::Reflect::get(&blocked, &"done".into()).expect("done");
-    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(deletion)).await.expect("deleted");
+    let_the_deletion_through(&stuck, &blocked).await;
     store.reload().await.expect("opens again");
     assert!(store.load("session").expect("load").is_none(), "the deletion removed the record");
     store.save("session", &Secret::new("again".into())).expect("saved");
     store.flushed().await;
     assert!(store.shared.state().failed.is_none(), "the write landed");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_write_that_fails_in_the_background_is_reported_by_flush() {
+    let (db, store) = store_with_record().await;
+    assert_eq!(store.flush().await, Ok(()), "the first write landed");
+    // The next write cannot reach IndexedDB: its open waits behind a deletion that another
+    // context blocks, and gives up.
+    let stuck = hold_open(&db).await;
+    let blocked = start_deletion(&db).await;
+    set_open_timeout_for_tests(300);
+    store.save("session", &Secret::new("second".into())).expect("accepted into the mirror");
+    let flushed = store.flush().await;
+    set_open_timeout_for_tests(10_000);
+    match flushed {
+        Err(StoreError::Unavailable(reason)) => assert!(reason.contains("TimeoutError"), "{reason}"),
+        other => panic!("expected the failed write to be reported, got {other:?}"),
+    }
+    assert_eq!(store.flush().await, Ok(()), "reported once");
+    let_the_deletion_through(&stuck, &blocked).await;
     delete_db(&db).await;
 }

@@ -137,7 +137,7 @@ async fn two_processes_sharing_the_secret_service_refresh_once() {
     let idp = Idp::start(2);
     let service = format!("sessionkit-two-processes-{}", std::process::id());
     let lock_dir = std::env::temp_dir().join(format!("sessionkit-two-processes-{}", std::process::id()));
-    std::fs::create_dir_all(&lock_dir).unwrap();
+    // FileLock creates the directory itself, private to the user (0700 whatever the umask).
     let lock_dir = lock_dir.to_str().unwrap().to_owned();
     let ca_file = std::env::temp_dir().join(format!("sessionkit-two-processes-{}.pem", std::process::id()));
     std::fs::write(&ca_file, &idp.ca_pem).unwrap();

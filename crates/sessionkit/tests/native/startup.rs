@@ -190,10 +190,11 @@ struct CountingLock {
 }
 
 impl CountingLock {
-    fn new(held_elsewhere: bool) -> Arc<Self> {
+    /// `test`: a name of its own for the lock file, so that tests running at once do not share it.
+    fn new(test: &str, held_elsewhere: bool) -> Arc<Self> {
         // FileLock creates the directory itself, private to the user.
         let dir = std::env::temp_dir().join(format!("sessionkit-startup-locks-{}", std::process::id()));
-        let key = format!("counting-{held_elsewhere}");
+        let key = format!("{test}-{held_elsewhere}");
         Arc::new(Self {
             inner: FileLock::new(Some(&dir), &key).unwrap(),
             held_elsewhere,
@@ -228,7 +229,7 @@ async fn a_start_with_a_live_record_does_not_wait_for_the_lock() {
     let idp = Idp::start(60);
     let store = signed_in_store(&idp).await;
     // Another context holds the lock (say, in the middle of a refresh on a slow network).
-    let lock = CountingLock::new(true);
+    let lock = CountingLock::new("live", true);
     let config =
         idp.config_builder(SessionPolicy::default(), store.clone()).context_lock(lock.clone()).build().unwrap();
     let restarted = tokio::time::timeout(Duration::from_secs(10), SessionClient::new(config))
@@ -253,7 +254,7 @@ async fn a_start_with_a_record_past_its_limit_ends_it_under_the_lock() {
     assert!(stored_refresh_token(&store, &idp.issuer).is_some());
 
     // Eleven minutes later: the absolute lifetime has passed.
-    let lock = CountingLock::new(false);
+    let lock = CountingLock::new("past-limit", false);
     let config = idp
         .config_builder(policy(), store.clone())
         .context_lock(lock.clone())
@@ -270,9 +271,11 @@ async fn a_start_with_a_record_past_its_limit_ends_it_under_the_lock() {
 async fn a_start_decides_an_end_on_the_record_read_under_the_lock() {
     let idp = Idp::start(60);
     let policy = || {
+        // No refresh of its own (the token expired meanwhile): the lock is taken for the start only.
         SessionPolicy::builder()
             .idle_timeout(Duration::from_secs(600))
             .absolute_lifetime(Duration::from_secs(3600))
+            .background_refresh(false)
             .build()
             .unwrap()
     };
@@ -285,7 +288,7 @@ async fn a_start_decides_an_end_on_the_record_read_under_the_lock() {
     // the lock, another context writes the activity it just recorded. Decided on what the lock
     // lets it read, the start keeps the session.
     let ahead = Duration::from_secs(660);
-    let lock = CountingLock::new(false);
+    let lock = CountingLock::new("decided-under-lock", false);
     let (other, slot) = (store.clone(), format!("{}|{CLIENT_ID}", idp.issuer));
     *lock.before_granting.lock().unwrap() = Some(Box::new(move || {
         edit_copies(&other, &slot, |record| {
