@@ -75,6 +75,9 @@ pub(crate) struct SharedStore {
 struct Held {
     guard: Option<LockGuard>,
     keep: bool,
+    /// A write failed under the held lock: a mirroring store's view is ahead of its storage
+    /// and is reloaded before the next look under the lock.
+    reload_needed: bool,
 }
 
 /// This task's turn at the store (see the module guide). Dropping it lets the next task in,
@@ -144,6 +147,14 @@ impl SharedStore {
         call(&self.store, move |s| s.save(&key, &value)).await
     }
 
+    /// Notes that another context changed the store and this one could not read it yet (the
+    /// browser's tabs say so on their channel): [`changed_elsewhere`](Self::changed_elsewhere)
+    /// holds until a read of the session record succeeds.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
     /// Whether another context has written the store since this one last read the session
     /// record (cheap: the lock's counter, at most every [`GENERATION_CHECK`] of `monotonic`
     /// time). Once a change is seen, it stays seen until a read of the record succeeds.
@@ -180,6 +191,10 @@ impl<'a> Turn<'a> {
             let guard = self.shared.lock.acquire().await?;
             self.shared.store.reload().await.map_err(|e| crate::error::store(&e))?;
             self.held.guard = Some(guard);
+            self.held.reload_needed = false;
+        } else if self.held.reload_needed {
+            self.shared.store.reload().await.map_err(|e| crate::error::store(&e))?;
+            self.held.reload_needed = false;
         }
         Ok(())
     }
@@ -228,11 +243,9 @@ impl<'a> Turn<'a> {
     /// whether the write landed): the lock may then go.
     pub(crate) async fn save(&mut self, key: &str, value: Secret) -> Result<(), StoreError> {
         self.require_lock()?;
-        let key = key.to_owned();
-        call(&self.shared.store, move |s| s.save(&key, &value)).await?;
-        self.shared.store.flush().await?;
-        self.bump();
-        Ok(())
+        let slot = key.to_owned();
+        let saved = call(&self.shared.store, move |s| s.save(&slot, &value)).await;
+        self.durable(key, saved).await
     }
 
     /// Deletes `key`. The session record is deleted only under the cross-context lock, after
@@ -240,11 +253,23 @@ impl<'a> Turn<'a> {
     /// the other slots (revocations, a pending sign-in) need no lock.
     /// Durable when it returns `Ok`, as [`save`](Self::save).
     pub(crate) async fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        call(&self.shared.store, move |s| s.delete(&key)).await?;
-        self.shared.store.flush().await?;
-        self.bump();
-        Ok(())
+        let slot = key.to_owned();
+        let deleted = call(&self.shared.store, move |s| s.delete(&slot)).await;
+        self.durable(key, deleted).await
+    }
+
+    /// After a write to `key`: waits until it is durable; a failure leaves the store's view to
+    /// be reloaded before the next look under the lock.
+    async fn durable(&mut self, key: &str, written: Result<(), StoreError>) -> Result<(), StoreError> {
+        let result = match written {
+            Ok(()) => self.shared.store.flush(key).await,
+            Err(error) => Err(error),
+        };
+        match &result {
+            Ok(()) => self.bump(),
+            Err(_) => self.held.reload_needed = true,
+        }
+        result
     }
 
     fn require_lock(&self) -> Result<(), StoreError> {

@@ -112,9 +112,10 @@ pub trait SecureStore: Send + Sync + 'static {
     }
 
     /// For a store that writes in the background (the browser's): waits until every write
-    /// accepted so far is durable, and reports one that failed. Others: nothing to do (their
-    /// writes are durable when `save` or `delete` returns).
-    fn flush(&self) -> crate::runtime::BoxFuture<'_, Result<(), StoreError>> {
+    /// accepted so far is durable, and reports whether the last write to `key` failed. Others:
+    /// nothing to do (their writes are durable when `save` or `delete` returns). A store that
+    /// wraps another passes `reload` and `flush` through.
+    fn flush<'a>(&'a self, _key: &'a str) -> crate::runtime::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -9,13 +9,13 @@
 //! - `reload` (the mirror replaced with what IndexedDB holds): right after the cross-tab lock is
 //!   taken (to see a token another tab rotated), before a start restores a record without the
 //!   lock, and for a tab told by another that the session changed;
-//! - `flush` (every write so far on disk, and a failed one reported): after each write made
+//! - `flush` (every write so far on disk, and the slot's failed one reported): after each write made
 //!   under the lock, so that the lock goes only once the write landed. A write that failed
 //!   leaves the lock held and the session retrying, never a spent refresh token on disk for
 //!   another tab to replay.
 //!
-//! A background write that fails is reported by `flush`, else by the next `save` (as
-//! `Unavailable`, so the session retries and keeps its tokens in memory). A record that no longer opens (its key
+//! A background write that fails is reported by `flush` for its slot (as `Unavailable`, so the
+//! session retries and keeps its tokens in memory) until a later write to the slot lands. A record that no longer opens (its key
 //! was evicted or the record altered) reads as absent: a clean signed-out start.
 
 use std::collections::HashMap;
@@ -70,8 +70,8 @@ struct State {
     mirror: HashMap<String, Secret>,
     /// The sequence number of the last write queued.
     queued: u64,
-    /// Why the last background write failed, until the next `save` reports it.
-    failed: Option<String>,
+    /// Per slot, why its last background write failed (until a later write to it lands).
+    failed: HashMap<String, String>,
 }
 
 enum Write {
@@ -95,14 +95,19 @@ impl Shared {
         wasm_bindgen_futures::spawn_local(async move {
             let mut written = shared.written.subscribe();
             let _ = written.wait_for(|done| *done + 1 >= sequence).await;
-            let result = match &write {
-                Write::Put(slot, value) => seal_and_put(&shared.database, slot, value.expose()).await,
-                Write::Delete(slot) => remove(&shared.database, slot).await,
+            let (slot, result) = match &write {
+                Write::Put(slot, value) => (slot, seal_and_put(&shared.database, slot, value.expose()).await),
+                Write::Delete(slot) => (slot, remove(&shared.database, slot).await),
             };
-            if let Err(error) = result {
-                let reason = describe_js_error(&error);
-                tracing::warn!(%reason, "a write to IndexedDB failed; the session stays in memory");
-                shared.state().failed = Some(reason);
+            match result {
+                Ok(()) => {
+                    shared.state().failed.remove(slot);
+                }
+                Err(error) => {
+                    let reason = describe_js_error(&error);
+                    tracing::warn!(%reason, "a write to IndexedDB failed; the session stays in memory");
+                    shared.state().failed.insert(slot.clone(), reason);
+                }
             }
             shared.written.send_modify(|done| *done = (*done).max(sequence));
         });
@@ -199,12 +204,12 @@ impl SecureStore for WebStore {
         })
     }
 
-    /// Waits until every write accepted so far is in IndexedDB; reports the first that failed
-    /// since the last report (then the next `save` does not report it again).
-    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+    /// Waits until every write accepted so far is in IndexedDB (or has failed); reports a
+    /// failure of the last write to `key`, the slot's own (another slot's does not count).
+    fn flush<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.shared.flushed().await;
-            match self.shared.state().failed.take() {
+            match self.shared.state().failed.get(key) {
                 Some(reason) => Err(StoreError::Unavailable(format!("a write to IndexedDB failed: {reason}"))),
                 None => Ok(()),
             }
@@ -219,13 +224,7 @@ impl SecureStore for WebStore {
         if value.len() > MAX_VALUE_BYTES {
             return Err(StoreError::TooLarge);
         }
-        {
-            let mut state = self.shared.state();
-            if let Some(reason) = state.failed.take() {
-                return Err(StoreError::Unavailable(format!("an earlier write to IndexedDB failed: {reason}")));
-            }
-            state.mirror.insert(key.to_owned(), value.clone());
-        }
+        self.shared.state().mirror.insert(key.to_owned(), value.clone());
         self.shared.enqueue(Write::Put(key.to_owned(), value.clone()));
         Ok(())
     }

@@ -197,27 +197,32 @@ async fn an_open_that_never_settles_fails_in_time_and_the_next_call_opens_afresh
     assert!(store.load("session").expect("load").is_none(), "the deletion removed the record");
     store.save("session", &Secret::new("again".into())).expect("saved");
     store.flushed().await;
-    assert!(store.shared.state().failed.is_none(), "the write landed");
+    assert_eq!(store.flush("session").await, Ok(()), "the write landed");
     delete_db(&db).await;
 }
 
 #[wasm_bindgen_test]
-async fn a_write_that_fails_in_the_background_is_reported_by_flush() {
+async fn a_write_that_fails_in_the_background_is_reported_by_flush_for_its_slot() {
     let (db, store) = store_with_record().await;
-    assert_eq!(store.flush().await, Ok(()), "the first write landed");
+    assert_eq!(store.flush("session").await, Ok(()), "the first write landed");
     // The next write cannot reach IndexedDB: its open waits behind a deletion that another
     // context blocks, and gives up.
     let stuck = hold_open(&db).await;
     let blocked = start_deletion(&db).await;
     set_open_timeout_for_tests(300);
     store.save("session", &Secret::new("second".into())).expect("accepted into the mirror");
-    let flushed = store.flush().await;
+    let flushed = store.flush("session").await;
     set_open_timeout_for_tests(10_000);
     match flushed {
         Err(StoreError::Unavailable(reason)) => assert!(reason.contains("TimeoutError"), "{reason}"),
         other => panic!("expected the failed write to be reported, got {other:?}"),
     }
-    assert_eq!(store.flush().await, Ok(()), "reported once");
+    assert_eq!(store.flush("other").await, Ok(()), "another slot's failure is not this one's");
+    assert!(store.flush("session").await.is_err(), "reported until a write to the slot lands");
     let_the_deletion_through(&stuck, &blocked).await;
+    store.save("session", &Secret::new("third".into())).expect("accepted");
+    assert_eq!(store.flush("session").await, Ok(()), "landed in the recreated database");
+    store.reload().await.expect("reads");
+    assert_eq!(store.load("session").expect("load").expect("present").expose(), "third");
     delete_db(&db).await;
 }

@@ -1,11 +1,14 @@
 //! Faults injected between the client and the real provider: tampered answers are refused
 //! with typed errors, transient failures keep the session, a lost rotation ends cleanly.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use sessionkit::store::MemoryStore;
-use sessionkit::{Error, SessionClient, SessionPolicy};
+use sessionkit::lock::{ContextLock, HeldLock, LockGuard};
+use sessionkit::store::{MemoryStore, SecureStore, StoreError};
+use sessionkit::{BoxFuture, Error, Secret, SessionClient, SessionPolicy};
 
 use crate::idp::{Idp, stored_refresh_token};
 
@@ -274,6 +277,95 @@ async fn a_store_that_cannot_be_written_during_a_refresh_keeps_the_session_and_c
     }
     assert!(caught_up, "the rotated token reached the store once it could be written");
     assert!(client.status().is_some());
+}
+
+/// A store that writes in the background, as the browser's does: `save` is accepted at once
+/// and `flush` says whether the write landed. While `lost` is set, writes do not land.
+#[derive(Default)]
+struct BackgroundStore {
+    disk: MemoryStore,
+    lost: AtomicBool,
+}
+
+impl SecureStore for BackgroundStore {
+    fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
+        self.disk.load(key)
+    }
+    fn save(&self, key: &str, value: &Secret) -> Result<(), StoreError> {
+        if self.lost.load(Ordering::SeqCst) { Ok(()) } else { self.disk.save(key, value) }
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        if self.lost.load(Ordering::SeqCst) { Ok(()) } else { self.disk.delete(key) }
+    }
+    fn describe(&self) -> String {
+        "background writes".into()
+    }
+    fn may_block(&self) -> bool {
+        false
+    }
+    fn flush<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let lost = self.lost.load(Ordering::SeqCst);
+        Box::pin(
+            async move { if lost { Err(StoreError::Unavailable("the write did not land".into())) } else { Ok(()) } },
+        )
+    }
+}
+
+/// A cross-context lock that says whether it is held.
+#[derive(Default)]
+struct TrackingLock(Arc<AtomicBool>);
+
+struct Tracked(Arc<AtomicBool>);
+
+impl HeldLock for Tracked {}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl ContextLock for TrackingLock {
+    fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>> {
+        let held = self.0.clone();
+        Box::pin(async move {
+            assert!(!held.swap(true, Ordering::SeqCst), "taken while held: one context only here");
+            Ok(Box::new(Tracked(held)) as LockGuard)
+        })
+    }
+}
+
+/// The browser's case: the rotated refresh token's write is accepted, then does not land. The
+/// store still holds the spent token, so the lock stays held (no other context may read and
+/// replay it) until the write is retried and lands.
+#[tokio::test]
+async fn a_rotated_token_whose_write_does_not_land_keeps_the_lock_until_it_does() {
+    let idp = Idp::start(2);
+    let store = Arc::new(BackgroundStore::default());
+    let lock = Arc::new(TrackingLock::default());
+    let config = idp.config_builder(lazy(), store.clone()).context_lock(lock.clone()).build().unwrap();
+    let client = SessionClient::new(config).await.unwrap();
+    idp.login(&client).await;
+    assert!(!lock.0.load(Ordering::SeqCst), "let go once the sign-in is stored");
+    let before = stored_refresh_token(&store.disk, &idp.issuer).unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.lost.store(true, Ordering::SeqCst);
+    client.access_token().await.expect("the refresh works; only the write is lost");
+    assert_eq!(stored_refresh_token(&store.disk, &idp.issuer).unwrap(), before, "the spent token is on disk");
+    assert!(lock.0.load(Ordering::SeqCst), "the lock is kept while the store holds a spent token");
+    store.lost.store(false, Ordering::SeqCst);
+    // The write is retried by the timer; the lock goes once it landed.
+    let mut caught_up = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !lock.0.load(Ordering::SeqCst) {
+            caught_up = true;
+            break;
+        }
+    }
+    assert!(caught_up, "the lock was let go after the retried write");
+    assert_ne!(stored_refresh_token(&store.disk, &idp.issuer).unwrap(), before, "the rotated token landed");
+    assert_eq!(idp.call_api(&client).await, 200);
 }
 
 #[tokio::test]
