@@ -52,11 +52,11 @@ impl Tabs {
                 let Some(inner) = inner.upgrade() else { return };
                 match kind.as_deref() {
                     Some(CHANGED) => wasm_bindgen_futures::spawn_local(async move {
-                        // A store that cannot be read now is read again at the next call: until
-                        // then the hot path hands out nothing (another tab may have signed out).
-                        if inner.sync_shared().await.is_err() {
-                            inner.shared.mark_stale();
-                        }
+                        // Stale until a read of the record succeeds (this sync's, or a later
+                        // call's): meanwhile the hot path hands out nothing, since another tab
+                        // may have signed out.
+                        inner.shared.mark_stale();
+                        let _ = inner.sync_shared().await;
                     }),
                     Some(ACTIVITY) => wasm_bindgen_futures::spawn_local(async move { inner.note_activity().await }),
                     _ => {}

@@ -279,23 +279,46 @@ async fn a_store_that_cannot_be_written_during_a_refresh_keeps_the_session_and_c
     assert!(client.status().is_some());
 }
 
-/// A store that writes in the background, as the browser's does: `save` is accepted at once
-/// and `flush` says whether the write landed. While `lost` is set, writes do not land.
+/// A store that writes in the background, as the browser's does: reads come from a view that
+/// `save` and `delete` update at once, the writes reach the disk behind it, `flush` says whether
+/// they landed and `reload` replaces the view with the disk. While `lost` is set, writes do not
+/// reach the disk.
 #[derive(Default)]
 struct BackgroundStore {
+    view: MemoryStore,
     disk: MemoryStore,
     lost: AtomicBool,
+    /// Whether the last write of each slot was lost.
+    failed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Every slot written.
+    slots: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl BackgroundStore {
+    fn land(&self, key: &str, write: impl FnOnce(&MemoryStore) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.slots.lock().unwrap().insert(key.to_owned());
+        let mut failed = self.failed.lock().unwrap();
+        if self.lost.load(Ordering::SeqCst) {
+            failed.insert(key.to_owned());
+        } else {
+            write(&self.disk)?;
+            failed.remove(key);
+        }
+        Ok(())
+    }
 }
 
 impl SecureStore for BackgroundStore {
     fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
-        self.disk.load(key)
+        self.view.load(key)
     }
     fn save(&self, key: &str, value: &Secret) -> Result<(), StoreError> {
-        if self.lost.load(Ordering::SeqCst) { Ok(()) } else { self.disk.save(key, value) }
+        self.view.save(key, value)?;
+        self.land(key, |disk| disk.save(key, value))
     }
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        if self.lost.load(Ordering::SeqCst) { Ok(()) } else { self.disk.delete(key) }
+        self.view.delete(key)?;
+        self.land(key, |disk| disk.delete(key))
     }
     fn describe(&self) -> String {
         "background writes".into()
@@ -303,17 +326,40 @@ impl SecureStore for BackgroundStore {
     fn may_block(&self) -> bool {
         false
     }
-    fn flush<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        let lost = self.lost.load(Ordering::SeqCst);
+    fn reload(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let slots: Vec<String> = self.slots.lock().unwrap().iter().cloned().collect();
+            for key in slots {
+                match self.disk.load(&key)? {
+                    Some(value) => self.view.save(&key, &value)?,
+                    None => self.view.delete(&key)?,
+                }
+            }
+            Ok(())
+        })
+    }
+    fn flush<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let lost = self.failed.lock().unwrap().contains(key);
         Box::pin(
             async move { if lost { Err(StoreError::Unavailable("the write did not land".into())) } else { Ok(()) } },
         )
     }
 }
 
-/// A cross-context lock that says whether it is held.
+/// A cross-context lock that says whether it is held, and whether it was ever asked for while
+/// held (one context only here: that would be a bug).
 #[derive(Default)]
-struct TrackingLock(Arc<AtomicBool>);
+struct TrackingLock {
+    held: Arc<AtomicBool>,
+    overlap: AtomicBool,
+}
+
+impl TrackingLock {
+    fn held(&self) -> bool {
+        assert!(!self.overlap.load(Ordering::SeqCst), "the lock was asked for while held");
+        self.held.load(Ordering::SeqCst)
+    }
+}
 
 struct Tracked(Arc<AtomicBool>);
 
@@ -327,12 +373,23 @@ impl Drop for Tracked {
 
 impl ContextLock for TrackingLock {
     fn acquire(&self) -> BoxFuture<'_, Result<LockGuard, Error>> {
-        let held = self.0.clone();
-        Box::pin(async move {
-            assert!(!held.swap(true, Ordering::SeqCst), "taken while held: one context only here");
-            Ok(Box::new(Tracked(held)) as LockGuard)
-        })
+        if self.held.swap(true, Ordering::SeqCst) {
+            self.overlap.store(true, Ordering::SeqCst);
+        }
+        let held = self.held.clone();
+        Box::pin(async move { Ok(Box::new(Tracked(held)) as LockGuard) })
     }
+}
+
+/// Polls `done` every 250 ms, for 15 s at most.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..60 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    done()
 }
 
 /// The browser's case: the rotated refresh token's write is accepted, then does not land. The
@@ -346,26 +403,45 @@ async fn a_rotated_token_whose_write_does_not_land_keeps_the_lock_until_it_does(
     let config = idp.config_builder(lazy(), store.clone()).context_lock(lock.clone()).build().unwrap();
     let client = SessionClient::new(config).await.unwrap();
     idp.login(&client).await;
-    assert!(!lock.0.load(Ordering::SeqCst), "let go once the sign-in is stored");
+    assert!(!lock.held(), "let go once the sign-in is stored");
     let before = stored_refresh_token(&store.disk, &idp.issuer).unwrap();
     tokio::time::sleep(Duration::from_millis(2200)).await;
     store.lost.store(true, Ordering::SeqCst);
     client.access_token().await.expect("the refresh works; only the write is lost");
     assert_eq!(stored_refresh_token(&store.disk, &idp.issuer).unwrap(), before, "the spent token is on disk");
-    assert!(lock.0.load(Ordering::SeqCst), "the lock is kept while the store holds a spent token");
+    assert!(lock.held(), "the lock is kept while the store holds a spent token");
     store.lost.store(false, Ordering::SeqCst);
-    // The write is retried by the timer; the lock goes once it landed.
-    let mut caught_up = false;
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if !lock.0.load(Ordering::SeqCst) {
-            caught_up = true;
-            break;
-        }
-    }
-    assert!(caught_up, "the lock was let go after the retried write");
+    // The write is retried (by the session's persistence retries); the lock goes once it landed.
+    assert!(eventually(|| !lock.held()).await, "the lock was let go after the retried write");
     assert_ne!(stored_refresh_token(&store.disk, &idp.issuer).unwrap(), before, "the rotated token landed");
     assert_eq!(idp.call_api(&client).await, 200);
+}
+
+/// Then a sign-out whose wipe does not land either, under the kept lock: the retried wipe looks
+/// at the disk, not at the store's view (which already shows the record gone), and the lock goes
+/// only once the record is really deleted.
+#[tokio::test]
+async fn a_wipe_that_does_not_land_under_a_kept_lock_is_retried_against_the_disk() {
+    let idp = Idp::start(2);
+    let store = Arc::new(BackgroundStore::default());
+    let lock = Arc::new(TrackingLock::default());
+    let config = idp.config_builder(lazy(), store.clone()).context_lock(lock.clone()).build().unwrap();
+    let client = SessionClient::new(config).await.unwrap();
+    idp.login(&client).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.lost.store(true, Ordering::SeqCst);
+    client.access_token().await.expect("the refresh works; only the write is lost");
+    assert!(lock.held(), "kept: a spent token on disk");
+    let _ = client.logout().await; // the wipe does not land: reported, retried
+    assert!(client.status().is_none(), "signed out here at once");
+    assert!(stored_refresh_token(&store.disk, &idp.issuer).is_some(), "the record is still on disk");
+    assert!(lock.held(), "still kept: the disk still holds the spent token");
+    store.lost.store(false, Ordering::SeqCst);
+    assert!(
+        eventually(|| stored_refresh_token(&store.disk, &idp.issuer).is_none()).await,
+        "the retried wipe deleted the record on disk"
+    );
+    assert!(eventually(|| !lock.held()).await, "then the lock went");
 }
 
 #[tokio::test]
