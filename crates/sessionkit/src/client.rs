@@ -489,22 +489,29 @@ impl SessionClient {
     async fn restore(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let mut turn = inner.shared.turn().await;
-        // A record that restores live is taken as read, without the cross-context lock: nothing
-        // will be written or wiped from it, and a start does not wait for another context's
-        // refresh (a refresh takes the lock and reads the store again before sending, so a
-        // refresh token another context is rotating is never sent from here). The browser's
-        // mirror is reloaded first: it may be older than a sign-out in another tab, and this
-        // tab hears of later ones (it joined the tabs' channel before this point).
-        let reloaded = inner.shared.reload_unlocked().await;
-        if reloaded.is_ok()
-            && let Ok(Some(record)) = turn.load(&inner.shared.slots.session).await
-            && let now = inner.now()
-            && inner.session().restores_live(record.expose().as_bytes(), now)
+        // An empty store, or a record that restores live, is taken as read, without the
+        // cross-context lock: nothing will be written or wiped from it, and a start does not
+        // wait for another context's refresh (a refresh takes the lock and reads the store again
+        // before sending, so a refresh token another context is rotating is never sent from
+        // here). The browser's mirror is reloaded first: it may be older than a sign-out in
+        // another tab, and this tab hears of later ones (it joined the tabs' channel before
+        // this point).
+        if inner.shared.reload_unlocked().await.is_ok()
+            && let Ok(stored) = turn.load(&inner.shared.slots.session).await
         {
-            let restored = inner.session().restore(record.expose().as_bytes(), now);
-            debug_assert!(restored.is_ok(), "a record that restores live restores");
-            inner.process(&mut turn).await;
-            return Ok(());
+            let now = inner.now();
+            let live = match &stored {
+                None => true,
+                Some(record) => inner.session().restores_live(record.expose().as_bytes(), now),
+            };
+            if live {
+                if let Some(record) = stored {
+                    let restored = inner.session().restore(record.expose().as_bytes(), now);
+                    debug_assert!(restored.is_ok(), "a record that restores live restores");
+                }
+                inner.process(&mut turn).await;
+                return Ok(());
+            }
         }
         // Under the lock: a limit found reached on this record ends the session, and the wipe
         // that follows must find the same record (not one another process wrote since).

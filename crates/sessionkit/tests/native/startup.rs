@@ -241,6 +241,20 @@ async fn a_start_with_a_live_record_does_not_wait_for_the_lock() {
 }
 
 #[tokio::test]
+async fn a_signed_out_start_does_not_wait_for_the_lock() {
+    let idp = Idp::start(60);
+    let lock = CountingLock::new("signed-out", true);
+    let store = Arc::new(MemoryStore::new());
+    let config = idp.config_builder(SessionPolicy::default(), store).context_lock(lock.clone()).build().unwrap();
+    let started = tokio::time::timeout(Duration::from_secs(10), SessionClient::new(config))
+        .await
+        .expect("the start waited for the lock")
+        .unwrap();
+    assert!(started.status().is_none());
+    assert_eq!(lock.attempts.load(Ordering::SeqCst), 0, "the lock was not even asked for");
+}
+
+#[tokio::test]
 async fn a_start_with_a_record_past_its_limit_ends_it_under_the_lock() {
     let idp = Idp::start(60);
     let policy = || {
