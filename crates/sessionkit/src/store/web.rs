@@ -9,14 +9,15 @@
 //! - `reload` (the mirror replaced with what IndexedDB holds): right after the cross-tab lock is
 //!   taken (to see a token another tab rotated), before a start restores a record without the
 //!   lock, and for a tab told by another that the session changed;
-//! - `flush` (every write so far on disk, and the slot's failed one reported): after each write made
-//!   under the lock, so that the lock goes only once the write landed. A write that failed
+//! - `flush` (every write so far on disk, and the slot's failed one reported): after each write
+//!   made under the lock, so that the lock goes only once the write landed. A write that failed
 //!   leaves the lock held and the session retrying, never a spent refresh token on disk for
 //!   another tab to replay.
 //!
 //! A background write that fails is reported by `flush` for its slot (as `Unavailable`, so the
-//! session retries and keeps its tokens in memory) until a later write to the slot lands. A record that no longer opens (its key
-//! was evicted or the record altered) reads as absent: a clean signed-out start.
+//! session retries and keeps its tokens in memory) until a later write to the slot lands. A
+//! record that no longer opens (its key was evicted or the record altered) reads as absent: a
+//! clean signed-out start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
