@@ -448,7 +448,9 @@ impl SessionClient {
     }
 
     /// The access token if it is fresh now, without suspending (no I/O); null when
-    /// [`access_token`](Self::access_token) must refresh first. The cheap call for hot paths.
+    /// [`access_token`](Self::access_token) must be awaited (a refresh is due, or another
+    /// process changed the session and this one has not read it yet). The cheap call for hot
+    /// paths.
     pub fn fresh_access_token(&self) -> Option<String> {
         // Handed to the app, whose job is to put it in an Authorization header.
         self.inner.fresh_access_token().map(|token| token.expose().to_owned())

@@ -99,7 +99,11 @@ export class SessionKit {
   isRedirectCallback(url?: string): boolean;
   handleRedirectCallback(url?: string): Promise<void>;
   getAccessToken(): Promise<string>;
-  /** The token if it is fresh now, synchronously; null when `getAccessToken()` must be awaited. */
+  /**
+   * The token if it is fresh now, synchronously; null when `getAccessToken()` must be awaited:
+   * a refresh is due, or another tab changed the session a moment ago and this one has not read
+   * it yet (a millisecond or two).
+   */
   freshAccessToken(): string | null;
   /**
    * `fetch` with the token (and a DPoP proof when the session is DPoP-bound, sent once more if the

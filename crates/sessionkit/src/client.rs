@@ -237,7 +237,7 @@ impl SessionClient {
         // Bounded: a refresh or a sync that succeeds yields an answer on the next pass.
         for _ in 0..3 {
             if self.inner.shared.changed_elsewhere(self.inner.now().monotonic) {
-                self.inner.sync().await?;
+                self.inner.sync_if_stale().await?;
             }
             match self.inner.token_answer() {
                 TokenAnswer::Token(token) => return Ok(token),
@@ -608,7 +608,21 @@ impl Inner {
     /// Reads the shared record under the lock and lets the core adopt what another context
     /// wrote (or decide a pending idle end on the shared activity); performs what follows.
     pub(crate) async fn sync(&self) -> Result<StoreChange, Error> {
+        self.sync_with(false).await
+    }
+
+    /// As [`sync`](Self::sync), for a caller that saw a change elsewhere: skipped if, once this
+    /// task has the turn, another read has caught up (after one change, a burst of calls makes
+    /// one read under the lock, not one each).
+    async fn sync_if_stale(&self) -> Result<(), Error> {
+        self.sync_with(true).await.map(|_| ())
+    }
+
+    async fn sync_with(&self, only_if_stale: bool) -> Result<StoreChange, Error> {
         let mut turn = self.shared.turn().await;
+        if only_if_stale && !self.shared.is_stale() {
+            return Ok(StoreChange::Unchanged);
+        }
         turn.locked().await?;
         let stored = turn.load(&self.shared.slots.session).await.map_err(|e| error::store(&e))?;
         let bytes = stored.as_ref().map(|record| record.expose().as_bytes());

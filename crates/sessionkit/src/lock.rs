@@ -23,8 +23,9 @@
 //!   hear of changes through the BroadcastChannel, so the generation counter is not used there.
 //!
 //! A holder that hangs makes the others give up after 15 seconds with a retryable error; they
-//! never write or refresh without the lock. Reads may go without it where nothing follows from
-//! them but a read: a start that restores a live record (`client.rs`) takes it unlocked.
+//! never write or refresh without the lock (the provider's public documents aside). Reads may go
+//! without it where nothing follows from them but a read: a start that finds an empty store or
+//! a record that restores live (`client.rs`) reads it unlocked.
 
 use crate::error::Error;
 use crate::runtime::BoxFuture;

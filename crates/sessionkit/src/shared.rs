@@ -11,9 +11,9 @@
 //! - After a refresh whose rotated token could not be written, the store holds a refresh token
 //!   that is spent. The turn then keeps the cross-context lock ([`Turn::keep_lock`]) until a
 //!   write succeeds, so no other context can read the spent token and replay it: they wait,
-//!   time out and retry later. (A start reads the record without the lock when it restores
-//!   live; it may then hold the spent token in memory, but sends nothing from it: a refresh
-//!   takes the lock and reads the store again first.)
+//!   time out and retry later. (A start reads the store without the lock when it is empty or
+//!   the record restores live; it may then hold the spent token in memory, but sends nothing
+//!   from it: a refresh takes the lock and reads the store again first.)
 //! - Every write bumps the lock's generation counter; [`SharedStore::changed_elsewhere`]
 //!   compares it (at most every [`GENERATION_CHECK`]) so that a sign-out or refresh in another
 //!   process is noticed without a keystore read on the hot path.
@@ -153,6 +153,12 @@ impl SharedStore {
     #[cfg(target_arch = "wasm32")]
     pub(crate) fn mark_stale(&self) {
         self.stale.store(true, Ordering::Release);
+    }
+
+    /// Whether a change elsewhere was seen and no read of the session record has succeeded
+    /// since (no glance at the counter: see [`changed_elsewhere`](Self::changed_elsewhere)).
+    pub(crate) fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
     }
 
     /// Whether another context has written the store since this one last read the session

@@ -10,9 +10,9 @@
 //!   taken (to see a token another tab rotated), before a start restores a record without the
 //!   lock, and for a tab told by another that the session changed;
 //! - `flush` (every write so far on disk, and the slot's failed one reported): after each write
-//!   made under the lock, so that the lock goes only once the write landed. A write that failed
-//!   leaves the lock held and the session retrying, never a spent refresh token on disk for
-//!   another tab to replay.
+//!   made under the lock, so that the lock goes only once the write landed. A refreshed token
+//!   whose write failed keeps the lock held and the session retrying, never a spent refresh
+//!   token on disk for another tab to replay (other failed writes are retried as well).
 //!
 //! A background write that fails is reported by `flush` for its slot (as `Unavailable`, so the
 //! session retries and keeps its tokens in memory) until a later write to the slot lands. A

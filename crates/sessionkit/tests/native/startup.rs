@@ -212,6 +212,10 @@ impl ContextLock for CountingLock {
         }
         if self.held_elsewhere { Box::pin(std::future::pending()) } else { self.inner.acquire() }
     }
+
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
 }
 
 /// The system clock, `ahead` in the future (wall and monotonic alike).
@@ -316,4 +320,42 @@ async fn a_start_decides_an_end_on_the_record_read_under_the_lock() {
     assert_eq!(lock.attempts.load(Ordering::SeqCst), 1);
     assert!(restarted.status().is_some(), "ended on the record read before the lock");
     assert!(stored_refresh_token(&store, &idp.issuer).is_some(), "nothing wiped");
+}
+
+/// After one change elsewhere, a burst of token calls makes one read under the lock, not one
+/// each: the first adopts the change, the others find it adopted once they have the turn.
+#[tokio::test]
+async fn a_burst_of_calls_after_a_change_elsewhere_reads_the_store_once() {
+    let idp = Idp::start(60);
+    let store = Arc::new(MemoryStore::new());
+    let first_lock = CountingLock::new("burst", false);
+    let first = SessionClient::new(
+        idp.config_builder(SessionPolicy::default(), store.clone()).context_lock(first_lock).build().unwrap(),
+    )
+    .await
+    .unwrap();
+    idp.login(&first).await;
+    // Another process on the same store and lock file (the same generation counter).
+    let other_lock = CountingLock::new("burst", false);
+    let other = SessionClient::new(
+        idp.config_builder(SessionPolicy::default(), store.clone()).context_lock(other_lock.clone()).build().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(other.fresh_access_token().is_some());
+    assert_eq!(other_lock.attempts.load(Ordering::SeqCst), 0);
+
+    first.logout().await.unwrap();
+    // The hot path looks at the lock's counter at most every 250 ms (`fresh_access_token` above
+    // just did): past that, the sign-out elsewhere is seen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let other = other.clone();
+        calls.spawn(async move { other.access_token().await });
+    }
+    while let Some(answer) = calls.join_next().await {
+        assert!(answer.unwrap().is_err(), "the sign-out elsewhere is adopted by every call");
+    }
+    assert_eq!(other_lock.attempts.load(Ordering::SeqCst), 1, "one read under the lock for the burst");
 }
