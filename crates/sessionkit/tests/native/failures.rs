@@ -267,14 +267,7 @@ async fn a_store_that_cannot_be_written_during_a_refresh_keeps_the_session_and_c
     assert_eq!(stored_refresh_token(&store, &idp.issuer).unwrap(), before, "the write has not happened yet");
     store.set_writes_fail(false);
     // The write is retried by the timer.
-    let mut caught_up = false;
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if stored_refresh_token(&store, &idp.issuer).is_some_and(|rt| rt != before) {
-            caught_up = true;
-            break;
-        }
-    }
+    let caught_up = eventually(|| stored_refresh_token(&store, &idp.issuer).is_some_and(|rt| rt != before)).await;
     assert!(caught_up, "the rotated token reached the store once it could be written");
     assert!(client.status().is_some());
 }
@@ -392,22 +385,33 @@ async fn eventually(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// A session signed in on a [`BackgroundStore`] under a [`TrackingLock`] (access tokens of 2 s).
+async fn signed_in_on_a_background_store(idp: &Idp) -> (SessionClient, Arc<BackgroundStore>, Arc<TrackingLock>) {
+    let store = Arc::new(BackgroundStore::default());
+    let lock = Arc::new(TrackingLock::default());
+    let config = idp.config_builder(lazy(), store.clone()).context_lock(lock.clone()).build().unwrap();
+    let client = SessionClient::new(config).await.unwrap();
+    idp.login(&client).await;
+    (client, store, lock)
+}
+
+/// Once the token is due, a refresh whose rotated token's write is lost.
+async fn refresh_with_its_write_lost(client: &SessionClient, store: &BackgroundStore) {
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.lost.store(true, Ordering::SeqCst);
+    client.access_token().await.expect("the refresh works; only the write is lost");
+}
+
 /// The browser's case: the rotated refresh token's write is accepted, then does not land. The
 /// store still holds the spent token, so the lock stays held (no other context may read and
 /// replay it) until the write is retried and lands.
 #[tokio::test]
 async fn a_rotated_token_whose_write_does_not_land_keeps_the_lock_until_it_does() {
     let idp = Idp::start(2);
-    let store = Arc::new(BackgroundStore::default());
-    let lock = Arc::new(TrackingLock::default());
-    let config = idp.config_builder(lazy(), store.clone()).context_lock(lock.clone()).build().unwrap();
-    let client = SessionClient::new(config).await.unwrap();
-    idp.login(&client).await;
+    let (client, store, lock) = signed_in_on_a_background_store(&idp).await;
     assert!(!lock.held(), "let go once the sign-in is stored");
     let before = stored_refresh_token(&store.disk, &idp.issuer).unwrap();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    store.lost.store(true, Ordering::SeqCst);
-    client.access_token().await.expect("the refresh works; only the write is lost");
+    refresh_with_its_write_lost(&client, &store).await;
     assert_eq!(stored_refresh_token(&store.disk, &idp.issuer).unwrap(), before, "the spent token is on disk");
     assert!(lock.held(), "the lock is kept while the store holds a spent token");
     store.lost.store(false, Ordering::SeqCst);
@@ -423,14 +427,8 @@ async fn a_rotated_token_whose_write_does_not_land_keeps_the_lock_until_it_does(
 #[tokio::test]
 async fn a_wipe_that_does_not_land_under_a_kept_lock_is_retried_against_the_disk() {
     let idp = Idp::start(2);
-    let store = Arc::new(BackgroundStore::default());
-    let lock = Arc::new(TrackingLock::default());
-    let config = idp.config_builder(lazy(), store.clone()).context_lock(lock.clone()).build().unwrap();
-    let client = SessionClient::new(config).await.unwrap();
-    idp.login(&client).await;
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    store.lost.store(true, Ordering::SeqCst);
-    client.access_token().await.expect("the refresh works; only the write is lost");
+    let (client, store, lock) = signed_in_on_a_background_store(&idp).await;
+    refresh_with_its_write_lost(&client, &store).await;
     assert!(lock.held(), "kept: a spent token on disk");
     let _ = client.logout().await; // the wipe does not land: reported, retried
     assert!(client.status().is_none(), "signed out here at once");
