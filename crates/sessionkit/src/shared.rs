@@ -16,7 +16,10 @@
 //!   from it: a refresh takes the lock and reads the store again first.)
 //! - Every write bumps the lock's generation counter; [`SharedStore::changed_elsewhere`]
 //!   compares it (at most every [`GENERATION_CHECK`]) so that a sign-out or refresh in another
-//!   process is noticed without a keystore read on the hot path.
+//!   process is noticed without a keystore read on the hot path. In the browser, tabs announce
+//!   changes on their channel instead (`SharedStore::mark_stale`); the hot path then hands
+//!   out nothing until the record is read from a view of the store reloaded after the
+//!   announcement (a reload begun before it may miss the change).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -67,6 +70,12 @@ pub(crate) struct SharedStore {
     /// A change elsewhere was noticed and no read of the session record has succeeded since:
     /// the hot path hands out nothing until one does.
     stale: AtomicBool,
+    /// How many changes other contexts announced ([`mark_stale`](Self::mark_stale)), and how
+    /// many of them the store's view had been asked to include when it was last reloaded. A
+    /// read clears `stale` only from a view reloaded after every announcement: a snapshot begun
+    /// before one may miss the change it announces.
+    announced: AtomicU64,
+    reloaded_for: AtomicU64,
     /// When (monotonic) the hot path last looked at the counter.
     checked_at: Mutex<Option<Duration>>,
 }
@@ -109,6 +118,8 @@ impl SharedStore {
             turn: tokio::sync::Mutex::new(Held::default()),
             seen_generation: AtomicU64::new(0),
             stale: AtomicBool::new(false),
+            announced: AtomicU64::new(0),
+            reloaded_for: AtomicU64::new(0),
             checked_at: Mutex::new(None),
         }
     }
@@ -120,7 +131,20 @@ impl SharedStore {
     /// Brings the store up to date with its backing storage without the lock (the browser's
     /// mirror is reloaded from IndexedDB; elsewhere there is nothing to do).
     pub(crate) async fn reload_unlocked(&self) -> Result<(), StoreError> {
-        self.store.reload().await
+        self.reload().await
+    }
+
+    /// Brings the store's view up to date, noting which announced changes it includes.
+    async fn reload(&self) -> Result<(), StoreError> {
+        let announced = self.announced.load(Ordering::Acquire);
+        self.store.reload().await?;
+        self.reloaded_for.store(announced, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether a change was announced after the store's view was last reloaded.
+    fn view_predates_an_announcement(&self) -> bool {
+        self.announced.load(Ordering::Acquire) != self.reloaded_for.load(Ordering::Acquire)
     }
 
     /// Waits for this task's turn (in-process order only; see [`Turn::locked`]).
@@ -149,9 +173,10 @@ impl SharedStore {
 
     /// Notes that another context changed the store and this one could not read it yet (the
     /// browser's tabs say so on their channel): [`changed_elsewhere`](Self::changed_elsewhere)
-    /// holds until a read of the session record succeeds.
-    #[cfg(target_arch = "wasm32")]
+    /// holds until a read of the session record succeeds from a view reloaded after this call.
+    #[cfg(any(target_arch = "wasm32", test))]
     pub(crate) fn mark_stale(&self) {
+        self.announced.fetch_add(1, Ordering::AcqRel);
         self.stale.store(true, Ordering::Release);
     }
 
@@ -191,15 +216,17 @@ impl<'a> Turn<'a> {
 
     /// Takes the cross-context lock for the rest of this turn, if it is not held already, and
     /// then brings a mirroring store (the browser's) up to date: without a fresh view, this
-    /// context could spend a refresh token another one already rotated.
+    /// context could spend a refresh token another one already rotated. With the lock already
+    /// held, the view is reloaded if a write of ours failed or another context announced a
+    /// change since the last reload.
     pub(crate) async fn locked(&mut self) -> Result<(), Error> {
         if self.held.guard.is_none() {
             let guard = self.shared.lock.acquire().await?;
-            self.shared.store.reload().await.map_err(|e| crate::error::store(&e))?;
+            self.shared.reload().await.map_err(|e| crate::error::store(&e))?;
             self.held.guard = Some(guard);
             self.held.reload_needed = false;
-        } else if self.held.reload_needed {
-            self.shared.store.reload().await.map_err(|e| crate::error::store(&e))?;
+        } else if self.held.reload_needed || self.shared.view_predates_an_announcement() {
+            self.shared.reload().await.map_err(|e| crate::error::store(&e))?;
             self.held.reload_needed = false;
         }
         Ok(())
@@ -230,8 +257,9 @@ impl<'a> Turn<'a> {
     }
 
     /// Reads `key`. A successful read of the session record marks every write before it as
-    /// seen (the counter is taken before the read, so a write during it shows as a change);
-    /// a failed one, or a read of another slot, marks nothing.
+    /// seen (the counter is taken before the read, so a write during it shows as a change) and
+    /// clears `stale`, unless the view it read from predates a change announced since; a failed
+    /// read, or a read of another slot, marks nothing.
     pub(crate) async fn load(&mut self, key: &str) -> Result<Option<Secret>, StoreError> {
         let session_slot = key == self.shared.slots.session;
         let generation = self.shared.lock.generation();
@@ -239,7 +267,9 @@ impl<'a> Turn<'a> {
         let loaded = call(&self.shared.store, move |s| s.load(&key)).await;
         if session_slot && loaded.is_ok() {
             self.shared.seen_generation.store(generation, Ordering::Release);
-            self.shared.stale.store(false, Ordering::Release);
+            if !self.shared.view_predates_an_announcement() {
+                self.shared.stale.store(false, Ordering::Release);
+            }
         }
         loaded
     }
@@ -308,3 +338,7 @@ impl Drop for Turn<'_> {
         }
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[path = "shared_tests.rs"]
+mod tests;
