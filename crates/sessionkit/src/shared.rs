@@ -70,7 +70,7 @@ pub(crate) struct SharedStore {
     /// A change elsewhere was noticed and no read of the session record has succeeded since:
     /// the hot path hands out nothing until one does.
     stale: AtomicBool,
-    /// How many changes other contexts announced ([`mark_stale`](Self::mark_stale)), and how
+    /// How many changes other contexts announced (`mark_stale`), and how
     /// many of them the store's view had been asked to include when it was last reloaded. A
     /// read clears `stale` only from a view reloaded after every announcement: a snapshot begun
     /// before one may miss the change it announces.

@@ -73,6 +73,10 @@ struct State {
     queued: u64,
     /// Per slot, why its last background write failed (until a later write to it lands).
     failed: HashMap<String, String>,
+    /// While reloads are under way: the slots written, by sequence number. A write queued
+    /// after a reload began may be missing from its snapshot; the mirror's value is kept.
+    reloads: usize,
+    written_during_reload: Vec<(u64, String)>,
 }
 
 enum Write {
@@ -90,7 +94,14 @@ impl Shared {
         let sequence = {
             let mut state = self.state();
             state.queued += 1;
-            state.queued
+            let sequence = state.queued;
+            if state.reloads > 0 {
+                let slot = match &write {
+                    Write::Put(slot, _) | Write::Delete(slot) => slot.clone(),
+                };
+                state.written_during_reload.push((sequence, slot));
+            }
+            sequence
         };
         let shared = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -119,6 +130,42 @@ impl Shared {
         let target = self.state().queued;
         let mut written = self.written.subscribe();
         let _ = written.wait_for(|done| *done >= target).await;
+    }
+}
+
+/// A reload under way: while one is, writes note their slot (see `State::reloads`). Ended
+/// explicitly, or on drop if the reload was abandoned.
+struct Reloading<'a> {
+    shared: &'a Shared,
+    queued_before: u64,
+    ended: bool,
+}
+
+impl<'a> Reloading<'a> {
+    fn begin(shared: &'a Shared) -> Self {
+        let mut state = shared.state();
+        state.reloads += 1;
+        Self { shared, queued_before: state.queued, ended: false }
+    }
+
+    fn end(mut self, state: &mut State) {
+        self.ended = true;
+        Self::leave(state);
+    }
+
+    fn leave(state: &mut State) {
+        state.reloads -= 1;
+        if state.reloads == 0 {
+            state.written_during_reload.clear();
+        }
+    }
+}
+
+impl Drop for Reloading<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            Self::leave(&mut self.shared.state());
+        }
     }
 }
 
@@ -182,26 +229,32 @@ pub(crate) fn describe_js_error(error: &JsValue) -> String {
 impl SecureStore for WebStore {
     /// Replaces the mirror with what IndexedDB holds now (after this store's own writes have
     /// landed): what other tabs wrote becomes visible. Records that do not open read as absent.
+    /// A slot this tab wrote while the snapshot was read keeps the mirror's (newer) value.
     fn reload(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            // Bounded: a write queued while reading makes the snapshot stale; read again.
-            for _ in 0..3 {
-                let queued_before = self.shared.state().queued;
-                self.shared.flushed().await;
-                let entries = load_all(&self.shared.database).await.map_err(|e| {
-                    StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
-                })?;
-                let mirror = parse_entries(&entries);
-                let mut state = self.shared.state();
-                if state.queued == queued_before {
-                    state.mirror = mirror;
-                    return Ok(());
-                }
+            let reloading = Reloading::begin(&self.shared);
+            self.shared.flushed().await;
+            let entries = load_all(&self.shared.database).await;
+            let mut state = self.shared.state();
+            let written_since: Vec<String> = state
+                .written_during_reload
+                .iter()
+                .filter(|(sequence, _)| *sequence > reloading.queued_before)
+                .map(|(_, slot)| slot.clone())
+                .collect();
+            reloading.end(&mut state);
+            let entries = entries.map_err(|e| {
+                StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
+            })?;
+            let mut mirror = parse_entries(&entries);
+            for slot in written_since {
+                match state.mirror.get(&slot) {
+                    Some(value) => mirror.insert(slot, value.clone()),
+                    None => mirror.remove(&slot),
+                };
             }
-            // The mirror stays as it was, which may miss what other tabs wrote: not a reload.
-            Err(StoreError::Unavailable(
-                "IndexedDB could not be read while this tab kept writing to it; try again".into(),
-            ))
+            state.mirror = mirror;
+            Ok(())
         })
     }
 

@@ -34,6 +34,7 @@ export function startDeletion(db) {
   return new Promise((ok) => { r.onblocked = () => ok({ done }); });
 }
 export function uniqueName(prefix) { return prefix + '-' + crypto.randomUUID(); }
+export function pause(ms) { return new Promise((ok) => setTimeout(ok, ms)); }
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = rawRecord)]
@@ -50,6 +51,7 @@ extern "C" {
     async fn hold_open(db: &str) -> JsValue;
     #[wasm_bindgen(js_name = startDeletion)]
     async fn start_deletion(db: &str) -> JsValue;
+    async fn pause(ms: u32) -> JsValue;
 }
 
 #[wasm_bindgen(module = "/src/store/web.js")]
@@ -224,5 +226,46 @@ async fn a_write_that_fails_in_the_background_is_reported_by_flush_for_its_slot(
     assert_eq!(store.flush("session").await, Ok(()), "landed in the recreated database");
     store.reload().await.expect("reads");
     assert_eq!(store.load("session").expect("load").expect("present").expose(), "third");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_while_this_tab_keeps_writing_succeeds_and_keeps_the_newer_writes() {
+    let (db, store) = store_with_record().await;
+    let other_tab = WebStore::open(&db).await.expect("a second store on the database");
+    other_tab.save("theirs", &Secret::new("from another tab".into())).expect("saved");
+    other_tab.flushed().await;
+
+    // Writes keep coming (to one slot, and a deletion of another) while the reload reads.
+    let reloading = std::cell::Cell::new(true);
+    let mut last = String::new();
+    let (reloaded, ()) = tokio::join!(
+        async {
+            let reloaded = store.reload().await;
+            reloading.set(false);
+            reloaded
+        },
+        async {
+            for round in 0..200 {
+                if !reloading.get() {
+                    break;
+                }
+                last = format!("write {round}");
+                store.save("mine", &Secret::new(last.clone())).expect("accepted");
+                store.delete("session").expect("accepted");
+                pause(1).await;
+            }
+        }
+    );
+    reloaded.expect("a reload does not give up while this tab writes");
+    assert!(last.starts_with("write "), "no write was made during the reload");
+    assert_eq!(store.load("mine").expect("load").expect("kept").expose(), last, "the newest write kept");
+    assert_eq!(store.load("session").expect("load"), None, "the deletion kept");
+    assert_eq!(store.load("theirs").expect("load").expect("seen").expose(), "from another tab");
+
+    store.flushed().await;
+    let reopened = WebStore::open(&db).await.expect("reopened");
+    assert_eq!(reopened.load("mine").expect("load").expect("on disk").expose(), last);
+    assert_eq!(reopened.load("session").expect("load"), None);
     delete_db(&db).await;
 }
