@@ -65,7 +65,8 @@ fn policy(config: &JsValue) -> Result<SessionPolicy, Error> {
             "required" => sessionkit::DpopPolicy::Required,
             other => {
                 return Err(misconfigured(format!(
-                    "config.dpop must be 'off', 'whenSupported' or 'required', not {other:?}"
+                    "config.dpop must be 'off', 'whenSupported' or 'required', not '{}'",
+                    other.escape_debug()
                 )));
             }
         };

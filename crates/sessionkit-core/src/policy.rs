@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::time::plain_duration;
+
 pub use crate::oidc::dpop::DpopPolicy;
 
 /// The largest clock leeway accepted: beyond this, token times stop meaning anything.
@@ -33,7 +35,7 @@ pub enum PolicyError {
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
     /// The idle timeout was longer than the absolute lifetime, so it could never apply.
-    #[error("idle timeout ({idle:?}) must not exceed the absolute lifetime ({absolute:?})")]
+    #[error("the idle timeout ({}) must not be longer than the absolute lifetime ({}): shorten it, or lengthen the lifetime", plain_duration(*.idle), plain_duration(*.absolute))]
     IdleExceedsAbsolute {
         /// The idle timeout asked for.
         idle: Duration,
@@ -41,7 +43,7 @@ pub enum PolicyError {
         absolute: Duration,
     },
     /// The warning would fire as soon as the user stopped interacting, or never before the end.
-    #[error("warning lead ({warning:?}) must be shorter than the idle timeout ({idle:?})")]
+    #[error("the warning lead ({}) must be shorter than the idle timeout ({}): shorten the warning lead", plain_duration(*.warning), plain_duration(*.idle))]
     WarningNotBeforeIdle {
         /// The warning lead asked for.
         warning: Duration,
@@ -49,10 +51,10 @@ pub enum PolicyError {
         idle: Duration,
     },
     /// The clock leeway was above [`MAX_CLOCK_LEEWAY`].
-    #[error("clock leeway ({0:?}) must be at most 5 minutes")]
+    #[error("the clock leeway ({}) must be at most 5 minutes", plain_duration(*.0))]
     LeewayTooLarge(Duration),
     /// The refresh lead was not shorter than the absolute lifetime.
-    #[error("refresh lead ({lead:?}) must be shorter than the absolute lifetime ({absolute:?})")]
+    #[error("the refresh lead ({}) must be shorter than the absolute lifetime ({}): shorten the refresh lead", plain_duration(*.lead), plain_duration(*.absolute))]
     RefreshLeadTooLong {
         /// The refresh lead asked for.
         lead: Duration,
@@ -209,6 +211,22 @@ mod tests {
         assert_eq!(policy, SessionPolicy::default());
         assert_eq!(policy.idle_timeout(), 15 * MIN);
         assert_eq!(policy.absolute_lifetime(), 8 * 60 * MIN);
+    }
+
+    #[test]
+    fn refusals_name_the_values_in_plain_words() {
+        let refused =
+            SessionPolicy::builder().idle_timeout(10 * MIN).absolute_lifetime(5 * MIN).warning_lead(MIN).build();
+        assert_eq!(
+            refused.expect_err("refused").to_string(),
+            "the idle timeout (10 minutes) must not be longer than the absolute lifetime (5 minutes): shorten it, or \
+             lengthen the lifetime"
+        );
+        let refused = SessionPolicy::builder().clock_leeway(Duration::from_secs(301)).build();
+        assert_eq!(
+            refused.expect_err("refused").to_string(),
+            "the clock leeway (301 seconds) must be at most 5 minutes"
+        );
     }
 
     #[test]

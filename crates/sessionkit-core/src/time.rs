@@ -81,6 +81,19 @@ pub(crate) fn duration_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A duration as people read it in a message: "15 minutes", "90 seconds", "250 ms".
+pub(crate) fn plain_duration(duration: Duration) -> String {
+    let millis = duration_millis(duration);
+    let unit = |count: u64, one: &str| if count == 1 { format!("1 {one}") } else { format!("{count} {one}s") };
+    match millis {
+        0 => "0 seconds".to_owned(),
+        m if m % 3_600_000 == 0 => unit(m / 3_600_000, "hour"),
+        m if m % 60_000 == 0 => unit(m / 60_000, "minute"),
+        m if m % 1_000 == 0 => unit(m / 1_000, "second"),
+        m => format!("{m} ms"),
+    }
+}
+
 /// One reading of the driver's clocks, taken at the same moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Now {
@@ -157,6 +170,23 @@ impl ClockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let cases = [
+            (Duration::ZERO, "0 seconds"),
+            (Duration::from_millis(250), "250 ms"),
+            (Duration::from_millis(1500), "1500 ms"),
+            (Duration::from_secs(1), "1 second"),
+            (Duration::from_secs(90), "90 seconds"),
+            (Duration::from_secs(60), "1 minute"),
+            (Duration::from_secs(15 * 60), "15 minutes"),
+            (Duration::from_secs(8 * 3600), "8 hours"),
+        ];
+        for (duration, text) in cases {
+            assert_eq!(plain_duration(duration), text);
+        }
+    }
 
     fn at(wall_secs: u64, mono_secs: u64) -> Now {
         Now::new(UnixTime::from_secs(wall_secs), Duration::from_secs(mono_secs))

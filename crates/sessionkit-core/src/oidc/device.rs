@@ -375,7 +375,7 @@ mod tests {
     fn unusable_poll_answers_end_the_flow_with_their_cause() {
         let now = UnixTime::from_secs(10);
         for (response, cause) in [
-            (HttpResponse::new(200, br#"{"access_token":"a","token_type":"MAC"}"#.to_vec()), "token type"),
+            (HttpResponse::new(200, br#"{"access_token":"a","token_type":"MAC"}"#.to_vec()), "of type 'MAC'"),
             (HttpResponse::new(302, Vec::new()), "302"),
             (HttpResponse::new(200, vec![b' '; 2 * 1024 * 1024]), "too large"),
             (error("invalid_client"), "invalid_client"),

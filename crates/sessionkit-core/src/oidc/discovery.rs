@@ -28,7 +28,9 @@ pub enum DiscoveryError {
     #[error("the discovery document is malformed: {0}")]
     Malformed(String),
     /// `issuer` differs from the configured issuer.
-    #[error("the discovery document names issuer {found:?}, but {expected:?} is configured")]
+    #[error(
+        "the discovery document names issuer '{found}', but '{expected}' is configured: set the issuer to the provider's exact issuer URL"
+    )]
     IssuerMismatch {
         /// The configured issuer.
         expected: String,
@@ -106,7 +108,10 @@ impl ProviderMetadata {
         }
         let raw: RawMetadata = serde_json::from_slice(body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
         if raw.issuer != issuer.as_str() {
-            return Err(DiscoveryError::IssuerMismatch { expected: issuer.as_str().to_owned(), found: raw.issuer });
+            return Err(DiscoveryError::IssuerMismatch {
+                expected: issuer.as_str().to_owned(),
+                found: crate::oidc::authorize::printable(&raw.issuer, 200),
+            });
         }
         if let Some(methods) = &raw.code_challenge_methods_supported
             && !methods.iter().any(|m| m == "S256")

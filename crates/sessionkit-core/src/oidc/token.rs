@@ -135,7 +135,7 @@ pub enum MalformedToken {
     #[error("the token response is malformed: {0}")]
     Shape(String),
     /// A `token_type` other than Bearer or DPoP.
-    #[error("unsupported token type {0:?}")]
+    #[error("the provider issued a token of type '{0}', which SessionKit does not support (only Bearer and DPoP)")]
     TokenType(String),
     /// An empty token or a non-positive lifetime.
     #[error("the token response has an empty token or a zero lifetime")]
