@@ -76,6 +76,6 @@ impl SecureStore for IosKeychainStore {
     }
 
     fn describe(&self) -> String {
-        format!("iOS Keychain (after first unlock, this device only; service {:?})", self.service)
+        format!("iOS Keychain (after first unlock, this device only; service '{}')", self.service)
     }
 }

@@ -35,7 +35,18 @@ fn map_error(error: Error) -> StoreError {
         }
         Error::PlatformFailure(_) => StoreError::Unavailable("the keystore service did not answer".into()),
         Error::TooLong(..) => StoreError::TooLarge,
-        other => StoreError::Failed(format!("{:?}", std::mem::discriminant(&other))),
+        // Described by kind only: some variants carry the stored bytes.
+        Error::BadEncoding(_) | Error::BadDataFormat(..) => {
+            StoreError::Failed("the keystore holds a value SessionKit cannot read".into())
+        }
+        Error::BadStoreFormat(_) => StoreError::Failed("the keystore's own data is damaged".into()),
+        Error::Invalid(..) => StoreError::Failed("the keystore refused the entry's name or attributes".into()),
+        Error::Ambiguous(_) => StoreError::Failed("the keystore holds several entries under one name".into()),
+        Error::NoDefaultStore | Error::NotSupportedByStore(_) => {
+            StoreError::Failed("the keystore does not support this operation".into())
+        }
+        Error::NoEntry => StoreError::Failed("the keystore entry is missing".into()),
+        _ => StoreError::Failed("the keystore reported an unknown error".into()),
     }
 }
 
@@ -122,6 +133,6 @@ impl SecureStore for KeyringStore {
     }
 
     fn describe(&self) -> String {
-        format!("{} (service {:?})", self.name, self.service)
+        format!("{} (service '{}')", self.name, self.service)
     }
 }

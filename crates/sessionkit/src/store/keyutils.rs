@@ -114,6 +114,6 @@ impl SecureStore for KeyutilsStore {
     }
 
     fn describe(&self) -> String {
-        format!("the kernel's session keyring (gone at logout; service {:?})", self.service)
+        format!("the kernel's session keyring (gone at logout; service '{}')", self.service)
     }
 }
