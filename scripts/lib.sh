@@ -54,12 +54,24 @@ in_keyring_session() {
 # wasm-bindgen crate's version (from Cargo.lock). (wasm-opt comes from npm, see build.sh.)
 ensure_wasm_tools() {
   rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  ensure_wasm_release_toolchain
   local want
   want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
     step "installing wasm-bindgen-cli $want (about 2 minutes)"
     # Not --locked: the registry here lacks one of its locked transitive versions.
     cargo install wasm-bindgen-cli --version "$want" --quiet
+  fi
+}
+
+# The npm package's release build rebuilds std for size on a pinned nightly (see
+# bindings/sessionkit-wasm/build.sh); the tests and every other build use stable.
+WASM_RELEASE_TOOLCHAIN=nightly-2026-05-20
+ensure_wasm_release_toolchain() {
+  if ! rustup run "$WASM_RELEASE_TOOLCHAIN" rustc --print sysroot >/dev/null 2>&1 ||
+    [ ! -d "$(rustup run "$WASM_RELEASE_TOOLCHAIN" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+    step "installing $WASM_RELEASE_TOOLCHAIN with rust-src (the web package's release build)"
+    rustup toolchain install "$WASM_RELEASE_TOOLCHAIN" --profile minimal --component rust-src
   fi
 }
 

@@ -66,7 +66,7 @@ fn policy(config: &JsValue) -> Result<SessionPolicy, Error> {
             other => {
                 return Err(misconfigured(format!(
                     "config.dpop must be 'off', 'whenSupported' or 'required', not '{}'",
-                    other.escape_debug()
+                    other.chars().filter(|c| !c.is_control()).take(40).collect::<String>()
                 )));
             }
         };
