@@ -225,9 +225,15 @@ impl<'a> Turn<'a> {
             self.shared.reload().await.map_err(|e| crate::error::store(&e))?;
             self.held.guard = Some(guard);
             self.held.reload_needed = false;
-        } else if self.held.reload_needed || self.shared.view_predates_an_announcement() {
+        } else if self.held.reload_needed {
             self.shared.reload().await.map_err(|e| crate::error::store(&e))?;
             self.held.reload_needed = false;
+        } else if self.shared.view_predates_an_announcement() {
+            // Under a held lock no other context wrote the record, so this reload only lets a
+            // read clear the stale flag: if it fails, the flag stays and the work goes on.
+            if let Err(error) = self.shared.reload().await {
+                tracing::warn!(%error, "the store could not be reloaded after a change elsewhere");
+            }
         }
         Ok(())
     }

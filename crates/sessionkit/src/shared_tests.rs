@@ -19,6 +19,7 @@ struct Gated {
     inner: MemoryStore,
     gate: Notify,
     reloads: AtomicUsize,
+    reloads_fail: std::sync::atomic::AtomicBool,
 }
 
 impl SecureStore for Gated {
@@ -39,8 +40,13 @@ impl SecureStore for Gated {
     }
     fn reload(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async {
-            self.gate.notified().await;
+            // Bounded: an unexpected reload fails the test instead of hanging it.
+            let opened = tokio::time::timeout(std::time::Duration::from_secs(5), self.gate.notified()).await;
+            assert!(opened.is_ok(), "a reload nobody let through");
             self.reloads.fetch_add(1, Ordering::SeqCst);
+            if self.reloads_fail.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("the test store refuses reloads".into()));
+            }
             Ok(())
         })
     }
@@ -73,7 +79,7 @@ async fn a_read_from_a_view_begun_before_an_announcement_leaves_the_session_stal
     let mut turn = shared.turn().await;
 
     // The reload is under way (waiting on storage) when another context's change is announced.
-    let (reloaded, ()) = tokio::join!(shared.reload_unlocked(), async {
+    let (reloaded, ()) = tokio::join!(biased; shared.reload_unlocked(), async {
         shared.mark_stale();
         store.open();
     });
@@ -121,4 +127,21 @@ async fn a_read_from_a_view_reloaded_after_the_announcement_clears_the_flag() {
     shared.reload_unlocked().await.unwrap();
     turn.load(&shared.slots.session).await.unwrap();
     assert!(!shared.is_stale());
+}
+
+#[tokio::test]
+async fn a_failed_reload_after_an_announcement_under_a_held_lock_keeps_the_flag_and_the_turn_going() {
+    let store = Arc::new(Gated::default());
+    let shared = shared_over(&store);
+    let mut turn = shared.turn().await;
+    store.open();
+    turn.locked().await.unwrap();
+
+    shared.mark_stale();
+    store.reloads_fail.store(true, Ordering::SeqCst);
+    store.open();
+    turn.locked().await.expect("the held lock's work goes on");
+    assert_eq!(store.reloads.load(Ordering::SeqCst), 2);
+    turn.load(&shared.slots.session).await.unwrap();
+    assert!(shared.is_stale(), "a read from the old view cleared the flag");
 }

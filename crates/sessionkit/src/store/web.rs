@@ -77,6 +77,11 @@ struct State {
     /// after a reload began may be missing from its snapshot; the mirror's value is kept.
     reloads: usize,
     written_during_reload: Vec<(u64, String)>,
+    /// Reloads in the order their reads of IndexedDB began, and the latest one applied: a
+    /// reload whose read began earlier than an applied one's leaves the mirror as it is (it
+    /// would bring back an older snapshot; several sessions may share this store).
+    reads_begun: u64,
+    read_applied: u64,
 }
 
 enum Write {
@@ -234,6 +239,11 @@ impl SecureStore for WebStore {
         Box::pin(async move {
             let reloading = Reloading::begin(&self.shared);
             self.shared.flushed().await;
+            let read = {
+                let mut state = self.shared.state();
+                state.reads_begun += 1;
+                state.reads_begun
+            };
             let entries = load_all(&self.shared.database).await;
             let mut state = self.shared.state();
             let written_since: Vec<String> = state
@@ -246,6 +256,10 @@ impl SecureStore for WebStore {
             let entries = entries.map_err(|e| {
                 StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
             })?;
+            if read < state.read_applied {
+                return Ok(());
+            }
+            state.read_applied = read;
             let mut mirror = parse_entries(&entries);
             for slot in written_since {
                 match state.mirror.get(&slot) {

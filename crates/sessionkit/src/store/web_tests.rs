@@ -269,3 +269,27 @@ async fn a_reload_while_this_tab_keeps_writing_succeeds_and_keeps_the_newer_writ
     assert_eq!(reopened.load("session").expect("load"), None);
     delete_db(&db).await;
 }
+
+#[wasm_bindgen_test]
+async fn writes_queued_while_a_reload_reads_keep_their_values_over_its_snapshot() {
+    let (db, store) = store_with_record().await;
+    let other_tab = WebStore::open(&db).await.expect("a second store on the database");
+    other_tab.save("theirs", &Secret::new("from another tab".into())).expect("saved");
+    other_tab.flushed().await;
+
+    // The reload is polled once: nothing to flush, so its read of IndexedDB is under way.
+    let mut reload = store.reload();
+    std::future::poll_fn(|cx| {
+        assert!(reload.as_mut().poll(cx).is_pending(), "the read is asynchronous");
+        std::task::Poll::Ready(())
+    })
+    .await;
+    store.save("mine", &Secret::new("queued during the read".into())).expect("accepted");
+    store.delete("session").expect("accepted");
+    reload.await.expect("reloaded");
+
+    assert_eq!(store.load("mine").expect("load").expect("kept").expose(), "queued during the read");
+    assert_eq!(store.load("session").expect("load"), None, "the deletion kept");
+    assert_eq!(store.load("theirs").expect("load").expect("seen").expose(), "from another tab");
+    delete_db(&db).await;
+}
