@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package @sessionkit/web into bindings/sessionkit-wasm/pkg and reports its size.
-# Needs: the wasm32-unknown-unknown target and wasm-bindgen-cli of the same version as the
-# wasm-bindgen crate (scripts/test installs both); wasm-opt and esbuild come from npm (tools/).
+# Needs: rustup (the pinned nightly below is installed with rust-src if missing) and
+# wasm-bindgen-cli of the same version as the wasm-bindgen crate (scripts/test installs it);
+# wasm-opt and esbuild come from npm (tools/).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -19,7 +20,8 @@ fi
 # stable; this package's end-to-end tests run on this build.
 . "$root/scripts/lib.sh"
 ensure_wasm_release_toolchain
-RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
+# The flags replace any RUSTFLAGS of the caller's (CARGO_ENCODED_RUSTFLAGS would win over them).
+env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
   cargo "+$WASM_RELEASE_TOOLCHAIN" build --locked -p sessionkit-wasm --target wasm32-unknown-unknown --profile wasm \
   -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size --manifest-path "$root/Cargo.toml"
 rm -rf "$out"

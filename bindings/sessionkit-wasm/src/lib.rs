@@ -24,9 +24,15 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use tokio::sync::broadcast::error::RecvError;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 type Listeners = RefCell<Vec<(u32, js_sys::Function)>>;
+
+/// A method's work as a JS promise. Boxed, so that every method shares one instance of
+/// wasm-bindgen's promise wrapper instead of each getting its own copy.
+fn promise(work: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> js_sys::Promise {
+    let work: std::pin::Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(work);
+    wasm_bindgen_futures::future_to_promise(work)
+}
 
 struct Shared {
     client: SessionClient,
@@ -81,7 +87,7 @@ impl WebAccounts {
     /// The account names, in the order they were added.
     pub fn names(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let names = inner.names().await.map_err(js_error)?;
             Ok(names.into_iter().map(JsValue::from).collect::<js_sys::Array>().into())
         })
@@ -90,28 +96,26 @@ impl WebAccounts {
     /// The account last switched to, or `null`.
     pub fn current(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
-        future_to_promise(
-            async move { Ok(inner.current().await.map_err(js_error)?.map_or(JsValue::NULL, JsValue::from)) },
-        )
+        promise(async move { Ok(inner.current().await.map_err(js_error)?.map_or(JsValue::NULL, JsValue::from)) })
     }
 
     /// The session of account `name` (listed from now on).
     pub fn open(&self, name: String) -> js_sys::Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { Ok(WebSession::wrap(inner.open(&name).await.map_err(js_error)?).into()) })
+        promise(async move { Ok(WebSession::wrap(inner.open(&name).await.map_err(js_error)?).into()) })
     }
 
     /// Makes `name` the current account and resolves to its session.
     #[wasm_bindgen(js_name = switchTo)]
     pub fn switch_to(&self, name: String) -> js_sys::Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { Ok(WebSession::wrap(inner.switch_to(&name).await.map_err(js_error)?).into()) })
+        promise(async move { Ok(WebSession::wrap(inner.switch_to(&name).await.map_err(js_error)?).into()) })
     }
 
     /// Signs account `name` out in every tab and forgets it; resolves to its end-session URL or `null`.
     pub fn remove(&self, name: String) -> js_sys::Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let end_session = inner.remove(&name).await.map_err(js_error)?;
             Ok(end_session.map_or(JsValue::NULL, |request| request.url.expose().into()))
         })
@@ -140,7 +144,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = beginLogin)]
     pub fn begin_login(&self, options: JsValue) -> js_sys::Promise {
         let shared = self.shared.clone();
-        future_to_promise(async move {
+        promise(async move {
             let options = config::authorize_options(&options).map_err(js_error)?;
             // Resolves once the pending login is on disk: the page may navigate away.
             let url = shared.client.begin_redirect_login(&options).await.map_err(js_error)?;
@@ -152,7 +156,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = handleRedirectCallback)]
     pub fn handle_redirect_callback(&self, url: String) -> js_sys::Promise {
         let shared = self.shared.clone();
-        future_to_promise(async move {
+        promise(async move {
             shared.client.complete_redirect_login(&url).await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
         })
@@ -162,7 +166,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = getAccessToken)]
     pub fn get_access_token(&self) -> js_sys::Promise {
         let shared = self.shared.clone();
-        future_to_promise(async move {
+        promise(async move {
             let token = shared.client.access_token().await.map_err(js_error)?;
             Ok(token.expose().into())
         })
@@ -181,7 +185,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = authHeaders)]
     pub fn auth_headers(&self, method: String, url: String) -> js_sys::Promise {
         let shared = self.shared.clone();
-        future_to_promise(async move {
+        promise(async move {
             let headers = shared.client.authorize(&method, &url).await.map_err(js_error)?;
             let out = js_sys::Object::new();
             // Handed to the page, which asked for them to send to its API.
@@ -217,7 +221,7 @@ impl WebSession {
     /// end-session URL (or `null`).
     pub fn logout(&self) -> js_sys::Promise {
         let shared = self.shared.clone();
-        future_to_promise(async move {
+        promise(async move {
             let end_session = shared.client.logout().await.map_err(js_error)?;
             Ok(end_session.map_or(JsValue::NULL, |request| request.url.expose().into()))
         })
@@ -234,7 +238,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = syncFromStore)]
     pub fn sync_from_store(&self) -> js_sys::Promise {
         let shared = self.shared.clone();
-        future_to_promise(async move {
+        promise(async move {
             shared.client.sync_from_store().await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
         })

@@ -83,13 +83,19 @@ pub(crate) fn duration_millis(duration: Duration) -> u64 {
 
 /// A duration as people read it in a message: "15 minutes", "90 seconds", "250 ms".
 pub(crate) fn plain_duration(duration: Duration) -> String {
+    if !duration.subsec_nanos().is_multiple_of(1_000_000) {
+        // Below a millisecond (fractional seconds from a configuration): every digit, so that
+        // two values a message compares never read the same.
+        let fraction = format!("{:09}", duration.subsec_nanos());
+        return format!("{}.{} seconds", duration.as_secs(), fraction.trim_end_matches('0'));
+    }
     let millis = duration_millis(duration);
     let unit = |count: u64, one: &str| if count == 1 { format!("1 {one}") } else { format!("{count} {one}s") };
     match millis {
         0 => "0 seconds".to_owned(),
-        m if m % 3_600_000 == 0 => unit(m / 3_600_000, "hour"),
-        m if m % 60_000 == 0 => unit(m / 60_000, "minute"),
-        m if m % 1_000 == 0 => unit(m / 1_000, "second"),
+        m if m.is_multiple_of(3_600_000) => unit(m / 3_600_000, "hour"),
+        m if m.is_multiple_of(60_000) => unit(m / 60_000, "minute"),
+        m if m.is_multiple_of(1_000) => unit(m / 1_000, "second"),
         m => format!("{m} ms"),
     }
 }
@@ -182,6 +188,8 @@ mod tests {
             (Duration::from_secs(60), "1 minute"),
             (Duration::from_secs(15 * 60), "15 minutes"),
             (Duration::from_secs(8 * 3600), "8 hours"),
+            (Duration::new(300, 400_000), "300.0004 seconds"),
+            (Duration::new(0, 1), "0.000000001 seconds"),
         ];
         for (duration, text) in cases {
             assert_eq!(plain_duration(duration), text);

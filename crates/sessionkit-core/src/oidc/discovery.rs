@@ -92,6 +92,17 @@ pub struct ProviderMetadata {
     pub iss_parameter_supported: bool,
 }
 
+/// What was wrong with the document: the field names serde gives, never a string value (the
+/// provider's text), so also the same whether or not `Debug` formatting is compiled in (the
+/// browser's release build has none).
+fn malformed(error: &serde_json::Error) -> DiscoveryError {
+    let text = error.to_string();
+    let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(message, _)| message);
+    // Without `Debug`, "string \"x\", expected" reads "string , expected": no quote to cut at.
+    let safe = text.split('"').next().unwrap_or_default().trim().trim_end_matches(',').replace(" ,", ",");
+    DiscoveryError::Malformed(format!("{safe} (line {}, column {})", error.line(), error.column()))
+}
+
 impl ProviderMetadata {
     /// Validates a discovery response against the configured issuer.
     pub fn from_response(issuer: &Issuer, response: &HttpResponse) -> Result<Self, DiscoveryError> {
@@ -106,7 +117,7 @@ impl ProviderMetadata {
         if body.len() > MAX_DISCOVERY_BYTES {
             return Err(DiscoveryError::TooLarge);
         }
-        let raw: RawMetadata = serde_json::from_slice(body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
+        let raw: RawMetadata = serde_json::from_slice(body).map_err(|e| malformed(&e))?;
         if raw.issuer != issuer.as_str() {
             return Err(DiscoveryError::IssuerMismatch {
                 expected: issuer.as_str().to_owned(),
@@ -215,6 +226,21 @@ pub(crate) mod tests {
         let big = vec![b' '; MAX_DISCOVERY_BYTES + 1];
         assert_eq!(ProviderMetadata::from_json(&issuer, &big), Err(DiscoveryError::TooLarge));
         assert!(matches!(ProviderMetadata::from_json(&issuer, b"[1,2]"), Err(DiscoveryError::Malformed(_))));
+        let wrong_type = br#"{"issuer": "https://id.example.com", "authorization_endpoint": 5}"#;
+        let Err(DiscoveryError::Malformed(message)) = ProviderMetadata::from_json(&issuer, wrong_type) else {
+            panic!("refused")
+        };
+        assert_eq!(message, "invalid type: integer `5`, expected a string (line 1, column 64)");
+        let missing = br#"{"issuer": "https://id.example.com"}"#;
+        let Err(DiscoveryError::Malformed(message)) = ProviderMetadata::from_json(&issuer, missing) else {
+            panic!("refused")
+        };
+        assert!(message.starts_with("missing field `authorization_endpoint` (line 1"), "{message}");
+        let value = br#"{"issuer": "https://id.example.com", "authorization_response_iss_parameter_supported": "provider's text"}"#;
+        let Err(DiscoveryError::Malformed(message)) = ProviderMetadata::from_json(&issuer, value) else {
+            panic!("refused")
+        };
+        assert!(message.starts_with("invalid type: string (line 1, column "), "{message}");
         let not_found = HttpResponse::new(404, Vec::new());
         assert_eq!(ProviderMetadata::from_response(&issuer, &not_found), Err(DiscoveryError::Status(404)));
     }
