@@ -231,7 +231,8 @@ fn parse(stored: Option<&Secret>) -> Option<Index> {
     if stored.expose().len() > MAX_INDEX_BYTES {
         return None;
     }
-    let mut index: Index = serde_json::from_str(stored.expose()).ok()?;
+    // `from_slice`, as everywhere: `from_str` would put a second JSON parser in the wasm.
+    let mut index: Index = serde_json::from_slice(stored.expose().as_bytes()).ok()?;
     // The first MAX_ACCOUNTS valid names, each once (a list: at most 32 to compare against).
     let mut names: Vec<String> = Vec::with_capacity(MAX_ACCOUNTS);
     for name in std::mem::take(&mut index.names) {

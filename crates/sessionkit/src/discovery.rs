@@ -75,7 +75,8 @@ async fn save_cache(shared: &SharedStore, discovery: String, jwks: String, now: 
 
 async fn load_cache(shared: &SharedStore) -> Cached {
     match shared.load_unordered(&shared.slots.provider).await {
-        Ok(Some(text)) => serde_json::from_str(text.expose()).unwrap_or_default(),
+        // `from_slice`, as everywhere: `from_str` would put a second JSON parser in the wasm.
+        Ok(Some(text)) => serde_json::from_slice(text.expose().as_bytes()).unwrap_or_default(),
         _ => Cached::default(),
     }
 }
