@@ -28,29 +28,29 @@ impl AccountList {
 
     /// The account names, in the order they were added (signed in or not).
     pub async fn names(&self) -> Result<Vec<String>, SessionKitError> {
-        Ok(self.inner.names().await?)
+        Ok(sessionkit::boxed::account_names(&self.inner).await?)
     }
 
     /// The account the app last switched to, if it is still listed.
     pub async fn current(&self) -> Result<Option<String>, SessionKitError> {
-        Ok(self.inner.current().await?)
+        Ok(sessionkit::boxed::current_account(&self.inner).await?)
     }
 
     /// The session of account `name` (restored, or signed out until it signs in); listed from
     /// now on. A name is 1 to 64 lowercase letters, digits, `.`, `_` or `-` (a stable id such as
     /// "work", not an email address); at most 32 accounts are listed.
     pub async fn open(&self, name: String) -> Result<Arc<SessionClient>, SessionKitError> {
-        Ok(SessionClient::wrap(self.inner.open(&name).await?))
+        Ok(SessionClient::wrap(sessionkit::boxed::open_account(&self.inner, &name).await?))
     }
 
     /// Makes `name` the current account (remembered for the next start) and gives its session.
     pub async fn switch_to(&self, name: String) -> Result<Arc<SessionClient>, SessionKitError> {
-        Ok(SessionClient::wrap(self.inner.switch_to(&name).await?))
+        Ok(SessionClient::wrap(sessionkit::boxed::switch_account(&self.inner, &name).await?))
     }
 
     /// Signs account `name` out (wipe, revoke) and forgets it, leaving the others as they are;
     /// returns its end-session page to open, if the provider has one.
     pub async fn remove(&self, name: String) -> Result<Option<Arc<EndSession>>, SessionKitError> {
-        Ok(self.inner.remove(&name).await?.map(EndSession::from_request))
+        Ok(sessionkit::boxed::remove_account(&self.inner, &name).await?.map(EndSession::from_request))
     }
 }

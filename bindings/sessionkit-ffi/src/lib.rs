@@ -392,14 +392,14 @@ impl SessionClient {
         store: Option<Arc<dyn ForeignStore>>,
         dpop_signer: Option<Arc<dyn DpopSigner>>,
     ) -> Result<Arc<Self>, SessionKitError> {
-        let inner = sessionkit::SessionClient::new(session_config(settings, store, dpop_signer)?).await?;
+        let inner = sessionkit::boxed::new_client(session_config(settings, store, dpop_signer)?).await?;
         Ok(Self::wrap(inner))
     }
 
     /// Starts a sign-in (with step-up or account-choice `options`, if given).
     #[uniffi::method(default(options = None))]
     pub async fn begin_login(&self, options: Option<LoginOptions>) -> Result<Arc<LoginRequest>, SessionKitError> {
-        let request = self.inner.begin_login(&signin::authorize_options(options)).await?;
+        let request = sessionkit::boxed::begin_login(&self.inner, &signin::authorize_options(options)).await?;
         Ok(Arc::new(LoginRequest {
             url: request.url().to_owned(),
             request: Mutex::new(Some(request)),
@@ -416,7 +416,7 @@ impl SessionClient {
         let taken = request.request.lock().unwrap_or_else(PoisonError::into_inner).take();
         let request =
             taken.ok_or(SessionKitError::InvalidInput { detail: "this sign-in was already completed".into() })?;
-        Ok(self.inner.complete_login(request, &callback_url).await?)
+        Ok(sessionkit::boxed::complete_login(&self.inner, request, &callback_url).await?)
     }
 
     /// Starts a sign-in that survives the app being killed while the user is at the provider:
@@ -425,13 +425,13 @@ impl SessionClient {
     /// from this or a later run of the app.
     #[uniffi::method(default(options = None))]
     pub async fn begin_redirect_login(&self, options: Option<LoginOptions>) -> Result<String, SessionKitError> {
-        Ok(self.inner.begin_redirect_login(&signin::authorize_options(options)).await?)
+        Ok(sessionkit::boxed::begin_redirect_login(&self.inner, &signin::authorize_options(options)).await?)
     }
 
     /// Completes a sign-in started by [`begin_redirect_login`](Self::begin_redirect_login), in
     /// any run of the app; the redirect is used once.
     pub async fn complete_redirect_login(&self, callback_url: String) -> Result<(), SessionKitError> {
-        Ok(self.inner.complete_redirect_login(&callback_url).await?)
+        Ok(sessionkit::boxed::complete_redirect_login(&self.inner, &callback_url).await?)
     }
 
     /// Signs in with the device flow (RFC 8628): `display` shows the code, then this waits
@@ -444,7 +444,7 @@ impl SessionClient {
     /// A fresh access token (refreshed once for all concurrent callers when needed).
     pub async fn access_token(&self) -> Result<String, SessionKitError> {
         // Handed to the app, whose job is to put it in an Authorization header.
-        Ok(self.inner.access_token().await?.expose().to_owned())
+        Ok(sessionkit::boxed::access_token(&self.inner).await?.expose().to_owned())
     }
 
     /// The access token if it is fresh now, without suspending (no I/O); null when
@@ -461,7 +461,7 @@ impl SessionClient {
     /// DPoP-bound. One per request. If the API answers 401 asking for a DPoP nonce, pass the
     /// answer to [`note_api_response`](Self::note_api_response) and send once more.
     pub async fn authorize(&self, method: String, url: String) -> Result<Arc<AuthHeaders>, SessionKitError> {
-        Ok(Arc::new(AuthHeaders { inner: self.inner.authorize(&method, &url).await? }))
+        Ok(Arc::new(AuthHeaders { inner: sessionkit::boxed::authorize(&self.inner, &method, &url).await? }))
     }
 
     /// Reads an API answer for DPoP (its `DPoP-Nonce`); true when the request should be sent
@@ -489,19 +489,19 @@ impl SessionClient {
 
     /// Counts user activity for the idle timeout.
     pub async fn record_activity(&self) {
-        self.inner.record_activity().await;
+        sessionkit::boxed::record_activity(&self.inner).await;
     }
 
     /// Re-reads the store and adopts what another process sharing it (the app's extension)
     /// wrote there: a refreshed token, a new sign-in, or a sign-out.
     pub async fn sync_from_store(&self) -> Result<(), SessionKitError> {
-        Ok(self.inner.sync_from_store().await?)
+        Ok(sessionkit::boxed::sync_from_store(&self.inner).await?)
     }
 
     /// Signs out (wipe, revoke, end-session); returns the provider's end-session page to open,
     /// if it has one, with the `state` its post-logout redirect must carry back.
     pub async fn logout(&self) -> Result<Option<Arc<EndSession>>, SessionKitError> {
-        Ok(self.inner.logout().await?.map(EndSession::from_request))
+        Ok(sessionkit::boxed::logout(&self.inner).await?.map(EndSession::from_request))
     }
 
     /// The session's identity and times, or null when signed out.

@@ -88,7 +88,7 @@ impl WebAccounts {
     pub fn names(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            let names = inner.names().await.map_err(js_error)?;
+            let names = sessionkit::boxed::account_names(&inner).await.map_err(js_error)?;
             Ok(names.into_iter().map(JsValue::from).collect::<js_sys::Array>().into())
         })
     }
@@ -96,27 +96,33 @@ impl WebAccounts {
     /// The account last switched to, or `null`.
     pub fn current(&self) -> js_sys::Promise {
         let inner = self.inner.clone();
-        promise(async move { Ok(inner.current().await.map_err(js_error)?.map_or(JsValue::NULL, JsValue::from)) })
+        promise(async move {
+            Ok(sessionkit::boxed::current_account(&inner).await.map_err(js_error)?.map_or(JsValue::NULL, JsValue::from))
+        })
     }
 
     /// The session of account `name` (listed from now on).
     pub fn open(&self, name: String) -> js_sys::Promise {
         let inner = self.inner.clone();
-        promise(async move { Ok(WebSession::wrap(inner.open(&name).await.map_err(js_error)?).into()) })
+        promise(async move {
+            Ok(WebSession::wrap(sessionkit::boxed::open_account(&inner, &name).await.map_err(js_error)?).into())
+        })
     }
 
     /// Makes `name` the current account and resolves to its session.
     #[wasm_bindgen(js_name = switchTo)]
     pub fn switch_to(&self, name: String) -> js_sys::Promise {
         let inner = self.inner.clone();
-        promise(async move { Ok(WebSession::wrap(inner.switch_to(&name).await.map_err(js_error)?).into()) })
+        promise(async move {
+            Ok(WebSession::wrap(sessionkit::boxed::switch_account(&inner, &name).await.map_err(js_error)?).into())
+        })
     }
 
     /// Signs account `name` out in every tab and forgets it; resolves to its end-session URL or `null`.
     pub fn remove(&self, name: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            let end_session = inner.remove(&name).await.map_err(js_error)?;
+            let end_session = sessionkit::boxed::remove_account(&inner, &name).await.map_err(js_error)?;
             Ok(end_session.map_or(JsValue::NULL, |request| request.url.expose().into()))
         })
     }
@@ -132,9 +138,9 @@ impl WebSession {
         let client = match account {
             Some(name) => {
                 let accounts = sessionkit::Accounts::new(session_config).map_err(js_error)?;
-                accounts.open(&name).await
+                sessionkit::boxed::open_account(&accounts, &name).await
             }
-            None => SessionClient::new(session_config).await,
+            None => sessionkit::boxed::new_client(session_config).await,
         };
         Ok(WebSession::wrap(client.map_err(js_error)?))
     }
@@ -147,7 +153,7 @@ impl WebSession {
         promise(async move {
             let options = config::authorize_options(&options).map_err(js_error)?;
             // Resolves once the pending login is on disk: the page may navigate away.
-            let url = shared.client.begin_redirect_login(&options).await.map_err(js_error)?;
+            let url = sessionkit::boxed::begin_redirect_login(&shared.client, &options).await.map_err(js_error)?;
             Ok(url.into())
         })
     }
@@ -157,7 +163,7 @@ impl WebSession {
     pub fn handle_redirect_callback(&self, url: String) -> js_sys::Promise {
         let shared = self.shared.clone();
         promise(async move {
-            shared.client.complete_redirect_login(&url).await.map_err(js_error)?;
+            sessionkit::boxed::complete_redirect_login(&shared.client, &url).await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -167,7 +173,7 @@ impl WebSession {
     pub fn get_access_token(&self) -> js_sys::Promise {
         let shared = self.shared.clone();
         promise(async move {
-            let token = shared.client.access_token().await.map_err(js_error)?;
+            let token = sessionkit::boxed::access_token(&shared.client).await.map_err(js_error)?;
             Ok(token.expose().into())
         })
     }
@@ -186,7 +192,7 @@ impl WebSession {
     pub fn auth_headers(&self, method: String, url: String) -> js_sys::Promise {
         let shared = self.shared.clone();
         promise(async move {
-            let headers = shared.client.authorize(&method, &url).await.map_err(js_error)?;
+            let headers = sessionkit::boxed::authorize(&shared.client, &method, &url).await.map_err(js_error)?;
             let out = js_sys::Object::new();
             // Handed to the page, which asked for them to send to its API.
             let _ = js_sys::Reflect::set(&out, &"authorization".into(), &headers.authorization.expose().into());
@@ -222,7 +228,7 @@ impl WebSession {
     pub fn logout(&self) -> js_sys::Promise {
         let shared = self.shared.clone();
         promise(async move {
-            let end_session = shared.client.logout().await.map_err(js_error)?;
+            let end_session = sessionkit::boxed::logout(&shared.client).await.map_err(js_error)?;
             Ok(end_session.map_or(JsValue::NULL, |request| request.url.expose().into()))
         })
     }
@@ -231,7 +237,7 @@ impl WebSession {
     #[wasm_bindgen(js_name = recordActivity)]
     pub fn record_activity(&self) {
         let client = self.shared.client.clone();
-        wasm_bindgen_futures::spawn_local(async move { client.record_activity().await });
+        wasm_bindgen_futures::spawn_local(async move { sessionkit::boxed::record_activity(&client).await });
     }
 
     /// Re-reads the store (for a tab coming back to the foreground).
@@ -239,7 +245,7 @@ impl WebSession {
     pub fn sync_from_store(&self) -> js_sys::Promise {
         let shared = self.shared.clone();
         promise(async move {
-            shared.client.sync_from_store().await.map_err(js_error)?;
+            sessionkit::boxed::sync_from_store(&shared.client).await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -25,6 +25,8 @@
 
 mod accounts;
 mod actions;
+#[doc(hidden)]
+pub mod boxed;
 mod client;
 pub mod clock;
 mod config;
