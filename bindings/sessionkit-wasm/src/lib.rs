@@ -18,7 +18,6 @@ mod convert;
 #[cfg(test)]
 mod shapes_tests;
 
-use sessionkit::store::WebStore;
 use sessionkit::{SessionClient, SessionEvent};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -55,7 +54,7 @@ fn js_error(error: sessionkit::Error) -> JsValue {
 /// and the account it asks for, if any.
 async fn read_config(config: &JsValue) -> Result<(sessionkit::SessionConfig, Option<String>), JsValue> {
     let (builder, settings) = config::read(config).map_err(js_error)?;
-    let store = WebStore::open(&settings.store_name)
+    let store = sessionkit::boxed::open_web_store(&settings.store_name)
         .await
         .map_err(|e| js_error(sessionkit::Error::StorageUnavailable { message: e.to_string() }))?;
     Ok((builder.web_store(store).build().map_err(js_error)?, settings.account))

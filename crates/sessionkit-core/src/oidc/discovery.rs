@@ -92,15 +92,21 @@ pub struct ProviderMetadata {
     pub iss_parameter_supported: bool,
 }
 
-/// What was wrong with the document: the field names serde gives, never a string value (the
-/// provider's text), so also the same whether or not `Debug` formatting is compiled in (the
-/// browser's release build has none).
+/// What was wrong with the document: the field names and expectations serde gives, never a
+/// string value (the provider's text, which serde quotes), so that the message reads the same
+/// whether or not `Debug` formatting is compiled in (the browser's release build has none):
+/// "invalid type: string, expected a boolean (line 1, column 9)".
 fn malformed(error: &serde_json::Error) -> DiscoveryError {
     let text = error.to_string();
     let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(message, _)| message);
-    // Without `Debug`, "string \"x\", expected" reads "string , expected": no quote to cut at.
-    let safe = text.split('"').next().unwrap_or_default().trim().trim_end_matches(',').replace(" ,", ",");
-    DiscoveryError::Malformed(format!("{safe} (line {}, column {})", error.line(), error.column()))
+    // One quoted value at most; quotes inside it are escaped, and serde's expectations have none.
+    let without_value = match (text.find('"'), text.rfind('"')) {
+        (Some(open), Some(close)) if open < close => format!("{}{}", &text[..open], &text[close + 1..]),
+        (Some(open), _) => text[..open].to_owned(),
+        _ => text.to_owned(),
+    };
+    let message = without_value.replace(" ,", ",");
+    DiscoveryError::Malformed(format!("{} (line {}, column {})", message.trim(), error.line(), error.column()))
 }
 
 impl ProviderMetadata {
@@ -240,7 +246,7 @@ pub(crate) mod tests {
         let Err(DiscoveryError::Malformed(message)) = ProviderMetadata::from_json(&issuer, value) else {
             panic!("refused")
         };
-        assert!(message.starts_with("invalid type: string (line 1, column "), "{message}");
+        assert!(message.starts_with("invalid type: string, expected a boolean (line 1, column "), "{message}");
         let not_found = HttpResponse::new(404, Vec::new());
         assert_eq!(ProviderMetadata::from_response(&issuer, &not_found), Err(DiscoveryError::Status(404)));
     }

@@ -253,12 +253,12 @@ impl SecureStore for WebStore {
                 .map(|(_, slot)| slot.clone())
                 .collect();
             reloading.end(&mut state);
-            let entries = entries.map_err(|e| {
-                StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
-            })?;
             if read < state.read_applied {
                 return Ok(());
             }
+            let entries = entries.map_err(|e| {
+                StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
+            })?;
             state.read_applied = read;
             let mut mirror = parse_entries(&entries);
             for slot in written_since {
