@@ -41,9 +41,14 @@ export interface SessionKitConfig {
 }
 
 export interface LoginOptions {
+  /** `prompt`: 'login' to force re-authentication, 'consent', 'select_account', 'none'. */
   prompt?: string;
+  /** `login_hint`: the user name or email to prefill (an account switch). */
   loginHint?: string;
+  /** `max_age` in seconds: re-authenticate if the last authentication is older (step-up). */
   maxAgeSeconds?: number;
+  /** `acr_values`: the authentication context classes asked for (step-up, e.g. MFA). */
+  acrValues?: string;
   /** false: resolve to the URL instead of navigating. */
   navigate?: boolean;
 }

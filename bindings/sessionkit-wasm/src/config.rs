@@ -114,7 +114,8 @@ pub(crate) fn read(config: &JsValue) -> Result<(sessionkit::SessionConfigBuilder
     Ok((builder, WebSettings { store_name, account }))
 }
 
-/// Sign-in options: `{ prompt, loginHint, maxAgeSeconds }`.
+/// Sign-in options: `{ prompt, loginHint, maxAgeSeconds, acrValues }` (Kotlin's and Swift's
+/// `LoginOptions`).
 pub(crate) fn authorize_options(options: &JsValue) -> Result<sessionkit::AuthorizeOptions, Error> {
     let mut out = sessionkit::AuthorizeOptions::default();
     if !options.is_object() {
@@ -123,5 +124,6 @@ pub(crate) fn authorize_options(options: &JsValue) -> Result<sessionkit::Authori
     out.prompt = string(options, "prompt")?;
     out.login_hint = string(options, "loginHint")?;
     out.max_age = seconds(options, "maxAgeSeconds")?.map(|d| d.as_secs());
+    out.acr_values = string(options, "acrValues")?;
     Ok(out)
 }

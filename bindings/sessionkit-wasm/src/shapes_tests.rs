@@ -4,7 +4,8 @@
 //! declarations (`js/index.d.ts`). For one event of every kind, the field names of the Rust
 //! value (read from its derived `Debug`), of the JS object and of its TypeScript member must
 //! match (camelCase; a duration gains `Ms`); and each TypeScript reason union lists exactly the
-//! core's reasons.
+//! core's reasons. The sign-in options name every option of the core's (as Kotlin's and
+//! Swift's `LoginOptions` do), and each is read.
 
 use std::collections::BTreeSet;
 
@@ -169,4 +170,44 @@ fn each_typescript_reason_union_lists_exactly_the_cores_reasons() {
     assert_eq!(declared_literals("ExpiryReason"), names(&mut ExpiryReason::ALL.iter().map(|r| r.name())));
     assert_eq!(declared_literals("Anomaly"), names(&mut Anomaly::ALL.iter().map(|r| r.name())));
     assert_eq!(declared_literals("StorageProblem"), names(&mut StorageProblem::ALL.iter().map(|r| r.name())));
+}
+
+/// The members of the TypeScript interface `name`.
+fn declared_members(name: &str) -> BTreeSet<String> {
+    let start = DECLARATIONS.find(&format!("export interface {name} {{")).unwrap_or_else(|| panic!("no {name}"));
+    let body = &DECLARATIONS[start + name.len() + 19..];
+    let body = &body[..body.find('}').expect("closed")];
+    body.lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with("/**") && !line.starts_with('*'))
+        .filter_map(|line| line.split_once(':'))
+        .map(|(member, _)| member.trim().trim_end_matches('?').to_owned())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+fn login_options_name_and_read_every_option_of_the_core() {
+    // The core's options, from their `Debug` (the loopback redirect URI is for native apps).
+    let core: BTreeSet<String> = debug_fields(&format!("{:?}", sessionkit::AuthorizeOptions::default()))
+        .iter()
+        .filter(|field| *field != "redirect_uri")
+        .map(|field| if field == "max_age" { "maxAgeSeconds".to_owned() } else { camel(field) })
+        .collect();
+    let declared = declared_members("LoginOptions");
+    assert_eq!(core, declared.iter().filter(|m| *m != "navigate").cloned().collect(), "LoginOptions vs the core");
+
+    let options = js_sys::Object::new();
+    for (member, value) in [
+        ("prompt", JsValue::from("login")),
+        ("loginHint", "alice".into()),
+        ("maxAgeSeconds", 60.into()),
+        ("acrValues", "urn:example:mfa".into()),
+    ] {
+        js_sys::Reflect::set(&options, &member.into(), &value).expect("set");
+    }
+    let read = crate::config::authorize_options(&options).expect("read");
+    assert_eq!(read.prompt.as_deref(), Some("login"));
+    assert_eq!(read.login_hint.as_deref(), Some("alice"));
+    assert_eq!(read.max_age, Some(60));
+    assert_eq!(read.acr_values.as_deref(), Some("urn:example:mfa"));
 }
