@@ -229,12 +229,26 @@ async fn a_write_that_fails_in_the_background_is_reported_by_flush_for_its_slot(
     delete_db(&db).await;
 }
 
-#[wasm_bindgen_test]
-async fn a_reload_while_this_tab_keeps_writing_succeeds_and_keeps_the_newer_writes() {
+/// A store with a record in `session`, and a record another tab wrote in `theirs`.
+async fn store_beside_another_tabs_record() -> (String, Arc<WebStore>) {
     let (db, store) = store_with_record().await;
     let other_tab = WebStore::open(&db).await.expect("a second store on the database");
     other_tab.save("theirs", &Secret::new("from another tab".into())).expect("saved");
     other_tab.flushed().await;
+    (db, store)
+}
+
+/// After a reload during which this tab wrote `mine` (last as `mine`) and deleted `session`:
+/// its writes are kept, and the other tab's record is seen.
+fn assert_overlay(store: &WebStore, mine: &str) {
+    assert_eq!(store.load("mine").expect("load").expect("kept").expose(), mine, "the newest write kept");
+    assert_eq!(store.load("session").expect("load"), None, "the deletion kept");
+    assert_eq!(store.load("theirs").expect("load").expect("seen").expose(), "from another tab");
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_while_this_tab_keeps_writing_succeeds_and_keeps_the_newer_writes() {
+    let (db, store) = store_beside_another_tabs_record().await;
 
     // Writes keep coming (to one slot, and a deletion of another) while the reload reads.
     let reloading = std::cell::Cell::new(true);
@@ -259,9 +273,7 @@ async fn a_reload_while_this_tab_keeps_writing_succeeds_and_keeps_the_newer_writ
     );
     reloaded.expect("a reload does not give up while this tab writes");
     assert!(last.starts_with("write "), "no write was made during the reload");
-    assert_eq!(store.load("mine").expect("load").expect("kept").expose(), last, "the newest write kept");
-    assert_eq!(store.load("session").expect("load"), None, "the deletion kept");
-    assert_eq!(store.load("theirs").expect("load").expect("seen").expose(), "from another tab");
+    assert_overlay(&store, &last);
 
     store.flushed().await;
     let reopened = WebStore::open(&db).await.expect("reopened");
@@ -272,10 +284,7 @@ async fn a_reload_while_this_tab_keeps_writing_succeeds_and_keeps_the_newer_writ
 
 #[wasm_bindgen_test]
 async fn writes_queued_while_a_reload_reads_keep_their_values_over_its_snapshot() {
-    let (db, store) = store_with_record().await;
-    let other_tab = WebStore::open(&db).await.expect("a second store on the database");
-    other_tab.save("theirs", &Secret::new("from another tab".into())).expect("saved");
-    other_tab.flushed().await;
+    let (db, store) = store_beside_another_tabs_record().await;
 
     // The reload is polled once: nothing to flush, so its read of IndexedDB is under way.
     let mut reload = store.reload();
@@ -288,8 +297,6 @@ async fn writes_queued_while_a_reload_reads_keep_their_values_over_its_snapshot(
     store.delete("session").expect("accepted");
     reload.await.expect("reloaded");
 
-    assert_eq!(store.load("mine").expect("load").expect("kept").expose(), "queued during the read");
-    assert_eq!(store.load("session").expect("load"), None, "the deletion kept");
-    assert_eq!(store.load("theirs").expect("load").expect("seen").expose(), "from another tab");
+    assert_overlay(&store, "queued during the read");
     delete_db(&db).await;
 }
