@@ -190,6 +190,8 @@ const provider = new Provider(issuer, {
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   clientBasedCORS: () => true,
   scopes: ['openid', 'offline_access', 'profile', 'email'],
+  // A step-up class: a sign-in that asks for it (acr_values) gets it as the ID token's acr.
+  acrValues: ['urn:example:mfa'],
   claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'] },
   findAccount: async (ctx, id) => {
     accounts.set(id, true);
@@ -392,7 +394,8 @@ provider.use(async (ctx, next) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     let result;
     if (details.prompt.name === 'login') {
-      result = { login: { accountId: details.params.login_hint || 'alice' } };
+      const acr = details.params.acr_values ? { acr: details.params.acr_values.split(' ')[0] } : {};
+      result = { login: { accountId: details.params.login_hint || 'alice', ...acr } };
     } else {
       const { missingOIDCScope, missingOIDCClaims, missingResourceScopes } = details.prompt.details;
       const grant = details.grantId

@@ -58,6 +58,13 @@ export interface SessionStatus {
   subject: string;
   /** A name to show for the user (`preferred_username`, `name` or `email`), if the ID token had one. */
   displayName: string | null;
+  /**
+   * The authentication context class the provider says the sign-in met (the ID token's `acr`):
+   * after a step-up asked for with `login({ acrValues })`, check it before trusting the step-up.
+   */
+  acr: string | null;
+  /** When the user authenticated at the provider (`auth_time`, epoch ms), if it said. */
+  authenticatedAt: number | null;
   startedAt: number;
   absoluteDeadline: number;
   idleDeadline: number;

@@ -84,6 +84,8 @@ pub(crate) fn status(status: Option<SessionStatus>, store: &str) -> JsValue {
         ("sessionId", s.session_id.as_str().into()),
         ("subject", s.subject.as_str().into()),
         ("displayName", s.display_name.as_deref().map_or(JsValue::NULL, JsValue::from)),
+        ("acr", s.acr.as_deref().map_or(JsValue::NULL, JsValue::from)),
+        ("authenticatedAt", s.authenticated_at.map_or(JsValue::NULL, time)),
         ("startedAt", time(s.started_at)),
         ("absoluteDeadline", time(s.absolute_deadline)),
         ("idleDeadline", time(s.idle_deadline)),

@@ -136,6 +136,8 @@ fn the_status_has_the_same_fields_in_rust_js_and_typescript() {
         session_id: "id".into(),
         subject: "alice".into(),
         display_name: Some("Alice".into()),
+        acr: Some("urn:example:mfa".into()),
+        authenticated_at: Some(sessionkit::UnixTime::from_secs(1)),
         started_at: sessionkit::UnixTime::from_secs(1),
         absolute_deadline: sessionkit::UnixTime::from_secs(2),
         idle_deadline: sessionkit::UnixTime::from_secs(3),
@@ -150,16 +152,7 @@ fn the_status_has_the_same_fields_in_rust_js_and_typescript() {
     let rust: BTreeSet<String> = debug_fields(&format!("{status:?}")).iter().map(|f| camel(f)).collect();
     assert_eq!(rust, js_keys);
 
-    let start = DECLARATIONS.find("export interface SessionStatus {").expect("SessionStatus declared");
-    let body = &DECLARATIONS[start..];
-    let body = &body[body.find('{').unwrap_or(0) + 1..body.find('}').unwrap_or(body.len())];
-    let declared: BTreeSet<String> = body
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.starts_with("/*") && !line.starts_with('*'))
-        .filter_map(|line| line.split_once(':').map(|(f, _)| f.trim_end_matches('?').to_owned()))
-        .filter(|f| f != "store")
-        .collect();
+    let declared: BTreeSet<String> = declared_members("SessionStatus").into_iter().filter(|f| f != "store").collect();
     assert_eq!(rust, declared);
 }
 
@@ -176,10 +169,11 @@ fn each_typescript_reason_union_lists_exactly_the_cores_reasons() {
 fn declared_members(name: &str) -> BTreeSet<String> {
     let start = DECLARATIONS.find(&format!("export interface {name} {{")).unwrap_or_else(|| panic!("no {name}"));
     let body = &DECLARATIONS[start + name.len() + 19..];
-    let body = &body[..body.find('}').expect("closed")];
+    // Up to the closing brace on a line of its own (a doc comment may hold braces).
+    let body = &body[..body.find("\n}").expect("closed")];
     body.lines()
         .map(str::trim)
-        .filter(|line| !line.starts_with("/**") && !line.starts_with('*'))
+        .filter(|line| !line.starts_with("/*") && !line.starts_with('*'))
         .filter_map(|line| line.split_once(':'))
         .map(|(member, _)| member.trim().trim_end_matches('?').to_owned())
         .collect()

@@ -208,6 +208,8 @@ fn status(client: &SessionClient, json: bool) {
                 "idle_deadline_ms": ms(status.idle_deadline),
                 "absolute_deadline_ms": ms(status.absolute_deadline),
                 "has_refresh_token": status.has_refresh_token,
+                "acr": status.acr,
+                "authenticated_at_ms": status.authenticated_at.map(ms),
                 "store": client.store_description(),
             })
         );
@@ -224,6 +226,9 @@ fn status(client: &SessionClient, json: bool) {
         );
         println!("  idle limit:   {} left without activity", until(status.idle_deadline));
         println!("  absolute:     {} left", until(status.absolute_deadline));
+        if let Some(acr) = &status.acr {
+            println!("  signed in with: {acr} (the provider's authentication context)");
+        }
         println!("  stored in:    {}", client.store_description());
     }
 }

@@ -203,6 +203,9 @@ pub struct IdTokenClaims {
     pub iat: UnixTime,
     /// When the user authenticated, if sent.
     pub auth_time: Option<UnixTime>,
+    /// The authentication context class the provider says the sign-in met (`acr`, e.g. after a
+    /// step-up asked for with `acr_values`), as printable text; `None` if not sent.
+    pub acr: Option<String>,
     /// The provider's session id (for logout), if sent.
     pub sid: Option<String>,
     /// `name`, for display.
@@ -306,6 +309,7 @@ struct RawClaims {
     exp: Option<NumericDate>,
     iat: Option<NumericDate>,
     auth_time: Option<NumericDate>,
+    acr: Option<String>,
     nonce: Option<String>,
     sid: Option<String>,
     name: Option<String>,
@@ -441,6 +445,7 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
         exp,
         iat,
         auth_time,
+        acr: claims.acr.map(|acr| crate::oidc::authorize::printable(&acr, 255)).filter(|acr| !acr.is_empty()),
         sid: claims.sid,
         name: claims.name,
         email: claims.email,

@@ -99,6 +99,10 @@ pub(super) struct Active {
     pub(super) subject: String,
     /// What to call the user on screen (see `SessionStatus::display_name`).
     pub(super) display_name: Option<String>,
+    /// The sign-in's authentication context and time (see `SessionStatus::acr`): from the
+    /// sign-in's ID token, kept as they are by refreshes.
+    pub(super) acr: Option<String>,
+    pub(super) authenticated_at: Option<UnixTime>,
     /// The key the tokens are bound to (RFC 9449): it signs every refresh, and the API calls
     /// when the access token is a DPoP token.
     pub(super) dpop_key: Option<DpopKey>,
@@ -138,6 +142,8 @@ impl Active {
             session_id,
             subject,
             display_name: None,
+            acr: None,
+            authenticated_at: None,
             dpop_key: None,
             tokens,
             started_at,
@@ -197,6 +203,8 @@ impl Active {
             session_id: self.session_id.clone(),
             subject: self.subject.clone(),
             display_name: self.display_name.clone(),
+            acr: self.acr.clone(),
+            authenticated_at: self.authenticated_at,
             started_at: self.started_at,
             absolute_deadline: self.absolute_deadline,
             idle_deadline: self.idle_deadline(policy),
@@ -365,6 +373,7 @@ mod tests {
             exp: UnixTime::EPOCH,
             iat: UnixTime::EPOCH,
             auth_time: None,
+            acr: None,
             sid: None,
             name: Some("Alice Liddell".into()),
             email: Some("alice@example.test".into()),

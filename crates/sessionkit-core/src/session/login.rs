@@ -118,6 +118,8 @@ impl Session {
         self.outbox.tell(SessionEvent::LoggedIn { session_id: session_id.clone(), subject: claims.sub.clone() });
         let mut active = Active::new(session_id, claims.sub.clone(), tokens, t, &self.policy);
         active.display_name = super::active::display_name(&claims);
+        active.acr = claims.acr.clone();
+        active.authenticated_at = claims.auth_time;
         active.dpop_key = dpop_key.cloned();
         let started = State::Active(Box::new(active));
         let old = std::mem::replace(&mut self.state, started);

@@ -122,6 +122,13 @@ pub struct SessionStatus {
     /// A name to show for the user, from the ID token: `preferred_username`, else `name`, else
     /// `email`; `None` if it had none of them.
     pub display_name: Option<String>,
+    /// The authentication context class the provider says the sign-in met (the ID token's
+    /// `acr`), for an app that asked for one with `acr_values` (a step-up) to check what it got;
+    /// `None` if the provider did not say.
+    pub acr: Option<String>,
+    /// When the user authenticated at the provider (the ID token's `auth_time`), if it said:
+    /// with `max_age`, the sign-in is refused unless it is recent enough.
+    pub authenticated_at: Option<UnixTime>,
     /// Sign-in time.
     pub started_at: UnixTime,
     /// When the absolute lifetime ends.

@@ -57,6 +57,12 @@ pub struct SessionRecord {
     /// What to call the user on screen (added in place in version 2: older records lack it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The sign-in's `acr` (added in place: older records lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// The sign-in's `auth_time` (added in place: older records lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<UnixTime>,
     /// The DPoP key the tokens are bound to (added in place: older records are Bearer sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_key: Option<DpopKey>,
@@ -136,6 +142,8 @@ impl SessionRecord {
             client_id: context.client_id.to_owned(),
             subject: active.subject.clone(),
             display_name: active.display_name.clone(),
+            acr: active.acr.clone(),
+            auth_time: active.authenticated_at,
             dpop_key: active.dpop_key.clone(),
             access_token: tokens.access_token.clone(),
             token_type: tokens.token_type.clone(),
@@ -171,6 +179,8 @@ impl Active {
         };
         let mut active = Active::new(record.session_id, record.subject, tokens, record.started_at, policy);
         active.display_name = record.display_name;
+        active.acr = record.acr;
+        active.authenticated_at = record.auth_time;
         active.dpop_key = record.dpop_key;
         active.last_activity_at = record.last_activity_at;
         active.activity_persisted_at = record.last_activity_at;

@@ -3,7 +3,7 @@ use std::time::Duration;
 use sessionkit_core::http::HttpResponse;
 use sessionkit_core::oidc::authorize::AuthorizeOptions;
 use sessionkit_core::oidc::id_token::IdTokenError;
-use sessionkit_core::{Action, CoreError, EndReason, Keys, SessionEvent, SessionRecord, TokenState};
+use sessionkit_core::{Action, CoreError, EndReason, Keys, Session, SessionEvent, SessionRecord, TokenState, UnixTime};
 
 use crate::harness::*;
 
@@ -165,4 +165,53 @@ fn an_unknown_or_short_key_with_cached_keys_asks_for_a_refetch_without_side_effe
             assert!(matches!(shown, sessionkit_core::SessionError::Misconfigured { .. }), "{shown}");
         }
     }
+}
+
+/// A step-up asked for with `acr_values` is checked by the app against what the provider says
+/// the sign-in met: the ID token's `acr` and `auth_time` are in the status, kept in the record
+/// across a restart, and left as they are by a refresh (they describe the sign-in).
+#[test]
+fn the_sign_ins_acr_and_auth_time_are_in_the_status_the_record_and_survive_a_refresh() {
+    let mut h = Harness::signed_out(policy());
+    let options = AuthorizeOptions { acr_values: Some("urn:example:mfa".into()), ..AuthorizeOptions::default() };
+    let (_, pending) = h.session.begin_login(&options, None, h.clock.now()).unwrap();
+    let authenticated = h.clock.wall().saturating_sub(Duration::from_secs(30));
+    let claims = serde_json::json!({
+        "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "nonce": pending.nonce().expose(),
+        "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600,
+        "auth_time": authenticated.as_secs(), "acr": "urn:example:mfa\u{1b}[31m",
+    });
+    let id = jwt(serde_json::json!({"alg": "ES256", "kid": "k1"}), claims, b"good");
+    let response = token_body("at1", Some("rt1"), Some(&id), 300);
+    h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now()).unwrap();
+
+    let status = h.session.status().unwrap();
+    assert_eq!(status.acr.as_deref(), Some("urn:example:mfa[31m"), "printable text only");
+    assert_eq!(status.authenticated_at, Some(UnixTime::from_secs(authenticated.as_secs())));
+    let record = persisted(&h.actions()).pop().unwrap();
+    let mut restored = Session::new(client(), metadata(), policy());
+    restored.restore(record.expose().as_bytes(), h.clock.now()).unwrap();
+    assert_eq!(restored.status().unwrap().acr, status.acr);
+    assert_eq!(restored.status().unwrap().authenticated_at, status.authenticated_at);
+
+    // A refresh whose ID token names another `acr` (or none) keeps the sign-in's.
+    h.clock.advance(Duration::from_secs(200));
+    h.session.request_refresh(h.clock.now());
+    h.drain();
+    let refreshed_claims = serde_json::json!({
+        "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "acr": "0",
+        "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600,
+    });
+    let refreshed = jwt(serde_json::json!({"alg": "ES256", "kid": "k1"}), refreshed_claims, b"good");
+    h.refresh_with(&token_body("at2", Some("rt2"), Some(&refreshed), 300)).unwrap();
+    assert_eq!(h.token().as_deref(), Some("at2"));
+    assert_eq!(h.session.status().unwrap().acr, status.acr);
+    assert_eq!(h.session.status().unwrap().authenticated_at, status.authenticated_at);
+}
+
+#[test]
+fn without_acr_or_auth_time_the_status_says_none() {
+    let h = Harness::signed_in(policy());
+    let status = h.session.status().unwrap();
+    assert_eq!((status.acr, status.authenticated_at), (None, None));
 }

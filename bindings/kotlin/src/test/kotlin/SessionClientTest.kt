@@ -255,6 +255,9 @@ class SessionClientTest {
         // Bob's browser: the other tests' browser stays signed in as alice at the provider.
         client.completeLogin(request, provider.authorize(url, provider.newBrowser()))
         assertEquals("bob", client.status()!!.subject, "the provider signed in the hinted account")
+        // What the step-up met, for the app to check: the ID token's acr and auth_time.
+        assertEquals("urn:example:mfa", client.status()!!.acr)
+        assertNotNull(client.status()!!.authenticatedAt)
     }
 
     @Test
