@@ -61,9 +61,10 @@ export interface SessionStatus {
   /**
    * The authentication context class the provider says the sign-in met (the ID token's `acr`):
    * after a step-up asked for with `login({ acrValues })`, check it before trusting the step-up.
+   * What the sign-in achieved (refreshes keep it), not a current assurance: see `authenticatedAt`.
    */
   acr: string | null;
-  /** When the user authenticated at the provider (`auth_time`, epoch ms), if it said. */
+  /** When the user authenticated at the provider (`auth_time`, epoch ms, this device's clock), if it said. */
   authenticatedAt: number | null;
   startedAt: number;
   absoluteDeadline: number;

@@ -117,13 +117,16 @@ pub(crate) fn read(config: &JsValue) -> Result<(sessionkit::SessionConfigBuilder
 /// Sign-in options: `{ prompt, loginHint, maxAgeSeconds, acrValues }` (Kotlin's and Swift's
 /// `LoginOptions`).
 pub(crate) fn authorize_options(options: &JsValue) -> Result<sessionkit::AuthorizeOptions, Error> {
-    let mut out = sessionkit::AuthorizeOptions::default();
     if !options.is_object() {
-        return Ok(out);
+        return Ok(sessionkit::AuthorizeOptions::default());
     }
-    out.prompt = string(options, "prompt")?;
-    out.login_hint = string(options, "loginHint")?;
-    out.max_age = seconds(options, "maxAgeSeconds")?.map(|d| d.as_secs());
-    out.acr_values = string(options, "acrValues")?;
-    Ok(out)
+    // Every field named: a new option of the core's does not compile until it is read here.
+    Ok(sessionkit::AuthorizeOptions {
+        prompt: string(options, "prompt")?,
+        login_hint: string(options, "loginHint")?,
+        max_age: seconds(options, "maxAgeSeconds")?.map(|d| d.as_secs()),
+        acr_values: string(options, "acrValues")?,
+        // Native apps' loopback listener only.
+        redirect_uri: None,
+    })
 }

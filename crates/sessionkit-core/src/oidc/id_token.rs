@@ -204,7 +204,8 @@ pub struct IdTokenClaims {
     /// When the user authenticated, if sent.
     pub auth_time: Option<UnixTime>,
     /// The authentication context class the provider says the sign-in met (`acr`, e.g. after a
-    /// step-up asked for with `acr_values`), as printable text; `None` if not sent.
+    /// step-up asked for with `acr_values`); `None` if not sent, or not printable ASCII text of
+    /// at most 255 characters.
     pub acr: Option<String>,
     /// The provider's session id (for logout), if sent.
     pub sid: Option<String>,
@@ -249,6 +250,49 @@ impl<'de> Deserialize<'de> for Audience {
                     all.push(one);
                 }
                 Ok(Audience::Many(all))
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
+/// A claim SessionKit only reports (`acr`): its text when it is a string, nothing otherwise, so
+/// that an odd value never makes a token unreadable.
+struct Reported(Option<String>);
+
+impl<'de> Deserialize<'de> for Reported {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = Reported;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Reported, E> {
+                Ok(Reported(Some(value.to_owned())))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Reported, E> {
+                Ok(Reported(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Reported, E> {
+                Ok(Reported(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Reported, E> {
+                Ok(Reported(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Reported, E> {
+                Ok(Reported(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Reported, E> {
+                Ok(Reported(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Reported, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Reported(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Reported, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Reported(None))
             }
         }
         deserializer.deserialize_any(Shape)
@@ -309,7 +353,7 @@ struct RawClaims {
     exp: Option<NumericDate>,
     iat: Option<NumericDate>,
     auth_time: Option<NumericDate>,
-    acr: Option<String>,
+    acr: Option<Reported>,
     nonce: Option<String>,
     sid: Option<String>,
     name: Option<String>,
@@ -445,7 +489,11 @@ fn check_claims(claims: RawClaims, check: &IdTokenCheck<'_>) -> Result<IdTokenCl
         exp,
         iat,
         auth_time,
-        acr: claims.acr.map(|acr| crate::oidc::authorize::printable(&acr, 255)).filter(|acr| !acr.is_empty()),
+        // Shown as sent or not at all: a cleaned-up value could match what the provider did not say.
+        acr: claims
+            .acr
+            .and_then(|Reported(acr)| acr)
+            .filter(|acr| !acr.is_empty() && acr.len() <= 255 && acr.chars().all(|c| c.is_ascii_graphic() || c == ' ')),
         sid: claims.sid,
         name: claims.name,
         email: claims.email,

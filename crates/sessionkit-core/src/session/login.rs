@@ -119,7 +119,9 @@ impl Session {
         let mut active = Active::new(session_id, claims.sub.clone(), tokens, t, &self.policy);
         active.display_name = super::active::display_name(&claims);
         active.acr = claims.acr.clone();
-        active.authenticated_at = claims.auth_time;
+        // The provider's clock, turned into this device's, as every time in the status is.
+        active.authenticated_at =
+            claims.auth_time.map(|at| at.offset_by_millis(self.server_offset_ms.saturating_neg()));
         active.dpop_key = dpop_key.cloned();
         let started = State::Active(Box::new(active));
         let old = std::mem::replace(&mut self.state, started);

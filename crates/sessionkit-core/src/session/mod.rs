@@ -124,10 +124,12 @@ pub struct SessionStatus {
     pub display_name: Option<String>,
     /// The authentication context class the provider says the sign-in met (the ID token's
     /// `acr`), for an app that asked for one with `acr_values` (a step-up) to check what it got;
-    /// `None` if the provider did not say.
+    /// `None` if the provider did not say. What the sign-in achieved, not a current assurance:
+    /// refreshes keep it; judge its age with `authenticated_at`.
     pub acr: Option<String>,
-    /// When the user authenticated at the provider (the ID token's `auth_time`), if it said:
-    /// with `max_age`, the sign-in is refused unless it is recent enough.
+    /// When the user authenticated at the provider (the ID token's `auth_time`), if it said, in
+    /// this device's time like the other times here. With `max_age`, a sign-in is refused
+    /// unless it is recent enough.
     pub authenticated_at: Option<UnixTime>,
     /// Sign-in time.
     pub started_at: UnixTime,

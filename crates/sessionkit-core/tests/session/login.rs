@@ -179,14 +179,14 @@ fn the_sign_ins_acr_and_auth_time_are_in_the_status_the_record_and_survive_a_ref
     let claims = serde_json::json!({
         "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "nonce": pending.nonce().expose(),
         "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600,
-        "auth_time": authenticated.as_secs(), "acr": "urn:example:mfa\u{1b}[31m",
+        "auth_time": authenticated.as_secs(), "acr": "urn:example:mfa",
     });
     let id = jwt(serde_json::json!({"alg": "ES256", "kid": "k1"}), claims, b"good");
     let response = token_body("at1", Some("rt1"), Some(&id), 300);
     h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now()).unwrap();
 
     let status = h.session.status().unwrap();
-    assert_eq!(status.acr.as_deref(), Some("urn:example:mfa[31m"), "printable text only");
+    assert_eq!(status.acr.as_deref(), Some("urn:example:mfa"));
     assert_eq!(status.authenticated_at, Some(UnixTime::from_secs(authenticated.as_secs())));
     let record = persisted(&h.actions()).pop().unwrap();
     let mut restored = Session::new(client(), metadata(), policy());
@@ -207,6 +207,27 @@ fn the_sign_ins_acr_and_auth_time_are_in_the_status_the_record_and_survive_a_ref
     assert_eq!(h.token().as_deref(), Some("at2"));
     assert_eq!(h.session.status().unwrap().acr, status.acr);
     assert_eq!(h.session.status().unwrap().authenticated_at, status.authenticated_at);
+}
+
+/// `acr` is only reported: a value that is not printable text is not shown (never cleaned up
+/// into one the provider did not send), and one that is not a string does not make the token
+/// unreadable.
+#[test]
+fn an_odd_acr_is_not_shown_and_does_not_refuse_the_sign_in() {
+    for odd in
+        [serde_json::json!(1), serde_json::json!("mfa\u{1b}[31m"), serde_json::json!(["mfa"]), serde_json::json!({})]
+    {
+        let mut h = Harness::signed_out(policy());
+        let (_, pending) = h.session.begin_login(&AuthorizeOptions::default(), None, h.clock.now()).unwrap();
+        let claims = serde_json::json!({
+            "iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "nonce": pending.nonce().expose(),
+            "iat": h.clock.wall().as_secs(), "exp": h.clock.wall().as_secs() + 600, "acr": odd,
+        });
+        let id = jwt(serde_json::json!({"alg": "ES256", "kid": "k1"}), claims, b"good");
+        let response = token_body("at1", Some("rt1"), Some(&id), 300);
+        h.session.handle_login_response(&pending, &response, &TestVerifier, Keys::Cached, h.clock.now()).unwrap();
+        assert_eq!(h.session.status().unwrap().acr, None, "{odd}");
+    }
 }
 
 #[test]
