@@ -2,7 +2,8 @@
 // scripts/web-test, like bench.mjs): `node trace.mjs [load|refresh] [sessionkit|oidc-client-ts]`.
 // Env: DPOP=off|whenSupported|required (SessionKit's setting; its default otherwise), ROUNDS,
 // CACHEABLE=1 (the libraries' files served cacheable and immutable, as an app serves its
-// content-hashed assets; no-store otherwise).
+// content-hashed assets; no-store otherwise), CDP_TIMING=1 (each provider request's connection
+// reuse and timing, as Chromium reports it).
 //
 // Each bench page (bench-pages/) runs with the browser calls a session library makes wrapped by
 // an init script that stamps performance.now() when each starts and settles: fetch, the
@@ -48,6 +49,7 @@ try {
     { issuer: stack.issuer, clientId: 'sessionkit-web', dpop: process.env.DPOP });
   await context.addInitScript(wrapBrowserCalls);
   const page = await context.newPage();
+  if (process.env.CDP_TIMING === '1') await printConnectionTiming(context, page);
   await page.goto(`${stack.origin}/bench/${lib}.html`);
   await page.waitForFunction(() => window.benchResult);
   const first = await page.evaluate(() => window.benchResult);
@@ -79,6 +81,22 @@ try {
 } finally {
   await browser.close();
   await stack.stop();
+}
+
+// CDP_TIMING=1: for each request to the provider, whether the browser reused a connection and
+// where its time went (connect, TLS, sent to headers received), from Chromium's own timing.
+async function printConnectionTiming(context, page) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  cdp.on('Network.responseReceived', ({ response }) => {
+    const { pathname } = new URL(response.url);
+    if (!response.url.startsWith(stack.issuer) || !response.timing) return;
+    const t = response.timing;
+    const span = (from, to) => (from >= 0 && to >= 0 ? (to - from).toFixed(1) : '-');
+    console.error(`  cdp: ${pathname} connection ${response.connectionId}${response.connectionReused ? ' reused' : ' new'}, `
+      + `connect ${span(t.connectStart, t.connectEnd)} ms (TLS ${span(t.sslStart, t.sslEnd)}), `
+      + `sent to headers ${span(t.sendEnd, t.receiveHeadersEnd)} ms, queued ${span(0, t.sendStart)} ms`);
+  });
 }
 
 function printTimeline(log, origin) {
