@@ -17,48 +17,58 @@ pub(crate) struct WebSettings {
     pub(crate) account: Option<String>,
 }
 
-fn field(config: &JsValue, name: &str) -> Option<JsValue> {
-    js_sys::Reflect::get(config, &name.into()).ok().filter(|v| !v.is_undefined() && !v.is_null())
-}
-
 fn misconfigured(message: String) -> Error {
     Error::Misconfigured { message }
 }
 
-fn string(config: &JsValue, name: &str) -> Result<Option<String>, Error> {
-    field(config, name)
-        .map(|v| v.as_string().ok_or_else(|| misconfigured(format!("config.{name} must be a string"))))
-        .transpose()
+/// A JS object read field by field; errors name the field as the app wrote it
+/// (`config.clientId`, `options.acrValues`).
+struct Fields<'a> {
+    object: &'a JsValue,
+    /// What the TypeScript declarations call the object.
+    called: &'static str,
 }
 
-fn required(config: &JsValue, name: &str) -> Result<String, Error> {
-    string(config, name)?.ok_or_else(|| misconfigured(format!("config.{name} is required")))
-}
+impl Fields<'_> {
+    fn field(&self, name: &str) -> Option<JsValue> {
+        js_sys::Reflect::get(self.object, &name.into()).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    }
 
-fn seconds(config: &JsValue, name: &str) -> Result<Option<Duration>, Error> {
-    let Some(value) = field(config, name) else { return Ok(None) };
-    match value.as_f64() {
-        Some(s) if (0.0..=1e9).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
-        _ => Err(misconfigured(format!("config.{name} must be a number of seconds"))),
+    fn string(&self, name: &str) -> Result<Option<String>, Error> {
+        self.field(name)
+            .map(|v| v.as_string().ok_or_else(|| misconfigured(format!("{}.{name} must be a string", self.called))))
+            .transpose()
+    }
+
+    fn required(&self, name: &str) -> Result<String, Error> {
+        self.string(name)?.ok_or_else(|| misconfigured(format!("{}.{name} is required", self.called)))
+    }
+
+    fn seconds(&self, name: &str) -> Result<Option<Duration>, Error> {
+        let Some(value) = self.field(name) else { return Ok(None) };
+        match value.as_f64() {
+            Some(s) if (0.0..=1e9).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+            _ => Err(misconfigured(format!("{}.{name} must be a number of seconds", self.called))),
+        }
     }
 }
 
 /// Reads the policy: the core's defaults, with the fields the app set.
-fn policy(config: &JsValue) -> Result<SessionPolicy, Error> {
+fn policy(config: &Fields<'_>) -> Result<SessionPolicy, Error> {
     let mut builder = SessionPolicy::builder();
-    if let Some(value) = seconds(config, "idleTimeoutSeconds")? {
+    if let Some(value) = config.seconds("idleTimeoutSeconds")? {
         builder = builder.idle_timeout(value);
     }
-    if let Some(value) = seconds(config, "absoluteLifetimeSeconds")? {
+    if let Some(value) = config.seconds("absoluteLifetimeSeconds")? {
         builder = builder.absolute_lifetime(value);
     }
-    if let Some(value) = seconds(config, "warningLeadSeconds")? {
+    if let Some(value) = config.seconds("warningLeadSeconds")? {
         builder = builder.warning_lead(value);
     }
-    if let Some(value) = seconds(config, "refreshLeadSeconds")? {
+    if let Some(value) = config.seconds("refreshLeadSeconds")? {
         builder = builder.refresh_lead(value);
     }
-    if let Some(value) = string(config, "dpop")? {
+    if let Some(value) = config.string("dpop")? {
         let dpop = match value.as_str() {
             "off" => sessionkit::DpopPolicy::Off,
             "whenSupported" => sessionkit::DpopPolicy::WhenSupported,
@@ -72,7 +82,7 @@ fn policy(config: &JsValue) -> Result<SessionPolicy, Error> {
         };
         builder = builder.dpop(dpop);
     }
-    if let Some(value) = field(config, "backgroundRefresh") {
+    if let Some(value) = config.field("backgroundRefresh") {
         let on = value.as_bool().ok_or_else(|| misconfigured("config.backgroundRefresh must be a boolean".into()))?;
         builder = builder.background_refresh(on);
     }
@@ -84,11 +94,12 @@ pub(crate) fn read(config: &JsValue) -> Result<(sessionkit::SessionConfigBuilder
     if !config.is_object() {
         return Err(misconfigured("the config must be an object".into()));
     }
-    let issuer = required(config, "issuer")?;
-    let client_id = required(config, "clientId")?;
-    let redirect_uri = required(config, "redirectUri")?;
+    let config = &Fields { object: config, called: "config" };
+    let issuer = config.required("issuer")?;
+    let client_id = config.required("clientId")?;
+    let redirect_uri = config.required("redirectUri")?;
     // No scopes given: the driver's default (`offline_access`), as for native Rust apps.
-    let scopes: Option<Vec<String>> = match field(config, "scopes") {
+    let scopes: Option<Vec<String>> = match config.field("scopes") {
         None => None,
         Some(value) if js_sys::Array::is_array(&value) => Some(
             js_sys::Array::from(&value)
@@ -103,14 +114,14 @@ pub(crate) fn read(config: &JsValue) -> Result<(sessionkit::SessionConfigBuilder
     if let Some(scopes) = &scopes {
         builder = builder.scopes(&scopes.iter().map(String::as_str).collect::<Vec<_>>());
     }
-    if let Some(uri) = string(config, "postLogoutRedirectUri")? {
+    if let Some(uri) = config.string("postLogoutRedirectUri")? {
         builder = builder.post_logout_redirect_uri(&uri);
     }
-    let store_name = string(config, "storeName")?.unwrap_or_else(|| "sessionkit".to_owned());
+    let store_name = config.string("storeName")?.unwrap_or_else(|| "sessionkit".to_owned());
     if store_name.is_empty() || store_name.len() > 100 {
         return Err(misconfigured("config.storeName must be 1 to 100 characters".into()));
     }
-    let account = string(config, "account")?;
+    let account = config.string("account")?;
     Ok((builder, WebSettings { store_name, account }))
 }
 
@@ -120,12 +131,13 @@ pub(crate) fn authorize_options(options: &JsValue) -> Result<sessionkit::Authori
     if !options.is_object() {
         return Ok(sessionkit::AuthorizeOptions::default());
     }
+    let options = &Fields { object: options, called: "options" };
     // Every field named: a new option of the core's does not compile until it is read here.
     Ok(sessionkit::AuthorizeOptions {
-        prompt: string(options, "prompt")?,
-        login_hint: string(options, "loginHint")?,
-        max_age: seconds(options, "maxAgeSeconds")?.map(|d| d.as_secs()),
-        acr_values: string(options, "acrValues")?,
+        prompt: options.string("prompt")?,
+        login_hint: options.string("loginHint")?,
+        max_age: options.seconds("maxAgeSeconds")?.map(|d| d.as_secs()),
+        acr_values: options.string("acrValues")?,
         // Native apps' loopback listener only.
         redirect_uri: None,
     })

@@ -204,4 +204,12 @@ fn login_options_name_and_read_every_option_of_the_core() {
     assert_eq!(read.login_hint.as_deref(), Some("alice"));
     assert_eq!(read.max_age, Some(60));
     assert_eq!(read.acr_values.as_deref(), Some("urn:example:mfa"));
+
+    // A wrong type names the option as the app wrote it.
+    js_sys::Reflect::set(&options, &"acrValues".into(), &5.into()).expect("set");
+    let refused = crate::config::authorize_options(&options).map(|_| ()).expect_err("refused");
+    assert!(
+        matches!(&refused, sessionkit::Error::Misconfigured { message } if message == "options.acrValues must be a string"),
+        "{refused}"
+    );
 }
