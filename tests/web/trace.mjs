@@ -7,8 +7,8 @@
 //
 // Each bench page (bench-pages/) runs with the browser calls a session library makes wrapped by
 // an init script that stamps performance.now() when each starts and settles: fetch, the
-// WebAssembly compile, IndexedDB opens and transactions (to their `complete`), WebCrypto, Web
-// Locks (requested, granted, released) and BroadcastChannel posts. The provider logs each request it
+// WebAssembly compile, IndexedDB opens and transactions (to their `complete`), WebCrypto, storage
+// persistence, Web Locks (requested, granted, released) and BroadcastChannel posts. The provider logs each request it
 // handles with its own time (IDP_LOG_REQUESTS), CORS preflights included, which the page cannot
 // see. Printed per round: the timeline, from the start of the page's script (load) or of the call
 // that refreshes (refresh).
@@ -166,6 +166,9 @@ function wrapBrowserCalls() {
     started.addEventListener('abort', () => log(`<! ${tag}`));
     return started;
   };
+  if (navigator.storage) {
+    for (const name of ['persist', 'persisted']) wrap(StorageManager.prototype, name, () => `navigator.storage.${name}`);
+  }
   const post = BroadcastChannel.prototype.postMessage;
   BroadcastChannel.prototype.postMessage = function tracedPost(...args) {
     log('BroadcastChannel post');

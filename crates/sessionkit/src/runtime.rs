@@ -2,9 +2,9 @@
 //! browser its event loop, `setTimeout`, `Date.now()` and `performance.now()`.
 //!
 //! Everything else in the driver calls these and nothing platform-specific: [`now`] (the only
-//! clock read; the core reads none), [`monotonic`], [`sleep`], [`spawn`] (the timer task) and
-//! [`run_blocking`] (keystore calls, which block on D-Bus or XPC natively and do not exist as
-//! blocking calls in the browser).
+//! clock read; the core reads none), [`monotonic`], [`sleep`], [`spawn`] (the timer task, the
+//! web store's persistence request) and [`run_blocking`] (keystore calls, which block on D-Bus
+//! or XPC natively and do not exist as blocking calls in the browser).
 
 use sessionkit_core::{Now, UnixTime};
 

@@ -245,15 +245,23 @@ export async function deleteSigningKey(name, id) {
 }
 
 // Asks the browser not to evict this origin's storage under pressure, unless it already agreed
-// (Firefox asks the user, so only once). Resolves to whether it agreed; never rejects (some
-// browsers decide silently, or lack the API).
-export async function requestPersistence() {
-  try {
-    if (await navigator.storage?.persisted?.()) return true;
-    return Boolean(await navigator.storage?.persist?.());
-  } catch (_) {
-    return false;
-  }
+// (Firefox asks the user, so only once), once per page however many stores open. Resolves to
+// whether it agreed; never rejects (some browsers decide silently, or lack the API).
+let persistence;
+// For the store's tests only (the next store asks afresh).
+export function forgetPersistenceForTests() {
+  persistence = undefined;
+}
+export function requestPersistence() {
+  persistence ??= (async () => {
+    try {
+      if (await navigator.storage?.persisted?.()) return true;
+      return Boolean(await navigator.storage?.persist?.());
+    } catch (_) {
+      return false;
+    }
+  })();
+  return persistence;
 }
 
 // Takes the Web Lock `lockName`, waiting at most `timeoutMs`. Resolves to a function that

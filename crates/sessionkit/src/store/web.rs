@@ -20,6 +20,7 @@
 //! clean signed-out start.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sessionkit_core::Secret;
@@ -55,7 +56,8 @@ extern "C" {
 #[derive(Debug)]
 pub struct WebStore {
     shared: Arc<Shared>,
-    persistent: bool,
+    /// Set once the browser agreed to keep the storage (asked in the background).
+    persistent: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -175,26 +177,35 @@ impl Drop for Reloading<'_> {
 }
 
 impl WebStore {
-    /// Opens (or creates) the IndexedDB database `database`, asks the browser to keep this
-    /// origin's storage (`navigator.storage.persist()`), and reads the stored records.
-    /// IndexedDB being unusable (some private modes) is [`StoreError::Unavailable`].
+    /// Opens (or creates) the IndexedDB database `database` and reads the stored records; then
+    /// asks the browser, in the background, to keep this origin's storage
+    /// (`navigator.storage.persist()`). IndexedDB being unusable (some private modes) is
+    /// [`StoreError::Unavailable`].
     pub async fn open(database: &str) -> Result<Arc<Self>, StoreError> {
-        let persistent = request_persistence().await.as_bool().unwrap_or(false);
         let store = Arc::new(Self {
             shared: Arc::new(Shared {
                 database: database.to_owned(),
                 state: Mutex::new(State::default()),
                 written: tokio::sync::watch::Sender::new(0),
             }),
-            persistent,
+            persistent: Arc::new(AtomicBool::new(false)),
         });
         store.reload().await?;
+        // Asked once the records are read, and not awaited: Firefox asks the user and answers
+        // only when they choose, Chromium holds IndexedDB opens back until it has answered
+        // (about 10 ms here), and nothing the store does depends on the answer.
+        let answer = Arc::clone(&store.persistent);
+        crate::runtime::spawn(async move {
+            let agreed = request_persistence().await.as_bool().unwrap_or(false);
+            answer.store(agreed, Ordering::Relaxed);
+        });
         Ok(store)
     }
 
-    /// Whether the browser agreed to keep this origin's storage under pressure.
+    /// Whether the browser agreed to keep this origin's storage under pressure (false until it
+    /// answered, shortly after [`WebStore::open`]).
     pub fn is_persistent(&self) -> bool {
-        self.persistent
+        self.persistent.load(Ordering::Relaxed)
     }
 
     /// Waits until every write made so far is in IndexedDB (before a navigation, or before
@@ -304,7 +315,7 @@ impl SecureStore for WebStore {
     }
 
     fn describe(&self) -> String {
-        let kept = if self.persistent { "persistent" } else { "best-effort" };
+        let kept = if self.is_persistent() { "persistent" } else { "best-effort" };
         format!("IndexedDB, AES-GCM sealed ({kept})")
     }
 }

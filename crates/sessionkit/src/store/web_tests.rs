@@ -35,6 +35,18 @@ export function startDeletion(db) {
 }
 export function uniqueName(prefix) { return prefix + '-' + crypto.randomUUID(); }
 export function pause(ms) { return new Promise((ok) => setTimeout(ok, ms)); }
+// Makes the browser's persistence answer wait: returns a function that answers (true) and puts
+// the browser's own method back. Unanswered, it answers by itself after 3 s.
+export function holdPersistenceAnswer() {
+  const original = StorageManager.prototype.persisted;
+  let answer;
+  StorageManager.prototype.persisted = () => new Promise((ok) => { answer = ok; setTimeout(() => ok(true), 3000); });
+  return () => {
+    StorageManager.prototype.persisted = original;
+    if (!answer) throw new Error('nobody asked for persistence');
+    answer(true);
+  };
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = rawRecord)]
@@ -52,12 +64,16 @@ extern "C" {
     #[wasm_bindgen(js_name = startDeletion)]
     async fn start_deletion(db: &str) -> JsValue;
     async fn pause(ms: u32) -> JsValue;
+    #[wasm_bindgen(js_name = holdPersistenceAnswer)]
+    fn hold_persistence_answer() -> js_sys::Function;
 }
 
 #[wasm_bindgen(module = "/src/store/web.js")]
 extern "C" {
     #[wasm_bindgen(js_name = setOpenTimeoutForTests)]
     fn set_open_timeout_for_tests(ms: u32);
+    #[wasm_bindgen(js_name = forgetPersistenceForTests)]
+    fn forget_persistence_for_tests();
 }
 
 /// Closes the connection that blocked a deletion (`hold_open`), and waits for the deletion
@@ -298,5 +314,21 @@ async fn writes_queued_while_a_reload_reads_keep_their_values_over_its_snapshot(
     reload.await.expect("reloaded");
 
     assert_overlay(&store, "queued during the read");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn the_store_opens_and_reads_without_waiting_for_the_persistence_answer() {
+    let (db, _first) = store_with_record().await;
+    forget_persistence_for_tests();
+    let answer = hold_persistence_answer();
+    let store = WebStore::open(&db).await.expect("opens while the browser has not answered");
+    assert_eq!(store.load("session").expect("load").expect("read").expose(), PLAINTEXT);
+    // Had the open waited for the answer (3 s at the latest), the store would know it by now.
+    pause(0).await;
+    assert!(!store.is_persistent(), "the open waited for the persistence answer");
+    answer.call0(&JsValue::NULL).expect("answered");
+    pause(0).await;
+    assert!(store.is_persistent(), "the answer, once given, is kept");
     delete_db(&db).await;
 }
