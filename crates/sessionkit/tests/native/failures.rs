@@ -442,6 +442,69 @@ async fn a_wipe_that_does_not_land_under_a_kept_lock_is_retried_against_the_disk
     assert!(eventually(|| !lock.held()).await, "then the lock went");
 }
 
+/// A keystore whose writes wait while `held` is set (15 s at most), as a slow keystore's do (a
+/// D-Bus round trip, a locked keychain): `may_block`, so the driver writes off its own tasks.
+#[derive(Default)]
+struct SlowWrites {
+    inner: MemoryStore,
+    held: AtomicBool,
+}
+
+impl SecureStore for SlowWrites {
+    fn load(&self, key: &str) -> Result<Option<Secret>, StoreError> {
+        self.inner.load(key)
+    }
+    fn save(&self, key: &str, value: &Secret) -> Result<(), StoreError> {
+        for _ in 0..3000 {
+            if !self.held.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.save(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn describe(&self) -> String {
+        "slow writes".into()
+    }
+    fn may_block(&self) -> bool {
+        true
+    }
+}
+
+/// The caller of a refresh has its new token as soon as the provider's answer is accepted, not
+/// once the successor is written; the lock stays held until the write lands.
+#[tokio::test]
+async fn a_refreshed_token_reaches_the_caller_before_its_write_lands() {
+    let idp = Idp::start(2);
+    let store = Arc::new(SlowWrites::default());
+    let lock = Arc::new(TrackingLock::default());
+    let config = idp.config_builder(lazy_bearer(), store.clone()).context_lock(lock.clone()).build().unwrap();
+    let client = SessionClient::new(config).await.unwrap();
+    idp.login(&client).await;
+    let before = stored_refresh_token(&store.inner, &idp.issuer).unwrap();
+    let first = client.access_token().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    store.held.store(true, Ordering::SeqCst);
+    // Had the caller waited for the write, it would wait 15 s.
+    let token = tokio::time::timeout(Duration::from_secs(10), client.access_token())
+        .await
+        .expect("the caller waited for the write")
+        .expect("refreshed");
+    assert_ne!(token.expose(), first.expose(), "a new token");
+    assert_eq!(stored_refresh_token(&store.inner, &idp.issuer).unwrap(), before, "not written yet");
+    assert!(lock.held(), "the lock is kept while the store holds the spent refresh token");
+    assert_eq!(idp.call_api_bearer(token.expose()).await, 200, "the new token works at once");
+    store.held.store(false, Ordering::SeqCst);
+    assert!(
+        eventually(|| stored_refresh_token(&store.inner, &idp.issuer).is_some_and(|rt| rt != before)).await,
+        "the successor was written"
+    );
+    assert!(eventually(|| !lock.held()).await, "then the lock went");
+}
+
 #[tokio::test]
 async fn pinned_keys_are_enforced_with_backup_pins() {
     use sessionkit::pinning::HostPins;
