@@ -35,9 +35,14 @@ mv "$out/sessionkit_wasm_bg.wasm.opt" "$out/sessionkit_wasm_bg.wasm"
 # that a page fetches one script (not three in a chain) before the .wasm. The wasm is still found
 # next to it (`new URL('sessionkit_wasm_bg.wasm', import.meta.url)` in the glue).
 cp "$here/js/index.js" "$out/index.src.js"
+# index.js starts the store's first read early (store/web.js's readEarly): it reaches that
+# snippet, whose directory name wasm-bindgen derives from a hash, through this file.
+store_js=$(cd "$out" && find snippets -path '*/src/store/web.js')
+[ "$(wc -l <<<"$store_js")" = 1 ] && [ -n "$store_js" ] || { echo "expected one store/web.js snippet, found: $store_js" >&2; exit 1; }
+printf "export { readEarly } from './%s';\n" "$store_js" >"$out/sessionkit_store.js"
 "$here/tools/node_modules/.bin/esbuild" "$out/index.src.js" --bundle --format=esm --minify \
   --target=es2022 --legal-comments=none --log-level=warning --outfile="$out/index.js"
-rm -rf "$out/index.src.js" "$out/sessionkit_wasm.js" "$out/sessionkit_wasm.d.ts" "$out/snippets"
+rm -rf "$out/index.src.js" "$out/sessionkit_store.js" "$out/sessionkit_wasm.js" "$out/sessionkit_wasm.d.ts" "$out/snippets"
 cp "$here/js/index.d.ts" "$here/js/package.json" "$out/"
 rm -f "$out/.gitignore" "$out/sessionkit_wasm_bg.wasm.d.ts"
 

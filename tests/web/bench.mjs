@@ -4,6 +4,7 @@
 //   - freshAccessToken(), the synchronous read: median time per call, 11 rounds of 100,000;
 //   - SessionKit.create() with a stored session (IndexedDB read + decrypt; discovery and JWKS
 //     from their stored copies, no request): median of 21;
+//   - compiling the shipped module (what a page load pays besides the download): median of 11;
 //   - authHeaders() on a DPoP-bound session (a fresh proof signed by the non-extractable
 //     WebCrypto key each call): median time per call, 11 rounds of 200 calls;
 //   - the shipped size, from the package's size report.
@@ -102,6 +103,23 @@ try {
     }
     return times;
   }, stack.config);
+  // Compiling the shipped module, as a page load does (without the download): each round's bytes
+  // differ by a custom section, so that no compiled copy is reused.
+  const compileMs = await page.evaluate(async () => {
+    const bytes = new Uint8Array(await (await fetch('/bench/pkg/sessionkit_wasm_bg.wasm')).arrayBuffer());
+    const times = [];
+    for (let r = 0; r < 11; r += 1) {
+      const name = new TextEncoder().encode(`bench-${r}-${Math.random()}`);
+      const section = new Uint8Array([0, name.length + 1, name.length, ...name]);
+      const module = new Uint8Array(bytes.length + section.length);
+      module.set(bytes);
+      module.set(section, bytes.length);
+      const start = performance.now();
+      await WebAssembly.compile(module);
+      times.push(performance.now() - start);
+    }
+    return times;
+  });
   const size = fs.readFileSync(sizeReport, 'utf8');
   console.log(`getAccessToken() on a fresh token: median ${median(perCallUs).toFixed(2)} us per call `
     + `(rounds: ${perCallUs.map((x) => x.toFixed(2)).join(', ')})`);
@@ -111,6 +129,8 @@ try {
     + `per call (rounds: ${proofMs.map((x) => x.toFixed(3)).join(', ')})`);
   console.log(`SessionKit.create() with a stored session: median ${median(createMs).toFixed(1)} ms `
     + `(min ${Math.min(...createMs).toFixed(1)}, max ${Math.max(...createMs).toFixed(1)})`);
+  console.log(`WebAssembly.compile() of the shipped module (not streamed, never cached): median `
+    + `${median(compileMs).toFixed(1)} ms (min ${Math.min(...compileMs).toFixed(1)}, max ${Math.max(...compileMs).toFixed(1)})`);
   console.log(`shipped size (bindings/sessionkit-wasm/pkg/size.txt):\n${size}`);
   await context.close();
 
@@ -183,26 +203,33 @@ async function compare(browser, on, what, settings = {}) {
   }
 }
 
-// The page's result once it has its token (or knows it is signed out), from a document other
-// than the one whose time origin is `previous`.
-async function benchResult(page, previous = null) {
-  const handle = await page.waitForFunction(
-    (prev) => window.benchResult && performance.timeOrigin !== prev && { ...window.benchResult, timeOrigin: performance.timeOrigin },
-    previous, { timeout: 60_000 });
-  const result = await handle.jsonValue();
+// The page's result once it has its token (or knows it is signed out). `ready` is
+// `nextReady(page)`, taken before the navigation whose page is awaited. The bench waits for the
+// page's console message instead of polling the page: Playwright's polling runs its injected
+// script in the page, whose parse and compile (about 8 ms on the page's main thread here) would
+// land in the middle of a load being measured.
+function nextReady(page) {
+  return page.waitForEvent('console', { predicate: (message) => message.text() === 'bench:ready', timeout: 60_000 });
+}
+
+async function benchResult(page, ready) {
+  await ready;
+  const result = await page.evaluate(() => ({ ...window.benchResult, timeOrigin: performance.timeOrigin }));
   if (result.error) throw new Error(`${page.url()}: ${result.error}`);
   return result;
 }
 
 async function signedInPage(context, on, lib) {
   const page = await context.newPage();
+  const loaded = nextReady(page);
   await page.goto(`${on.origin}/bench/${lib}.html`);
-  let result = await benchResult(page);
+  let result = await benchResult(page, loaded);
   if (!result.signedIn) {
     // To the provider (which approves by itself) and back with a code.
+    const back = nextReady(page);
     await page.evaluate(() => { window.bench.signIn(); });
     await page.waitForURL((url) => url.pathname === `/bench/${lib}.html` && url.searchParams.has('code'), { timeout: 60_000 });
-    result = await benchResult(page, result.timeOrigin);
+    result = await benchResult(page, back);
     if (!result.signedIn) throw new Error(`${lib}: not signed in after the redirect`);
   }
   return page;
@@ -214,13 +241,13 @@ async function signedInPage(context, on, lib) {
 // on the clock the page's token time is read from (Playwright's request times are wall-clock,
 // a millisecond or two apart from it); one the page has no entry for counts as before.
 async function reload(page, on) {
-  const previous = await page.evaluate(() => performance.timeOrigin);
   let sent = 0;
   const count = (request) => { if (request.url().startsWith(`${on.issuer}/`)) sent += 1; };
   page.on('request', count);
   try {
+    const ready = nextReady(page);
     await page.reload({ waitUntil: 'commit' });
-    const result = await benchResult(page, previous);
+    const result = await benchResult(page, ready);
     if (!result.signedIn) throw new Error(`${page.url()}: the stored session was not restored`);
     const total = sent;
     // The start times of the page's requests to the provider, once all of them are in its

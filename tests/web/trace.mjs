@@ -64,8 +64,11 @@ try {
     if (print) console.error(`--- ${lib}, ${what} ${round + 1} (the provider's lines: its own time per request)`);
     let summary;
     if (what === 'load') {
-      await page.reload();
-      await page.waitForFunction(() => window.benchResult && window.benchResult.signedIn, null, { timeout: 60_000 });
+      // The page says when it is done (see bench.mjs's benchResult: polling would run
+      // Playwright's script in the page during the load).
+      const ready = page.waitForEvent('console', { predicate: (m) => m.text() === 'bench:ready', timeout: 60_000 });
+      await page.reload({ waitUntil: 'commit' });
+      await ready;
       const { scriptStart, tokenAt } = await page.evaluate(() => window.benchResult);
       summary = `script start ${scriptStart.toFixed(1)} ms, token at ${tokenAt.toFixed(1)} ms (since navigation)`;
       if (print) printTimeline(await page.evaluate(() => window.traceLog), scriptStart);

@@ -6,6 +6,8 @@
 // failure kind, activity tracking for the idle timeout, and an authorized `fetch`.
 
 import init, { WebAccounts, WebSession } from './sessionkit_wasm.js';
+// The web store's own JS (the driver's store/web.js), reached from here by build.sh.
+import { readEarly } from './sessionkit_store.js';
 
 /** Base class of every error this package throws. `name` is stable; `message` has no secret. */
 export class SessionKitError extends Error {
@@ -61,6 +63,20 @@ async function call(promise) {
     return await promise;
   } catch (error) {
     throw toSessionKitError(error);
+  }
+}
+
+// Starts reading the store's records while the module downloads and compiles (the store takes
+// that read when it opens, see store/web.js). Only for a name the config accepts (1 to 100
+// bytes; "sessionkit" when not given, as in config.rs): a bad one is the config's to report.
+function readStoreEarly(config) {
+  const name = config?.storeName ?? 'sessionkit';
+  const bytes = typeof name === 'string' ? new TextEncoder().encode(name).length : 0;
+  if (bytes < 1 || bytes > 100 || !globalThis.indexedDB) return;
+  try {
+    readEarly(name);
+  } catch {
+    // the store reads when it opens, and reports what goes wrong then
   }
 }
 
@@ -122,6 +138,7 @@ export class SessionKit {
    * session of that account (see `Accounts`).
    */
   static async create(config) {
+    readStoreEarly(config);
     await call(loadWasm(config && config.wasmUrl));
     return new SessionKit(await call(WebSession.create(config)), config);
   }
@@ -310,6 +327,7 @@ export class Accounts {
 
   /** The accounts of the config's provider and client (`config.account` is ignored). */
   static async create(config) {
+    readStoreEarly(config);
     await call(loadWasm(config && config.wasmUrl));
     return new Accounts(await call(WebAccounts.create(config)), config);
   }

@@ -54,3 +54,6 @@ try {
 } catch (error) {
   window.benchResult = { error: `${error.name}: ${error.message}` };
 }
+// Tells the bench the result is there (it listens for this rather than polling the page, which
+// would run its own script in the page while the page loads).
+console.debug('bench:ready');

@@ -1,7 +1,7 @@
 // The @sessionkit/web side of tests/web/bench.mjs. Both bench pages expose the same things:
 //   window.benchResult  set once the page has its token (or knows it is signed out):
 //                       { scriptStart, tokenAt, signedIn } (performance.now(), ms since navigation
-//                       start) or { error }
+//                       start) or { error }; then the page logs "bench:ready" (console.debug)
 //   window.bench        signIn(), readToken() (async), readTokenSync() (null when the library has
 //                       none), waitUntilRefreshable(), refresh() (one refresh round trip, in ms)
 // The provider's issuer and client id (and, from trace.mjs, a `dpop` setting) come from
@@ -49,3 +49,6 @@ try {
 } catch (error) {
   window.benchResult = { error: `${error.name}: ${error.message}` };
 }
+// Tells the bench the result is there (it listens for this rather than polling the page, which
+// would run its own script in the page while the page loads).
+console.debug('bench:ready');

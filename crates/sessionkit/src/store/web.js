@@ -158,6 +158,7 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 // a new database that lacks the key, where the record could never be opened; the session then
 // writes again later, after reading what the store holds now.
 export async function sealAndPut(name, slot, plaintext) {
+  writesBegun += 1;
   const db = await connection(name);
   try {
     await sealAndPutOn(db, slot, plaintext);
@@ -184,12 +185,52 @@ async function sealAndPutOn(db, slot, plaintext) {
 }
 
 export async function remove(name, slot) {
+  writesBegun += 1;
   await withDb(name, 'readwrite', [RECORDS], (tx) => request(tx.objectStore(RECORDS).delete(slot)));
 }
 
 // Every record, opened: [[slot, plaintext | null], ...]. null marks a record that does not open
 // under the current key (a key lost to eviction, or tampering); the caller decides what to do.
+// The store's first read of a database may be one started earlier (`readEarly`).
 export async function loadAll(name) {
+  const early = takeEarlyRead(name);
+  if (early) {
+    try {
+      return await early;
+    } catch (_) {
+      // read afresh: this read's own error is the one to report
+    }
+  }
+  return readAll(name);
+}
+
+// A first read started early: by the package's `create`, while the WebAssembly module downloads
+// and compiles, so that the store's open finds its records read. It serves the next `loadAll` of
+// that database only, within 5 s, and only if this page began no write since it started;
+// otherwise it is dropped (with the plaintexts it holds) and the store reads afresh. Reading
+// early decides nothing: what the records mean is still the store's and the session's to say.
+const earlyReads = new Map();
+let writesBegun = 0;
+
+export function readEarly(name) {
+  if (earlyReads.has(name)) return;
+  const read = { pending: readAll(name), writes: writesBegun };
+  read.pending.catch(() => {}); // nobody may take it
+  read.expiry = setTimeout(() => {
+    if (earlyReads.get(name) === read) earlyReads.delete(name);
+  }, 5000);
+  earlyReads.set(name, read);
+}
+
+function takeEarlyRead(name) {
+  const read = earlyReads.get(name);
+  if (!read) return null;
+  earlyReads.delete(name);
+  clearTimeout(read.expiry);
+  return read.writes === writesBegun ? read.pending : null;
+}
+
+async function readAll(name) {
   const [slots, values, key] = await withDb(name, 'readonly', [RECORDS, KEYS], async (tx) => {
     const store = tx.objectStore(RECORDS);
     const read = await Promise.all([request(store.getAllKeys()), request(store.getAll()), getKey(tx)]);

@@ -177,8 +177,8 @@ impl Drop for Reloading<'_> {
 }
 
 impl WebStore {
-    /// Opens (or creates) the IndexedDB database `database` and reads the stored records; then
-    /// asks the browser, in the background, to keep this origin's storage
+    /// Opens (or creates) the IndexedDB database `database` and reads the stored records; a
+    /// second later, asks the browser, in the background, to keep this origin's storage
     /// (`navigator.storage.persist()`). IndexedDB being unusable (some private modes) is
     /// [`StoreError::Unavailable`].
     pub async fn open(database: &str) -> Result<Arc<Self>, StoreError> {
@@ -191,11 +191,12 @@ impl WebStore {
             persistent: Arc::new(AtomicBool::new(false)),
         });
         store.reload().await?;
-        // Asked once the records are read, and not awaited: Firefox asks the user and answers
-        // only when they choose, Chromium holds IndexedDB opens back until it has answered
-        // (about 10 ms here), and nothing the store does depends on the answer.
+        // Asked a second after the open, and not awaited: Firefox asks the user and answers
+        // only when they choose, Chromium holds IndexedDB calls back until it has answered,
+        // which would slow the start's reads; nothing the store does depends on the answer.
         let answer = Arc::clone(&store.persistent);
         crate::runtime::spawn(async move {
+            crate::runtime::sleep(std::time::Duration::from_secs(1)).await;
             let agreed = request_persistence().await.as_bool().unwrap_or(false);
             answer.store(agreed, Ordering::Relaxed);
         });
@@ -203,7 +204,7 @@ impl WebStore {
     }
 
     /// Whether the browser agreed to keep this origin's storage under pressure (false until it
-    /// answered, shortly after [`WebStore::open`]).
+    /// answered, a second or so after [`WebStore::open`]).
     pub fn is_persistent(&self) -> bool {
         self.persistent.load(Ordering::Relaxed)
     }
