@@ -155,8 +155,8 @@ impl Inner {
     }
 
     /// The refresh itself, by the holder of the gate. `report` hears the outcome as soon as it
-    /// is known: the caller has its token while the successor is being written (and, if need
-    /// be, retried: under the lock, step 5).
+    /// is known: the caller has its token while the successor's write is still being retried
+    /// (under the lock, step 5).
     async fn refresh_holding_gate(&self, report: impl FnOnce(&Result<(), Error>)) -> Result<(), Error> {
         if let Some(early) = self.start_refresh() {
             report(&early);
@@ -216,7 +216,7 @@ impl Inner {
     }
 
     /// Performs the queued actions; if they include a refresh, runs the protocol above. `report`
-    /// hears the outcome before step 5's write.
+    /// hears the outcome before step 5's write retries.
     async fn run_refresh(&self, turn: &mut Turn<'_>, report: impl FnOnce(&Result<(), Error>)) -> Result<(), Error> {
         self.process(turn).await;
         // A parked request the core no longer waits for (an adopted record made it
@@ -276,21 +276,8 @@ impl Inner {
             // lock go; only a successful write or wipe does.
             turn.keep_lock(true);
         }
-        // A new token goes to the caller now, while the successor is written: it is good from
-        // the moment the core accepted the response, and a write that fails is retried here
-        // under the lock, never by the caller (a keystore write is a D-Bus or IndexedDB round
-        // trip a caller need not wait for). A failure is told once its consequences are carried
-        // out (an anomaly's revocation, an end's wipe).
-        let mut report = Some(report);
-        if outcome.is_ok()
-            && let Some(report) = report.take()
-        {
-            report(&outcome);
-        }
         self.process(turn).await;
-        if let Some(report) = report {
-            report(&outcome);
-        }
+        report(&outcome);
         self.persist_before_release(turn).await;
         outcome
     }
