@@ -39,7 +39,7 @@ cp "$here/js/index.js" "$out/index.src.js"
 # snippet, whose directory name wasm-bindgen derives from a hash, through this file.
 store_js=$(cd "$out" && find snippets -path '*/src/store/web.js')
 [ "$(wc -l <<<"$store_js")" = 1 ] && [ -n "$store_js" ] || { echo "expected one store/web.js snippet, found: $store_js" >&2; exit 1; }
-printf "export { readEarly } from './%s';\n" "$store_js" >"$out/sessionkit_store.js"
+printf "export { dropEarlyRead, readEarly } from './%s';\n" "$store_js" >"$out/sessionkit_store.js"
 "$here/tools/node_modules/.bin/esbuild" "$out/index.src.js" --bundle --format=esm --minify \
   --target=es2022 --legal-comments=none --log-level=warning --outfile="$out/index.js"
 rm -rf "$out/index.src.js" "$out/sessionkit_store.js" "$out/sessionkit_wasm.js" "$out/sessionkit_wasm.d.ts" "$out/snippets"

@@ -209,7 +209,9 @@ async function compare(browser, on, what, settings = {}) {
 // script in the page, whose parse and compile (about 8 ms on the page's main thread here) would
 // land in the middle of a load being measured.
 function nextReady(page) {
-  return page.waitForEvent('console', { predicate: (message) => message.text() === 'bench:ready', timeout: 60_000 });
+  const ready = page.waitForEvent('console', { predicate: (message) => message.text() === 'bench:ready', timeout: 60_000 });
+  ready.catch(() => {}); // when the navigation itself failed, that error is the one reported
+  return ready;
 }
 
 async function benchResult(page, ready) {

@@ -69,6 +69,8 @@ try {
       const ready = page.waitForEvent('console', { predicate: (m) => m.text() === 'bench:ready', timeout: 60_000 });
       await page.reload({ waitUntil: 'commit' });
       await ready;
+      const loaded = await page.evaluate(() => window.benchResult);
+      if (!loaded.signedIn) throw new Error(`${lib}: ${loaded.error || 'the stored session was not restored'}`);
       const { scriptStart, tokenAt } = await page.evaluate(() => window.benchResult);
       summary = `script start ${scriptStart.toFixed(1)} ms, token at ${tokenAt.toFixed(1)} ms (since navigation)`;
       if (print) printTimeline(await page.evaluate(() => window.traceLog), scriptStart);

@@ -7,7 +7,7 @@
 
 import init, { WebAccounts, WebSession } from './sessionkit_wasm.js';
 // The web store's own JS (the driver's store/web.js), reached from here by build.sh.
-import { readEarly } from './sessionkit_store.js';
+import { dropEarlyRead, readEarly } from './sessionkit_store.js';
 
 /** Base class of every error this package throws. `name` is stable; `message` has no secret. */
 export class SessionKitError extends Error {
@@ -66,17 +66,32 @@ async function call(promise) {
   }
 }
 
-// Starts reading the store's records while the module downloads and compiles (the store takes
-// that read when it opens, see store/web.js). Only for a name the config accepts (1 to 100
-// bytes; "sessionkit" when not given, as in config.rs): a bad one is the config's to report.
+// Starts reading the store's records while the module downloads and compiles; the store takes
+// that read when it opens (store/web.js, `loadFirst`). Only before the module is loaded (later
+// there is nothing to overlap), and only for a name the config accepts (1 to 100 bytes;
+// "sessionkit" when not given, as in config.rs). Returns the name read, for `create` to drop
+// the read if it fails before its store opened.
 function readStoreEarly(config) {
   const name = config?.storeName ?? 'sessionkit';
   const bytes = typeof name === 'string' ? new TextEncoder().encode(name).length : 0;
-  if (bytes < 1 || bytes > 100 || !globalThis.indexedDB) return;
+  if (loading || bytes < 1 || bytes > 100 || !globalThis.indexedDB) return null;
   try {
     readEarly(name);
+    return name;
   } catch {
-    // the store reads when it opens, and reports what goes wrong then
+    return null; // the store reads when it opens, and reports what goes wrong then
+  }
+}
+
+// Runs `create` (a client's creation) with the store's early read, dropped if it failed before
+// the store took it.
+async function withEarlyRead(config, create) {
+  const early = readStoreEarly(config);
+  try {
+    await call(loadWasm(config && config.wasmUrl));
+    return await create();
+  } finally {
+    if (early) dropEarlyRead(early);
   }
 }
 
@@ -138,9 +153,7 @@ export class SessionKit {
    * session of that account (see `Accounts`).
    */
   static async create(config) {
-    readStoreEarly(config);
-    await call(loadWasm(config && config.wasmUrl));
-    return new SessionKit(await call(WebSession.create(config)), config);
+    return withEarlyRead(config, async () => new SessionKit(await call(WebSession.create(config)), config));
   }
 
   /** Starts a sign-in: navigates to the provider (authorization code + PKCE). */
@@ -327,9 +340,7 @@ export class Accounts {
 
   /** The accounts of the config's provider and client (`config.account` is ignored). */
   static async create(config) {
-    readStoreEarly(config);
-    await call(loadWasm(config && config.wasmUrl));
-    return new Accounts(await call(WebAccounts.create(config)), config);
+    return withEarlyRead(config, async () => new Accounts(await call(WebAccounts.create(config)), config));
   }
 
   /** The account names, in the order they were added (signed in or not). */

@@ -1,8 +1,10 @@
 // Browser primitives for the web store, the cross-tab lock and DPoP keys (see web.rs, lock.rs and
 // dpop/web.rs): IndexedDB, WebCrypto AES-GCM and ECDSA, and Web Locks, each as one small
-// promise-returning function. What to store, under which key, and when, is decided in Rust; the
-// only state kept between calls is the open database connections and a cache of DPoP CryptoKey
-// objects (handles, not key bytes).
+// promise-returning function. What to store, under which key, and when, is decided in Rust. The
+// state kept between calls: the open database connections, a cache of DPoP CryptoKey objects
+// (handles, not key bytes), the page's one persistence request, and the store's early first
+// read (`readEarly`, held for 5 s at most: it holds the records' plaintexts) with the count of
+// writes it is checked against.
 
 const DB_VERSION = 1;
 const RECORDS = 'records';
@@ -157,8 +159,11 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 // deleted or cleared in between (its connections close), the write fails instead of landing in
 // a new database that lacks the key, where the record could never be opened; the session then
 // writes again later, after reading what the store holds now.
-export async function sealAndPut(name, slot, plaintext) {
-  writesBegun += 1;
+export function sealAndPut(name, slot, plaintext) {
+  return counted(() => sealAndPutOnce(name, slot, plaintext));
+}
+
+async function sealAndPutOnce(name, slot, plaintext) {
   const db = await connection(name);
   try {
     await sealAndPutOn(db, slot, plaintext);
@@ -184,50 +189,87 @@ async function sealAndPutOn(db, slot, plaintext) {
   await settle(db.transaction([RECORDS], 'readwrite'), (tx) => request(tx.objectStore(RECORDS).put(value, slot)));
 }
 
-export async function remove(name, slot) {
-  writesBegun += 1;
-  await withDb(name, 'readwrite', [RECORDS], (tx) => request(tx.objectStore(RECORDS).delete(slot)));
+export function remove(name, slot) {
+  return counted(() => withDb(name, 'readwrite', [RECORDS], (tx) => request(tx.objectStore(RECORDS).delete(slot))));
 }
 
 // Every record, opened: [[slot, plaintext | null], ...]. null marks a record that does not open
 // under the current key (a key lost to eviction, or tampering); the caller decides what to do.
-// The store's first read of a database may be one started earlier (`readEarly`).
-export async function loadAll(name) {
+export function loadAll(name) {
+  return readAll(name);
+}
+
+// The same, for a store's open only: it may take the read the package started early
+// (`readEarly`), while the WebAssembly module was loading. A store already open never does:
+// its reloads must see what IndexedDB holds now (a token another tab rotated).
+export async function loadFirst(name) {
   const early = takeEarlyRead(name);
   if (early) {
     try {
       return await early;
-    } catch (_) {
-      // read afresh: this read's own error is the one to report
+    } catch (error) {
+      // An open that timed out is reported, not waited for a second time; other failures
+      // (say, the database deleted meanwhile) are left to a read of the store's own.
+      if (error && error.name === 'TimeoutError') throw error;
     }
   }
   return readAll(name);
 }
 
-// A first read started early: by the package's `create`, while the WebAssembly module downloads
-// and compiles, so that the store's open finds its records read. It serves the next `loadAll` of
-// that database only, within 5 s, and only if this page began no write since it started;
-// otherwise it is dropped (with the plaintexts it holds) and the store reads afresh. Reading
-// early decides nothing: what the records mean is still the store's and the session's to say.
+// The early read: started by the package's `create` before the module is loaded, so that
+// opening and reading IndexedDB overlaps the download and compile. It serves the next store
+// open of that database only, within `earlyReadMaxAgeMs`, and only if this page had no write
+// under way when it started and began none since (a write it could have missed); otherwise it
+// is dropped, with the plaintexts it holds, and the store reads afresh. Either way the restore
+// reads the store once more before the session is used (see client.rs, `restore`).
 const earlyReads = new Map();
+let earlyReadMaxAgeMs = 5000;
 let writesBegun = 0;
+let writesUnderWay = 0;
 
 export function readEarly(name) {
   if (earlyReads.has(name)) return;
-  const read = { pending: readAll(name), writes: writesBegun };
+  const read = {
+    pending: readAll(name),
+    at: performance.now(),
+    writes: writesBegun,
+    clean: writesUnderWay === 0,
+  };
   read.pending.catch(() => {}); // nobody may take it
-  read.expiry = setTimeout(() => {
-    if (earlyReads.get(name) === read) earlyReads.delete(name);
-  }, 5000);
+  read.expiry = setTimeout(() => dropEarlyRead(name, read), earlyReadMaxAgeMs);
   earlyReads.set(name, read);
+}
+
+// Drops the early read of `name` (the one given, if any): a `create` that failed before its
+// store opened, or the expiry.
+export function dropEarlyRead(name, read = earlyReads.get(name)) {
+  if (!read || earlyReads.get(name) !== read) return;
+  earlyReads.delete(name);
+  clearTimeout(read.expiry);
 }
 
 function takeEarlyRead(name) {
   const read = earlyReads.get(name);
   if (!read) return null;
-  earlyReads.delete(name);
-  clearTimeout(read.expiry);
-  return read.writes === writesBegun ? read.pending : null;
+  dropEarlyRead(name, read);
+  const fresh = performance.now() - read.at <= earlyReadMaxAgeMs;
+  return fresh && read.clean && read.writes === writesBegun ? read.pending : null;
+}
+
+// For the store's tests only.
+export function setEarlyReadMaxAgeForTests(ms) {
+  earlyReadMaxAgeMs = ms;
+}
+
+// Counts a write from its start to its end, for the early read's checks.
+async function counted(write) {
+  writesBegun += 1;
+  writesUnderWay += 1;
+  try {
+    return await write();
+  } finally {
+    writesUnderWay -= 1;
+  }
 }
 
 async function readAll(name) {

@@ -40,6 +40,8 @@ extern "C" {
     async fn remove(database: &str, slot: &str) -> Result<(), JsValue>;
     #[wasm_bindgen(js_name = loadAll, catch)]
     async fn load_all(database: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = loadFirst, catch)]
+    async fn load_first(database: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = requestPersistence)]
     async fn request_persistence() -> JsValue;
     #[wasm_bindgen(js_name = acquireLock, catch)]
@@ -177,7 +179,8 @@ impl Drop for Reloading<'_> {
 }
 
 impl WebStore {
-    /// Opens (or creates) the IndexedDB database `database` and reads the stored records; a
+    /// Opens (or creates) the IndexedDB database `database` and reads the stored records (or
+    /// takes the read the package started while its module loaded: `loadFirst` in web.js); a
     /// second later, asks the browser, in the background, to keep this origin's storage
     /// (`navigator.storage.persist()`). IndexedDB being unusable (some private modes) is
     /// [`StoreError::Unavailable`].
@@ -190,7 +193,7 @@ impl WebStore {
             }),
             persistent: Arc::new(AtomicBool::new(false)),
         });
-        store.reload().await?;
+        store.read_into_mirror(true).await?;
         // Asked a second after the open, and not awaited: Firefox asks the user and answers
         // only when they choose, Chromium holds IndexedDB calls back until it has answered,
         // which would slow the start's reads; nothing the store does depends on the answer.
@@ -201,6 +204,43 @@ impl WebStore {
             answer.store(agreed, Ordering::Relaxed);
         });
         Ok(store)
+    }
+
+    /// The mirror replaced with what IndexedDB holds (see `reload`). `first`: the open's read,
+    /// which may be the one the package started while the module loaded (`loadFirst`).
+    async fn read_into_mirror(&self, first: bool) -> Result<(), StoreError> {
+        let reloading = Reloading::begin(&self.shared);
+        self.shared.flushed().await;
+        let read = {
+            let mut state = self.shared.state();
+            state.reads_begun += 1;
+            state.reads_begun
+        };
+        let entries =
+            if first { load_first(&self.shared.database).await } else { load_all(&self.shared.database).await };
+        let mut state = self.shared.state();
+        let written_since: Vec<String> = state
+            .written_during_reload
+            .iter()
+            .filter(|(sequence, _)| *sequence > reloading.queued_before)
+            .map(|(_, slot)| slot.clone())
+            .collect();
+        reloading.end(&mut state);
+        if read < state.read_applied {
+            return Ok(());
+        }
+        let entries = entries
+            .map_err(|e| StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e))))?;
+        state.read_applied = read;
+        let mut mirror = parse_entries(&entries);
+        for slot in written_since {
+            match state.mirror.get(&slot) {
+                Some(value) => mirror.insert(slot, value.clone()),
+                None => mirror.remove(&slot),
+            };
+        }
+        state.mirror = mirror;
+        Ok(())
     }
 
     /// Whether the browser agreed to keep this origin's storage under pressure (false until it
@@ -248,40 +288,7 @@ impl SecureStore for WebStore {
     /// landed): what other tabs wrote becomes visible. Records that do not open read as absent.
     /// A slot this tab wrote while the snapshot was read keeps the mirror's (newer) value.
     fn reload(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let reloading = Reloading::begin(&self.shared);
-            self.shared.flushed().await;
-            let read = {
-                let mut state = self.shared.state();
-                state.reads_begun += 1;
-                state.reads_begun
-            };
-            let entries = load_all(&self.shared.database).await;
-            let mut state = self.shared.state();
-            let written_since: Vec<String> = state
-                .written_during_reload
-                .iter()
-                .filter(|(sequence, _)| *sequence > reloading.queued_before)
-                .map(|(_, slot)| slot.clone())
-                .collect();
-            reloading.end(&mut state);
-            if read < state.read_applied {
-                return Ok(());
-            }
-            let entries = entries.map_err(|e| {
-                StoreError::Unavailable(format!("IndexedDB could not be read: {}", describe_js_error(&e)))
-            })?;
-            state.read_applied = read;
-            let mut mirror = parse_entries(&entries);
-            for slot in written_since {
-                match state.mirror.get(&slot) {
-                    Some(value) => mirror.insert(slot, value.clone()),
-                    None => mirror.remove(&slot),
-                };
-            }
-            state.mirror = mirror;
-            Ok(())
-        })
+        Box::pin(self.read_into_mirror(false))
     }
 
     /// Waits until every write accepted so far is in IndexedDB (or has failed); reports a

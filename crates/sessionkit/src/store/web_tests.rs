@@ -35,16 +35,28 @@ export function startDeletion(db) {
 }
 export function uniqueName(prefix) { return prefix + '-' + crypto.randomUUID(); }
 export function pause(ms) { return new Promise((ok) => setTimeout(ok, ms)); }
-// Makes the browser's persistence answer wait: returns a function that answers (true) and puts
-// the browser's own method back. Unanswered, it answers by itself after 3 s.
+// Makes the browser's persistence answer wait (it answers true by itself 3 s after it is asked).
+// Returns { asked, answer }: `asked` settles when the store asks (rejects if it has not within
+// 5 s); `answer()` answers at once and puts the browser's own method back.
 export function holdPersistenceAnswer() {
   const original = StorageManager.prototype.persisted;
-  let answer;
-  StorageManager.prototype.persisted = () => new Promise((ok) => { answer = ok; setTimeout(() => ok(true), 3000); });
-  return () => {
-    StorageManager.prototype.persisted = original;
-    if (!answer) throw new Error('nobody asked for persistence');
-    answer(true);
+  let answer = () => {};
+  let wasAsked;
+  const asked = new Promise((ok, no) => {
+    wasAsked = ok;
+    setTimeout(() => no(new Error('the store did not ask for persistence within 5 s')), 5000);
+  });
+  StorageManager.prototype.persisted = () => new Promise((ok) => {
+    answer = ok;
+    wasAsked();
+    setTimeout(() => ok(true), 3000);
+  });
+  return {
+    asked,
+    answer() {
+      StorageManager.prototype.persisted = original;
+      answer(true);
+    },
   };
 }
 "#)]
@@ -65,7 +77,12 @@ extern "C" {
     async fn start_deletion(db: &str) -> JsValue;
     async fn pause(ms: u32) -> JsValue;
     #[wasm_bindgen(js_name = holdPersistenceAnswer)]
-    fn hold_persistence_answer() -> js_sys::Function;
+    fn hold_persistence_answer() -> PersistenceHold;
+    type PersistenceHold;
+    #[wasm_bindgen(method, getter)]
+    fn asked(this: &PersistenceHold) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn answer(this: &PersistenceHold);
 }
 
 #[wasm_bindgen(module = "/src/store/web.js")]
@@ -76,6 +93,10 @@ extern "C" {
     fn forget_persistence_for_tests();
     #[wasm_bindgen(js_name = readEarly)]
     fn read_early(name: &str);
+    #[wasm_bindgen(js_name = dropEarlyRead)]
+    fn drop_early_read(name: &str);
+    #[wasm_bindgen(js_name = setEarlyReadMaxAgeForTests)]
+    fn set_early_read_max_age_for_tests(ms: u32);
 }
 
 /// Closes the connection that blocked a deletion (`hold_open`), and waits for the deletion
@@ -323,15 +344,24 @@ async fn writes_queued_while_a_reload_reads_keep_their_values_over_its_snapshot(
 async fn the_store_opens_and_reads_without_waiting_for_the_persistence_answer() {
     let (db, _first) = store_with_record().await;
     forget_persistence_for_tests();
-    let answer = hold_persistence_answer();
+    let hold = hold_persistence_answer();
     let store = WebStore::open(&db).await.expect("opens while the browser has not answered");
+    // Had the open waited for the answer (3 s after the question), the store would know it.
+    let at_open = store.is_persistent();
+    let asked = wasm_bindgen_futures::JsFuture::from(hold.asked()).await;
+    let while_unanswered = store.is_persistent();
+    hold.answer();
+    // The first question may be the other store's (each asks a second after its open): this
+    // one hears the page's one answer when its own second is up.
+    for _ in 0..40 {
+        if store.is_persistent() {
+            break;
+        }
+        pause(50).await;
+    }
+    assert!(asked.is_ok(), "the store asks for persistence after its open");
+    assert!(!at_open && !while_unanswered, "the open waited for the persistence answer");
     assert_eq!(store.load("session").expect("load").expect("read").expose(), PLAINTEXT);
-    // Had the open waited for the answer (3 s at the latest), the store would know it by now.
-    // It is asked a second after the open.
-    pause(1500).await;
-    assert!(!store.is_persistent(), "the open waited for the persistence answer");
-    answer.call0(&JsValue::NULL).expect("answered");
-    pause(0).await;
     assert!(store.is_persistent(), "the answer, once given, is kept");
     delete_db(&db).await;
 }
@@ -359,5 +389,30 @@ async fn an_early_read_older_than_a_write_of_this_page_is_dropped() {
     first.flushed().await;
     let store = WebStore::open(&db).await.expect("opens");
     assert_eq!(store.load("session").expect("load").expect("present").expose(), "written-after-the-early-read");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_store_already_open_never_takes_an_early_read() {
+    let (db, store) = store_with_record().await;
+    read_early(&db);
+    write_raw(&db, "session", js_sys::Uint8Array::from(&[7u8; 40][..]).into()).await;
+    // A reload (as after taking the lock) must see what IndexedDB holds now.
+    store.reload().await.expect("reloads");
+    assert!(store.load("session").expect("load").is_none(), "the reload took the early snapshot");
+    drop_early_read(&db);
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_early_read_past_its_age_is_dropped() {
+    let (db, _first) = store_with_record().await;
+    set_early_read_max_age_for_tests(50);
+    read_early(&db);
+    pause(100).await;
+    write_raw(&db, "session", js_sys::Uint8Array::from(&[7u8; 40][..]).into()).await;
+    let store = WebStore::open(&db).await.expect("opens");
+    set_early_read_max_age_for_tests(5000);
+    assert!(store.load("session").expect("load").is_none(), "the open took an expired early read");
     delete_db(&db).await;
 }
