@@ -442,6 +442,24 @@ test('a page load with a stored session hands out its token with no request to t
   await finish(app);
 });
 
+test('a start whose module download failed works when tried again, without a reload', async () => {
+  const app = await newApp();
+  let wasmRequests = 0;
+  await app.context.route((url) => url.pathname.endsWith('.wasm'), (route) => {
+    wasmRequests += 1;
+    return wasmRequests === 1 ? route.abort('failed') : route.continue();
+  });
+  const page = await app.context.newPage();
+  page.on('pageerror', (error) => app.errors.push(String(error)));
+  await page.goto(`${stack.origin}/`);
+  await waitForState(page, 'error');
+  await page.click('#retry');
+  await waitForState(page, 'signed-out');
+  assert.equal(wasmRequests, 2, 'the module was fetched again by the second start');
+  await signIn(page); // and the session works (the redirect back loads the page afresh)
+  await finish(app);
+});
+
 test('two accounts side by side: listed, switched, each refreshing and signing out alone, in every tab', async () => {
   const app = await newApp();
   const tab = await app.openTab();

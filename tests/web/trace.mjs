@@ -67,11 +67,12 @@ try {
       // The page says when it is done (see bench.mjs's benchResult: polling would run
       // Playwright's script in the page during the load).
       const ready = page.waitForEvent('console', { predicate: (m) => m.text() === 'bench:ready', timeout: 60_000 });
+      ready.catch(() => {}); // a failed reload is the error reported
       await page.reload({ waitUntil: 'commit' });
       await ready;
       const loaded = await page.evaluate(() => window.benchResult);
       if (!loaded.signedIn) throw new Error(`${lib}: ${loaded.error || 'the stored session was not restored'}`);
-      const { scriptStart, tokenAt } = await page.evaluate(() => window.benchResult);
+      const { scriptStart, tokenAt } = loaded;
       summary = `script start ${scriptStart.toFixed(1)} ms, token at ${tokenAt.toFixed(1)} ms (since navigation)`;
       if (print) printTimeline(await page.evaluate(() => window.traceLog), scriptStart);
     } else {

@@ -97,7 +97,11 @@ async function withEarlyRead(config, create) {
 
 let loading;
 function loadWasm(wasmUrl) {
-  loading ??= init(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+  // A load that failed (the network, say) is tried again by the next call, not kept.
+  loading ??= init(wasmUrl ? { module_or_path: wasmUrl } : undefined).catch((error) => {
+    loading = undefined;
+    throw error;
+  });
   return loading;
 }
 

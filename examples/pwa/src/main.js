@@ -82,7 +82,15 @@ async function main() {
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
 }
 
-main().catch((error) => {
-  $('state').dataset.state = 'error';
-  $('state').textContent = `Could not start: ${error.name}: ${error.message}`;
-});
+// A start that failed (the network, say) can be tried again without reloading the page.
+function start() {
+  $('retry').hidden = true;
+  $('state').dataset.state = 'loading';
+  main().catch((error) => {
+    $('state').dataset.state = 'error';
+    $('state').textContent = `Could not start: ${error.name}: ${error.message}`;
+    $('retry').hidden = false;
+  });
+}
+$('retry').onclick = start;
+start();
