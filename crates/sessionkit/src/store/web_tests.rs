@@ -373,13 +373,19 @@ async fn the_store_opens_and_reads_without_waiting_for_the_persistence_answer() 
     delete_db(&db).await;
 }
 
+/// Replaces the stored record behind the store's back (not a write of the store's) with bytes
+/// that do not open: a read made afterwards finds nothing.
+async fn spoil_record(db: &str) {
+    write_raw(db, "session", js_sys::Uint8Array::from(&[7u8; 40][..]).into()).await;
+}
+
 #[wasm_bindgen_test]
 async fn the_open_takes_a_read_started_early() {
     let (db, _first) = store_with_record().await;
     read_early(&db);
     // Changed behind the store's back (not by a write of this page's): the early read, begun
     // before, still holds the record as it was; a read now would find nothing that opens.
-    write_raw(&db, "session", js_sys::Uint8Array::from(&[7u8; 40][..]).into()).await;
+    spoil_record(&db).await;
     let store = WebStore::open(&db).await.expect("opens");
     assert_eq!(store.load("session").expect("load").expect("from the early read").expose(), PLAINTEXT);
     // Taken once: the next read is the disk's.
@@ -403,7 +409,7 @@ async fn an_early_read_older_than_a_write_of_this_page_is_dropped() {
 async fn a_store_already_open_never_takes_an_early_read() {
     let (db, store) = store_with_record().await;
     read_early(&db);
-    write_raw(&db, "session", js_sys::Uint8Array::from(&[7u8; 40][..]).into()).await;
+    spoil_record(&db).await;
     // A reload (as after taking the lock) must see what IndexedDB holds now.
     store.reload().await.expect("reloads");
     assert!(store.load("session").expect("load").is_none(), "the reload took the early snapshot");
@@ -434,7 +440,7 @@ async fn an_early_read_past_its_age_is_dropped_even_before_its_timer_runs() {
     read_early(&db);
     // Let the early read land, then change the record behind the store's back.
     pause(20).await;
-    write_raw(&db, "session", js_sys::Uint8Array::from(&[7u8; 40][..]).into()).await;
+    spoil_record(&db).await;
     // Past its age, with no chance for the expiry timer to run before the open takes it (as in
     // a throttled tab): the clock decides.
     busy_wait(400);
