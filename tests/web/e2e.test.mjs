@@ -401,6 +401,36 @@ test('sign-in in one tab reaches the others; logout in one signs out the others,
   await finish(app);
 });
 
+test('a tab that read the store while another signed out starts signed out (no second read needed)', async () => {
+  const { app, pages: [tabA] } = await signedIn();
+  // Tab B's module is held back until tab A has signed out. B's store read starts before the
+  // module is fetched, so it sees the session; the sign-out lands after it, and B hears of it
+  // only on the tabs' channel, which it listened to since before that read.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let asked;
+  const wasmAsked = new Promise((resolve) => { asked = resolve; });
+  await app.context.route((url) => url.pathname.endsWith('.wasm'), async (route) => {
+    asked();
+    await held;
+    await route.continue();
+  });
+  const tabB = await app.context.newPage();
+  tabB.on('pageerror', (error) => app.errors.push(String(error)));
+  await tabB.goto(`${stack.origin}/`, { waitUntil: 'commit' });
+  await wasmAsked;
+  // B's read takes a few ms; then A's sign-out, written and announced.
+  await sleep(500);
+  await tabA.click('#logout');
+  await tabA.waitForURL((url) => url.href.startsWith(`${stack.issuer}/session/end`));
+  release();
+  // Signed out from its start on, not only later (other paths catch up within seconds).
+  await waitForState(tabB, ['signed-in', 'signed-out']);
+  assert.equal(await tabB.evaluate(() => document.getElementById('state').dataset.state), 'signed-out');
+  assert.equal(await tabB.evaluate(() => window.sessionKit.freshAccessToken()), null, 'no token from the old read');
+  await finish(app);
+});
+
 /**
  * Plays another user's browser (its own cookies) through the provider for `url`, and returns the
  * redirect back to the app, which is not loaded.

@@ -486,6 +486,16 @@ impl SessionClient {
         });
     }
 
+    /// Whether the store's view is as new as its backing storage for this session, reloading
+    /// it if need be (the browser's mirror; elsewhere there is nothing to reload).
+    async fn mirror_is_current_or_reloaded(&self) -> bool {
+        #[cfg(target_arch = "wasm32")]
+        if self.inner.tabs.heard_since_read() {
+            return true;
+        }
+        self.inner.shared.reload_unlocked().await.is_ok()
+    }
+
     async fn restore(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let mut turn = inner.shared.turn().await;
@@ -493,10 +503,11 @@ impl SessionClient {
         // cross-context lock: nothing will be written or wiped from it, and a start does not
         // wait for another context's refresh (a refresh takes the lock and reads the store again
         // before sending, so a refresh token another context is rotating is never sent from
-        // here). The browser's mirror is reloaded first: it may be older than a sign-out in
-        // another tab, and this tab hears of later ones (it joined the tabs' channel before
-        // this point).
-        if inner.shared.reload_unlocked().await.is_ok()
+        // here). The browser's mirror is reloaded first, unless this tab heard every change
+        // of the session since the mirror was read (`Tabs::heard_since_read`): it may be older
+        // than a sign-out in another tab, and this tab hears of later ones (it joined the
+        // tabs' channel before this point).
+        if self.mirror_is_current_or_reloaded().await
             && let Ok(stored) = turn.load(&inner.shared.slots.session).await
         {
             let now = inner.now();

@@ -1,6 +1,7 @@
-//! Many tabs, one session (browser only): the origin's tabs that share a store key hear from
-//! each other on a BroadcastChannel named after it, beside the Web Lock (`lock.rs`) that
-//! orders their writes.
+//! Many tabs, one session (browser only): the origin's tabs that share a store hear from each
+//! other on a BroadcastChannel named after its database (or after the store key, for a store of
+//! the app's own), beside the Web Lock (`lock.rs`) that orders their writes. Each message names
+//! its session (the store key); a session hears only its own.
 //!
 //! - When this tab's session changed in a way the others must adopt (a sign-in, a refresh, a
 //!   sign-out, an end: [`SessionEvent::changes_stored_session`]), it waits until its writes are
@@ -8,9 +9,14 @@
 //! - When its user is active, it says `activity`; the others count it for the idle timeout
 //!   (without saying it again).
 //!
-//! Messages carry no secret: `{ kind: "changed" }` or `{ kind: "activity" }`. The tokens travel
-//! only through the encrypted store, under the lock. Where the browser has no BroadcastChannel,
-//! each tab keeps the session on its own (still one refresh between them, under the lock).
+//! - A start needs no second read of the store to catch a change made while it read: the first
+//!   session of a browser store takes over the channel the store listened to since before its
+//!   first read (`WebStore::take_tabs_channel`), with what it heard meanwhile.
+//!
+//! Messages carry no secret: `{ kind: "changed", key }` or `{ kind: "activity", key }`. The
+//! tokens travel only through the encrypted store, under the lock. Where the browser has no
+//! BroadcastChannel, each tab keeps the session on its own (still one refresh between them,
+//! under the lock).
 
 use std::sync::{Arc, Weak};
 
@@ -32,6 +38,10 @@ type OnMessage = Closure<dyn FnMut(MessageEvent)>;
 /// other tabs are told. Dropping it leaves the channel.
 pub(crate) struct Tabs {
     channel: Option<(BroadcastChannel, OnMessage)>,
+    /// This session's name in the messages.
+    key: JsValue,
+    /// Whether this tab heard every change of the session since the store's mirror was read.
+    heard_since_read: bool,
     store: Option<Arc<WebStore>>,
     /// How many `changed` messages wait for this tab's writes to land before they go out.
     unsent: tokio::sync::watch::Sender<usize>,
@@ -44,34 +54,60 @@ impl std::fmt::Debug for Tabs {
 }
 
 impl Tabs {
-    /// Joins the channel of `store_key`; what the other tabs say is applied to `inner`.
+    /// Joins the channel of the session `store_key`; what the other tabs say of it is applied
+    /// to `inner`.
     pub(crate) fn join(store_key: &str, store: Option<Arc<WebStore>>, inner: Weak<Inner>) -> Self {
-        let channel = BroadcastChannel::new(&format!("sessionkit|{store_key}")).ok().map(|channel| {
+        let (channel, heard_since_read, active) = match &store {
+            Some(store) => match store.take_tabs_channel(store_key) {
+                Some(taken) => (Some(taken.channel), taken.unchanged_since_read, taken.active),
+                None => (None, false, false),
+            },
+            None => (BroadcastChannel::new(&format!("sessionkit|{store_key}")).ok(), false, false),
+        };
+        let key = JsValue::from_str(store_key);
+        if active {
+            // Said before this session existed: counted once it does (after this task).
+            count_activity(inner.clone());
+        }
+        let channel = channel.map(|channel| {
+            let ours = key.clone();
             let on_message = OnMessage::new(move |message: MessageEvent| {
-                let kind = js_sys::Reflect::get(&message.data(), &"kind".into()).ok().and_then(|k| k.as_string());
-                let Some(inner) = inner.upgrade() else { return };
-                match kind.as_deref() {
-                    Some(CHANGED) => wasm_bindgen_futures::spawn_local(async move {
-                        // Stale until a read of the record succeeds (this sync's, or a later
-                        // call's): meanwhile the hot path hands out nothing, since another tab
-                        // may have signed out.
-                        inner.shared.mark_stale();
-                        let _ = inner.sync_shared().await;
-                    }),
-                    Some(ACTIVITY) => wasm_bindgen_futures::spawn_local(async move { inner.note_activity().await }),
+                let field = |name: &str| js_sys::Reflect::get(&message.data(), &name.into()).ok();
+                if field("key").as_ref() != Some(&ours) {
+                    return; // another session's (an account beside this one)
+                }
+                match field("kind").and_then(|kind| kind.as_string()).as_deref() {
+                    Some(CHANGED) => {
+                        let Some(inner) = inner.upgrade() else { return };
+                        wasm_bindgen_futures::spawn_local(async move {
+                            // Stale until a read of the record succeeds (this sync's, or a
+                            // later call's): meanwhile the hot path hands out nothing, since
+                            // another tab may have signed out.
+                            inner.shared.mark_stale();
+                            let _ = inner.sync_shared().await;
+                        });
+                    }
+                    Some(ACTIVITY) => count_activity(inner.clone()),
                     _ => {}
                 }
             });
             channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             (channel, on_message)
         });
-        Self { channel, store, unsent: tokio::sync::watch::Sender::new(0) }
+        Self { channel, key, heard_since_read, store, unsent: tokio::sync::watch::Sender::new(0) }
+    }
+
+    /// Whether this tab has heard every change another tab made to the session since the
+    /// store's mirror was read: then a start can restore from the mirror as it is.
+    pub(crate) fn heard_since_read(&self) -> bool {
+        self.heard_since_read
     }
 
     fn post(&self, kind: &str) {
         let Some((channel, _)) = &self.channel else { return };
         let message = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&message, &"kind".into(), &kind.into());
+        let _ = js_sys::Reflect::set(&message, &"key".into(), &self.key);
         let _ = channel.post_message(&message);
     }
 
@@ -106,6 +142,15 @@ impl Tabs {
     pub(crate) fn tell_activity(&self) {
         self.post(ACTIVITY);
     }
+}
+
+/// Counts another tab's activity for the session `inner`, if it still exists when the task runs.
+fn count_activity(inner: Weak<Inner>) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Some(inner) = inner.upgrade() {
+            inner.note_activity().await;
+        }
+    });
 }
 
 impl Drop for Tabs {

@@ -2,9 +2,10 @@
 // dpop/web.rs): IndexedDB, WebCrypto AES-GCM and ECDSA, and Web Locks, each as one small
 // promise-returning function. What to store, under which key, and when, is decided in Rust. The
 // state kept between calls: the open database connections, a cache of DPoP CryptoKey objects
-// (handles, not key bytes), the page's one persistence request, and the store's early first
-// read (`readEarly`, held for 5 s at most: it holds the records' plaintexts) with the count of
-// writes it is checked against.
+// (handles, not key bytes), the page's one persistence request, the store's early first read
+// (`readEarly`, held for 5 s at most: it holds the records' plaintexts) with the count of writes
+// it is checked against, and the tabs' channels opened before a store's first read (`watchTabs`)
+// until a session takes one over.
 
 const DB_VERSION = 1;
 const RECORDS = 'records';
@@ -199,29 +200,89 @@ export function loadAll(name) {
   return readAll(name);
 }
 
-// The same, for a store's open only: it may take the read the package started early
-// (`readEarly`), while the WebAssembly module was loading. A store already open never does:
-// its reloads must see what IndexedDB holds now (a token another tab rotated).
+// The same, for a store's open only: [records, watcher]. It may take the read the package
+// started early (`readEarly`), while the WebAssembly module was loading. A store already open
+// never does: its reloads must see what IndexedDB holds now (a token another tab rotated).
+// `watcher` (0 if the browser has no BroadcastChannel) names the tabs' channel of the database,
+// listened to since before the read began: what the other tabs said after that point is kept
+// for the session that takes the channel over (`adoptWatcher`), so that it needs no second read
+// to catch a change it could have missed.
 export async function loadFirst(name) {
   const early = takeEarlyRead(name);
-  if (early) {
-    try {
-      return await early;
-    } catch (error) {
-      // An open that timed out is reported, not waited for a second time; other failures
-      // (say, the database deleted meanwhile) are left to a read of the store's own.
-      if (error && error.name === 'TimeoutError') throw error;
+  const watcher = early ? early.watcher : watchTabs(name);
+  try {
+    if (early) {
+      try {
+        return [await early.pending, watcher];
+      } catch (error) {
+        // An open that timed out is reported, not waited for a second time; other failures
+        // (say, the database deleted meanwhile) are left to a read of the store's own.
+        if (error && error.name === 'TimeoutError') throw error;
+      }
     }
+    return [await readAll(name), watcher];
+  } catch (error) {
+    dropWatcher(watcher);
+    throw error;
   }
-  return readAll(name);
+}
+
+// The channel on which the tabs sharing the database `name` say what changed (tabs.rs): one per
+// database, each message naming its session (`{ kind, key }`).
+export function openTabsChannel(name) {
+  return new BroadcastChannel(`sessionkit-tabs|${name}`);
+}
+
+// Tabs' channels opened before a store's first read, by id, with what they heard since: at most
+// `MAX_HEARD` messages (more count as a change, as if one of them said so).
+const watchers = new Map();
+let lastWatcher = 0;
+const MAX_HEARD = 64;
+
+function watchTabs(name) {
+  let channel;
+  try {
+    channel = openTabsChannel(name);
+  } catch (_) {
+    return 0; // no BroadcastChannel here: the session reads the store again instead
+  }
+  const watcher = { channel, heard: [], overflow: false };
+  watcher.channel.onmessage = (event) => {
+    if (watcher.heard.length < MAX_HEARD) watcher.heard.push(event.data);
+    else watcher.overflow = true;
+  };
+  lastWatcher += 1;
+  watchers.set(lastWatcher, watcher);
+  return lastWatcher;
+}
+
+// Hands the channel of `id` over to the session `key` (once): [channel, changed, active], where
+// `changed` says another tab announced a change of that session (or too many messages came to
+// tell) and `active` that it saw its user active, since before the store's first read.
+// Undefined if the channel was taken or dropped. Messages from the handover on are the caller's.
+export function adoptWatcher(id, key) {
+  const watcher = watchers.get(id);
+  if (!watcher) return undefined;
+  watchers.delete(id);
+  watcher.channel.onmessage = null;
+  const said = (kind) => watcher.heard.some((message) => message && message.kind === kind && message.key === key);
+  return [watcher.channel, watcher.overflow || said('changed'), said('activity')];
+}
+
+// Closes the channel of `id` if no session took it (a store dropped, or an early read unused).
+export function dropWatcher(id) {
+  const watcher = watchers.get(id);
+  if (!watcher) return;
+  watchers.delete(id);
+  watcher.channel.close();
 }
 
 // The early read: started by the package's `create` before the module is loaded, so that
 // opening and reading IndexedDB overlaps the download and compile. It serves the next store
 // open of that database only, within `earlyReadMaxAgeMs`, and only if this page had no write
 // under way when it started and began none since (a write it could have missed); otherwise it
-// is dropped, with the plaintexts it holds, and the store reads afresh. Either way the restore
-// reads the store once more before the session is used (see client.rs, `restore`).
+// is dropped, with the plaintexts it holds, and the store reads afresh. Its tabs' channel is
+// opened before the read begins (`watchTabs`), and handed to the store with the read.
 const earlyReads = new Map();
 let earlyReadMaxAgeMs = 5000;
 let writesBegun = 0;
@@ -229,7 +290,9 @@ let writesUnderWay = 0;
 
 export function readEarly(name) {
   if (earlyReads.has(name)) return;
+  const watcher = watchTabs(name);
   const read = {
+    watcher,
     pending: readAll(name),
     at: performance.now(),
     writes: writesBegun,
@@ -246,14 +309,21 @@ export function dropEarlyRead(name, read = earlyReads.get(name)) {
   if (!read || earlyReads.get(name) !== read) return;
   earlyReads.delete(name);
   clearTimeout(read.expiry);
+  dropWatcher(read.watcher);
 }
 
+// The early read of `name` with its channel, if it may serve (it is dropped either way).
 function takeEarlyRead(name) {
   const read = earlyReads.get(name);
   if (!read) return null;
-  dropEarlyRead(name, read);
   const fresh = performance.now() - read.at <= earlyReadMaxAgeMs;
-  return fresh && read.clean && read.writes === writesBegun ? read.pending : null;
+  if (!(fresh && read.clean && read.writes === writesBegun)) {
+    dropEarlyRead(name, read);
+    return null;
+  }
+  earlyReads.delete(name);
+  clearTimeout(read.expiry);
+  return read;
 }
 
 // For the store's tests only.

@@ -20,7 +20,7 @@
 //! clean signed-out start.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sessionkit_core::Secret;
@@ -42,6 +42,12 @@ extern "C" {
     async fn load_all(database: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = loadFirst, catch)]
     async fn load_first(database: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = openTabsChannel, catch)]
+    fn open_tabs_channel(database: &str) -> Result<web_sys::BroadcastChannel, JsValue>;
+    #[wasm_bindgen(js_name = adoptWatcher)]
+    fn adopt_watcher(id: u32, key: &str) -> JsValue;
+    #[wasm_bindgen(js_name = dropWatcher)]
+    fn drop_watcher(id: u32);
     #[wasm_bindgen(js_name = requestPersistence)]
     async fn request_persistence() -> JsValue;
     #[wasm_bindgen(js_name = acquireLock, catch)]
@@ -60,6 +66,20 @@ pub struct WebStore {
     shared: Arc<Shared>,
     /// Set once the browser agreed to keep the storage (asked in the background).
     persistent: Arc<AtomicBool>,
+    /// The tabs' channel of this database, listened to since before the open's read (an id in
+    /// web.js; 0 once a session took it over, or if there is none): see [`WebStore::take_tabs_channel`].
+    watcher: AtomicU32,
+}
+
+/// The tabs' channel of a store's database, as a session takes it over from the store.
+pub(crate) struct TabsChannel {
+    pub(crate) channel: web_sys::BroadcastChannel,
+    /// Whether the channel was listened to since before the store's mirror was read, and heard
+    /// no change of this session from another tab: the mirror is then as new as IndexedDB for
+    /// this session (a later change will be heard).
+    pub(crate) unchanged_since_read: bool,
+    /// Whether another tab said its user was active meanwhile.
+    pub(crate) active: bool,
 }
 
 #[derive(Debug)]
@@ -192,6 +212,7 @@ impl WebStore {
                 written: tokio::sync::watch::Sender::new(0),
             }),
             persistent: Arc::new(AtomicBool::new(false)),
+            watcher: AtomicU32::new(0),
         });
         store.read_into_mirror(true).await?;
         // Asked a second after the open, and not awaited: Firefox asks the user and answers
@@ -216,8 +237,16 @@ impl WebStore {
             state.reads_begun += 1;
             state.reads_begun
         };
-        let entries =
-            if first { load_first(&self.shared.database).await } else { load_all(&self.shared.database).await };
+        let entries = if first {
+            // [records, watcher]: the watcher is the store's until a session takes it over.
+            load_first(&self.shared.database).await.map(|loaded| {
+                let loaded = js_sys::Array::from(&loaded);
+                self.watcher.store(loaded.get(1).as_f64().unwrap_or(0.0) as u32, Ordering::Relaxed);
+                loaded.get(0)
+            })
+        } else {
+            load_all(&self.shared.database).await
+        };
         let mut state = self.shared.state();
         let written_since: Vec<String> = state
             .written_during_reload
@@ -253,6 +282,38 @@ impl WebStore {
     /// letting another tab take the refresh lock).
     pub async fn flushed(&self) {
         self.shared.flushed().await;
+    }
+
+    /// For the session `key`: the tabs' channel of this database. The first session to ask
+    /// takes over the one listened to since before the open's read, with what it heard (see
+    /// [`TabsChannel`]); any later one gets a new channel, heard from now on. `None` where the
+    /// browser has no BroadcastChannel.
+    pub(crate) fn take_tabs_channel(&self, key: &str) -> Option<TabsChannel> {
+        let id = self.watcher.swap(0, Ordering::Relaxed);
+        if id != 0 {
+            let taken = adopt_watcher(id, key);
+            if !taken.is_undefined() {
+                let taken = js_sys::Array::from(&taken);
+                if let Ok(channel) = taken.get(0).dyn_into::<web_sys::BroadcastChannel>() {
+                    return Some(TabsChannel {
+                        channel,
+                        unchanged_since_read: !taken.get(1).is_truthy(),
+                        active: taken.get(2).is_truthy(),
+                    });
+                }
+            }
+        }
+        let channel = open_tabs_channel(&self.shared.database).ok()?;
+        Some(TabsChannel { channel, unchanged_since_read: false, active: false })
+    }
+}
+
+impl Drop for WebStore {
+    fn drop(&mut self) {
+        let id = *self.watcher.get_mut();
+        if id != 0 {
+            drop_watcher(id);
+        }
     }
 }
 

@@ -33,6 +33,18 @@ export function startDeletion(db) {
   const done = req(r);
   return new Promise((ok) => { r.onblocked = () => ok({ done }); });
 }
+// Another tab's message on the tabs' channel of `db`: resolves once a channel opened after the
+// store's has it too (the browser delivers to a name's channels in the order they were opened).
+export async function sayFromAnotherTab(db, kind, key) {
+  const name = `sessionkit-tabs|${db}`;
+  const probe = new BroadcastChannel(name);
+  const heard = new Promise((ok) => { probe.onmessage = ok; });
+  const other = new BroadcastChannel(name);
+  other.postMessage({ kind, key });
+  await heard;
+  probe.close();
+  other.close();
+}
 export function uniqueName(prefix) { return prefix + '-' + crypto.randomUUID(); }
 export function pause(ms) { return new Promise((ok) => setTimeout(ok, ms)); }
 // Keeps the page busy (no timer can run meanwhile), as a throttled background tab's would be.
@@ -71,6 +83,8 @@ extern "C" {
     async fn key_facts(db: &str) -> JsValue;
     #[wasm_bindgen(js_name = deleteDb)]
     async fn delete_db(db: &str) -> JsValue;
+    #[wasm_bindgen(js_name = sayFromAnotherTab)]
+    async fn say_from_another_tab(db: &str, kind: &str, key: &str);
     #[wasm_bindgen(js_name = uniqueName)]
     fn unique_name(prefix: &str) -> String;
     #[wasm_bindgen(js_name = holdOpen)]
@@ -459,5 +473,61 @@ async fn an_early_read_started_while_a_write_was_under_way_is_dropped() {
     wasm_bindgen_futures::JsFuture::from(write).await.expect("written");
     let store = WebStore::open(&db).await.expect("opens");
     assert_eq!(store.load("session").expect("load").expect("present").expose(), "written-while-reading");
+    delete_db(&db).await;
+}
+
+/// What the first session of a store learns from the tabs' channel it takes over.
+fn taken(store: &WebStore, key: &str) -> (bool, bool) {
+    let channel = store.take_tabs_channel(key).expect("browsers here have BroadcastChannel");
+    (channel.unchanged_since_read, channel.active)
+}
+
+#[wasm_bindgen_test]
+async fn the_first_session_takes_the_channel_heard_since_before_the_early_read() {
+    let (db, _first) = store_with_record().await;
+    read_early(&db);
+    // Said while the module would be loading: a change of `alice`, activity of `bob`.
+    say_from_another_tab(&db, "changed", "alice").await;
+    say_from_another_tab(&db, "activity", "bob").await;
+    let store = WebStore::open(&db).await.expect("opens");
+    // And after the open, before any session took the channel.
+    say_from_another_tab(&db, "activity", "alice").await;
+    assert_eq!(taken(&store, "alice"), (false, true), "alice's change and activity were heard");
+    // Taken once: a second session gets a channel of its own, heard from now on only.
+    assert_eq!(taken(&store, "bob"), (false, false));
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_session_nobody_spoke_of_needs_no_second_read() {
+    let (db, _first) = store_with_record().await;
+    read_early(&db);
+    say_from_another_tab(&db, "changed", "bob").await;
+    let store = WebStore::open(&db).await.expect("opens");
+    assert_eq!(taken(&store, "alice"), (true, false), "only another session changed");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_store_opened_without_an_early_read_listens_from_before_its_own() {
+    let (db, _first) = store_with_record().await;
+    let store = WebStore::open(&db).await.expect("opens");
+    say_from_another_tab(&db, "changed", "alice").await;
+    assert_eq!(taken(&store, "alice"), (false, false));
+    let (db2, _other) = store_with_record().await;
+    let quiet = WebStore::open(&db2).await.expect("opens");
+    assert_eq!(taken(&quiet, "alice"), (true, false));
+    delete_db(&db).await;
+    delete_db(&db2).await;
+}
+
+#[wasm_bindgen_test]
+async fn more_messages_than_kept_count_as_a_change() {
+    let (db, _first) = store_with_record().await;
+    let store = WebStore::open(&db).await.expect("opens");
+    for _ in 0..65 {
+        say_from_another_tab(&db, "activity", "bob").await;
+    }
+    assert_eq!(taken(&store, "alice"), (false, false), "the 65th message was not kept: it may have been alice's");
     delete_db(&db).await;
 }
