@@ -401,8 +401,25 @@ test('sign-in in one tab reaches the others; logout in one signs out the others,
   await finish(app);
 });
 
+/** Counts the store's reads of every record (`getAll`) in each page of `app`: asked, done. */
+async function countStoreReads(app) {
+  await app.context.addInitScript(() => {
+    const reads = { asked: 0, done: 0 };
+    window.storeReads = reads;
+    const getAll = IDBObjectStore.prototype.getAll;
+    IDBObjectStore.prototype.getAll = function countedGetAll(...args) {
+      reads.asked += 1;
+      const request = getAll.apply(this, args);
+      request.addEventListener('success', () => { reads.done += 1; });
+      return request;
+    };
+  });
+}
+const storeReads = (page) => page.evaluate(() => ({ ...window.storeReads }));
+
 test('a tab that read the store while another signed out starts signed out (no second read needed)', async () => {
   const { app, pages: [tabA] } = await signedIn();
+  await countStoreReads(app);
   // Tab B's module is held back until tab A has signed out. B's store read starts before the
   // module is fetched, so it sees the session; the sign-out lands after it, and B hears of it
   // only on the tabs' channel, which it listened to since before that read.
@@ -419,8 +436,8 @@ test('a tab that read the store while another signed out starts signed out (no s
   tabB.on('pageerror', (error) => app.errors.push(String(error)));
   await tabB.goto(`${stack.origin}/`, { waitUntil: 'commit' });
   await wasmAsked;
-  // B's read takes a few ms; then A's sign-out, written and announced.
-  await sleep(500);
+  // B has read the store; then A's sign-out, written and announced.
+  await eventually(async () => (await storeReads(tabB)).done >= 1, "tab B's early read");
   await tabA.click('#logout');
   await tabA.waitForURL((url) => url.href.startsWith(`${stack.issuer}/session/end`));
   release();
@@ -428,6 +445,7 @@ test('a tab that read the store while another signed out starts signed out (no s
   await waitForState(tabB, ['signed-in', 'signed-out']);
   assert.equal(await tabB.evaluate(() => document.getElementById('state').dataset.state), 'signed-out');
   assert.equal(await tabB.evaluate(() => window.sessionKit.freshAccessToken()), null, 'no token from the old read');
+  assert.ok((await storeReads(tabB)).asked >= 2, 'B read again, having heard of the change');
   await finish(app);
 });
 
@@ -455,6 +473,7 @@ async function authorizeElsewhere(url) {
 
 test('a page load with a stored session hands out its token with no request to the provider, then revalidates', async () => {
   const { app, pages: [page] } = await signedIn();
+  await countStoreReads(app);
   await resetStats();
   // The background revalidation is held up at the provider: a request the start made itself
   // would be counted before the page had its token.
@@ -462,6 +481,8 @@ test('a page load with a stored session hands out its token with no request to t
   await page.reload();
   await waitForState(page, 'signed-in');
   assert.ok(await page.evaluate(() => window.sessionKit.freshAccessToken()), 'the stored token, synchronously');
+  // One read of the store: no other tab spoke while it started, so the start did not read again.
+  assert.equal((await storeReads(page)).asked, 1);
   const stats = await idp('GET', '/__test/stats');
   assert.deepEqual([stats.discovery, stats.jwks, stats.token], [0, 0, {}], JSON.stringify(stats));
   await eventually(async () => {

@@ -2,7 +2,7 @@
 //! name, side by side in one store, with one provider and one client id.
 //!
 //! Each account is an ordinary [`SessionClient`] whose store slots, refresh lock and (in the
-//! browser) tab channel are keyed by its name, so accounts refresh, expire and sign out alone:
+//! browser) tab messages are keyed by its name, so accounts refresh, expire and sign out alone:
 //! nothing one does reaches the other's record. Beside them the store keeps a small index (the
 //! account names and the one the app last switched to), rewritten only under its own
 //! cross-context lock, so that two processes or tabs adding accounts at once lose neither.

@@ -190,6 +190,12 @@ impl SessionClient {
         });
         let client = Self { inner };
         client.restore().await?;
+        // Activity another tab saw while this one started counts from now (at most seconds
+        // late): the idle deadline moves, and the timer, woken below, sleeps until the new one.
+        #[cfg(target_arch = "wasm32")]
+        if client.inner.tabs.take_activity_before_join() {
+            client.inner.session().record_activity(client.inner.now());
+        }
         client.spawn_timer();
         client.inner.revocations.retry_pending(&client.inner.shared).await;
         client.inner.wake.notify_one();

@@ -18,6 +18,7 @@
 //! BroadcastChannel, each tab keeps the session on its own (still one refresh between them,
 //! under the lock).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use sessionkit_core::SessionEvent;
@@ -42,6 +43,9 @@ pub(crate) struct Tabs {
     key: JsValue,
     /// Whether this tab heard every change of the session since the store's mirror was read.
     heard_since_read: bool,
+    /// Whether another tab's user was active before this session joined (see
+    /// [`Tabs::take_activity_before_join`]).
+    active_before_join: AtomicBool,
     store: Option<Arc<WebStore>>,
     /// How many `changed` messages wait for this tab's writes to land before they go out.
     unsent: tokio::sync::watch::Sender<usize>,
@@ -65,10 +69,6 @@ impl Tabs {
             None => (BroadcastChannel::new(&format!("sessionkit|{store_key}")).ok(), false, false),
         };
         let key = JsValue::from_str(store_key);
-        if active {
-            // Said before this session existed: counted once it does (after this task).
-            count_activity(inner.clone());
-        }
         let channel = channel.map(|channel| {
             let ours = key.clone();
             let on_message = OnMessage::new(move |message: MessageEvent| {
@@ -94,13 +94,27 @@ impl Tabs {
             channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             (channel, on_message)
         });
-        Self { channel, key, heard_since_read, store, unsent: tokio::sync::watch::Sender::new(0) }
+        Self {
+            channel,
+            key,
+            heard_since_read,
+            active_before_join: AtomicBool::new(active),
+            store,
+            unsent: tokio::sync::watch::Sender::new(0),
+        }
     }
 
     /// Whether this tab has heard every change another tab made to the session since the
     /// store's mirror was read: then a start can restore from the mirror as it is.
     pub(crate) fn heard_since_read(&self) -> bool {
         self.heard_since_read
+    }
+
+    /// Whether another tab said its user was active after the store's first read and before
+    /// this session joined (seconds at most); once, for the start to count it after its
+    /// restore.
+    pub(crate) fn take_activity_before_join(&self) -> bool {
+        self.active_before_join.swap(false, Ordering::Relaxed)
     }
 
     fn post(&self, kind: &str) {

@@ -234,7 +234,9 @@ export function openTabsChannel(name) {
 }
 
 // Tabs' channels opened before a store's first read, by id, with what they heard since: at most
-// `MAX_HEARD` messages (more count as a change, as if one of them said so).
+// `MAX_HEARD` messages (more count as a change, as if one of them said so). Each is kept for the
+// early read's age at most (a start takes it over within milliseconds; a store whose first
+// session opens later, as an account opened on demand, has that session read again instead).
 const watchers = new Map();
 let lastWatcher = 0;
 const MAX_HEARD = 64;
@@ -246,34 +248,42 @@ function watchTabs(name) {
   } catch (_) {
     return 0; // no BroadcastChannel here: the session reads the store again instead
   }
-  const watcher = { channel, heard: [], overflow: false };
-  watcher.channel.onmessage = (event) => {
+  const id = ++lastWatcher;
+  const watcher = { channel, heard: [], overflow: false, at: performance.now() };
+  channel.onmessage = (event) => {
     if (watcher.heard.length < MAX_HEARD) watcher.heard.push(event.data);
     else watcher.overflow = true;
   };
-  lastWatcher += 1;
-  watchers.set(lastWatcher, watcher);
-  return lastWatcher;
+  watcher.expiry = setTimeout(() => dropWatcher(id), earlyReadMaxAgeMs);
+  watchers.set(id, watcher);
+  return id;
 }
 
 // Hands the channel of `id` over to the session `key` (once): [channel, changed, active], where
 // `changed` says another tab announced a change of that session (or too many messages came to
 // tell) and `active` that it saw its user active, since before the store's first read.
-// Undefined if the channel was taken or dropped. Messages from the handover on are the caller's.
+// Undefined if the channel was taken, dropped or is past its age (by the clock: its timer may
+// not have run). Messages from the handover on are the caller's.
 export function adoptWatcher(id, key) {
   const watcher = watchers.get(id);
-  if (!watcher) return undefined;
+  if (!watcher || performance.now() - watcher.at > earlyReadMaxAgeMs) {
+    dropWatcher(id);
+    return undefined;
+  }
   watchers.delete(id);
+  clearTimeout(watcher.expiry);
   watcher.channel.onmessage = null;
   const said = (kind) => watcher.heard.some((message) => message && message.kind === kind && message.key === key);
   return [watcher.channel, watcher.overflow || said('changed'), said('activity')];
 }
 
-// Closes the channel of `id` if no session took it (a store dropped, or an early read unused).
+// Closes the channel of `id` if no session took it (a store dropped, an early read unused, or
+// its age reached).
 export function dropWatcher(id) {
   const watcher = watchers.get(id);
   if (!watcher) return;
   watchers.delete(id);
+  clearTimeout(watcher.expiry);
   watcher.channel.close();
 }
 

@@ -8,7 +8,8 @@
 //! it through the two `SecureStore` methods this store gives meaning to:
 //! - `reload` (the mirror replaced with what IndexedDB holds): right after the cross-tab lock is
 //!   taken (to see a token another tab rotated), before a start restores a record without the
-//!   lock, and for a tab told by another that the session changed;
+//!   lock (unless its tab heard every change since the open's read: `take_tabs_channel`), and
+//!   for a tab told by another that the session changed;
 //! - `flush` (every write so far on disk, and the slot's failed one reported): after each write
 //!   made under the lock, so that the lock goes only once the write landed. A refreshed token
 //!   whose write failed keeps the lock held and the session retrying, never a spent refresh

@@ -503,22 +503,31 @@ async fn a_session_nobody_spoke_of_needs_no_second_read() {
     let (db, _first) = store_with_record().await;
     read_early(&db);
     say_from_another_tab(&db, "changed", "bob").await;
+    say_from_another_tab(&db, "activity", "bob").await;
     let store = WebStore::open(&db).await.expect("opens");
-    assert_eq!(taken(&store, "alice"), (true, false), "only another session changed");
+    assert_eq!(taken(&store, "alice"), (true, false), "only another session changed, and was active");
     delete_db(&db).await;
 }
 
 #[wasm_bindgen_test]
 async fn a_store_opened_without_an_early_read_listens_from_before_its_own() {
     let (db, _first) = store_with_record().await;
-    let store = WebStore::open(&db).await.expect("opens");
-    say_from_another_tab(&db, "changed", "alice").await;
+    // The open's read waits behind a deletion that a stuck connection blocks; a change another
+    // tab announces meanwhile, after the read was asked for, must be heard.
+    let stuck = hold_open(&db).await;
+    let blocked = start_deletion(&db).await;
+    let (store, ()) = tokio::join!(WebStore::open(&db), async {
+        pause(50).await;
+        say_from_another_tab(&db, "changed", "alice").await;
+        let_the_deletion_through(&stuck, &blocked).await;
+    });
+    let store = store.expect("opens");
     assert_eq!(taken(&store, "alice"), (false, false));
-    let (db2, _other) = store_with_record().await;
-    let quiet = WebStore::open(&db2).await.expect("opens");
+    let (quiet_db, _other) = store_with_record().await;
+    let quiet = WebStore::open(&quiet_db).await.expect("opens");
     assert_eq!(taken(&quiet, "alice"), (true, false));
     delete_db(&db).await;
-    delete_db(&db2).await;
+    delete_db(&quiet_db).await;
 }
 
 #[wasm_bindgen_test]
@@ -529,5 +538,16 @@ async fn more_messages_than_kept_count_as_a_change() {
         say_from_another_tab(&db, "activity", "bob").await;
     }
     assert_eq!(taken(&store, "alice"), (false, false), "the 65th message was not kept: it may have been alice's");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_channel_not_taken_within_its_age_is_closed_and_the_session_reads_again() {
+    let (db, _first) = store_with_record().await;
+    let _limit = EarlyReadMaxAge::set(300);
+    let store = WebStore::open(&db).await.expect("opens");
+    // Past its age by the clock, before its timer could run (as in a throttled tab).
+    busy_wait(400);
+    assert_eq!(taken(&store, "alice"), (false, false), "a fresh channel, heard from now on only");
     delete_db(&db).await;
 }
