@@ -170,6 +170,11 @@ impl WebSession {
     /// A fresh access token: from memory, or after one refresh shared by every caller and tab.
     #[wasm_bindgen(js_name = getAccessToken)]
     pub fn get_access_token(&self) -> js_sys::Promise {
+        // A fresh token is the answer `access_token` gives at once (nothing changed elsewhere,
+        // nothing to refresh): handed over as a settled promise, without a future per call.
+        if let Some(token) = self.shared.client.fresh_access_token() {
+            return js_sys::Promise::resolve(&JsValue::from_str(token.expose()));
+        }
         let shared = self.shared.clone();
         promise(async move {
             let token = sessionkit::boxed::access_token(&shared.client).await.map_err(js_error)?;
