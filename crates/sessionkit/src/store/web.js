@@ -355,7 +355,9 @@ async function counted(write) {
 async function readAll(name) {
   const [slots, values, key] = await withDb(name, 'readonly', [RECORDS, KEYS], async (tx) => {
     const store = tx.objectStore(RECORDS);
-    const read = await Promise.all([request(store.getAllKeys()), request(store.getAll()), getKey(tx)]);
+    // The key as read before on this connection (it cannot change while the connection is open).
+    const known = databaseKeys.get(tx.db);
+    const read = await Promise.all([request(store.getAllKeys()), request(store.getAll()), known || getKey(tx)]);
     if (read[2]) databaseKeys.set(tx.db, read[2]);
     return read;
   });
