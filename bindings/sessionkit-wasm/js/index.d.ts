@@ -111,6 +111,11 @@ export class SessionKit {
   login(options?: LoginOptions): Promise<string>;
   isRedirectCallback(url?: string): boolean;
   handleRedirectCallback(url?: string): Promise<void>;
+  /**
+   * A fresh access token: at once from memory when it is fresh, otherwise after one refresh
+   * shared by every caller and tab. Await `logout()` before asking again: a token is still
+   * handed out until the sign-out has begun.
+   */
   getAccessToken(): Promise<string>;
   /**
    * The token if it is fresh now, synchronously; null when `getAccessToken()` must be awaited:
@@ -127,6 +132,12 @@ export class SessionKit {
   tokenType(): 'DPoP' | 'Bearer' | null;
   /** The headers for one API request by another HTTP client (`apiOrigins` only; one per request). */
   authHeaders(method: string, url: string | URL): Promise<AuthHeaders>;
+  /**
+   * Signs out: the session is wiped here and in every tab, its refresh token revoked (later, if
+   * the provider cannot be reached). Resolves to the provider's end-session URL (null if it has
+   * none), where the page goes unless `redirect: false`. The session ends once this call has
+   * begun to run, just after it returns: await it before asking for a token again.
+   */
   logout(options?: { redirect?: boolean }): Promise<string | null>;
   onEvent(listener: (event: SessionEvent) => void): () => void;
   recordActivity(): void;

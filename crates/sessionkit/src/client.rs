@@ -191,10 +191,10 @@ impl SessionClient {
         let client = Self { inner };
         client.restore().await?;
         // Activity another tab saw while this one started counts from now (at most seconds
-        // late): the idle deadline moves, and the timer, woken below, sleeps until the new one.
+        // late), as if heard now.
         #[cfg(target_arch = "wasm32")]
-        if client.inner.tabs.take_activity_before_join() {
-            client.inner.session().record_activity(client.inner.now());
+        if client.inner.tabs.take_activity_heard_while_starting() {
+            crate::tabs::count_activity(Arc::downgrade(&client.inner));
         }
         client.spawn_timer();
         client.inner.revocations.retry_pending(&client.inner.shared).await;

@@ -18,7 +18,7 @@
 //! BroadcastChannel, each tab keeps the session on its own (still one refresh between them,
 //! under the lock).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 use sessionkit_core::SessionEvent;
@@ -30,6 +30,10 @@ use crate::client::Inner;
 use crate::store::WebStore;
 
 const CHANGED: &str = "changed";
+/// The start states (`Tabs::starting`): starting, with activity heard meanwhile, started.
+const STARTING: u8 = 0;
+const STARTING_ACTIVE: u8 = 1;
+const STARTED: u8 = 2;
 const ACTIVITY: &str = "activity";
 
 /// The handler of the other tabs' messages, kept alive as long as the channel.
@@ -43,9 +47,9 @@ pub(crate) struct Tabs {
     key: JsValue,
     /// Whether this tab heard every change of the session since the store's mirror was read.
     heard_since_read: bool,
-    /// Whether another tab's user was active before this session joined (see
-    /// [`Tabs::take_activity_before_join`]).
-    active_before_join: AtomicBool,
+    /// Activity the other tabs reported while this session started (see
+    /// [`Tabs::take_activity_heard_while_starting`]), shared with the message handler.
+    starting: Arc<AtomicU8>,
     store: Option<Arc<WebStore>>,
     /// How many `changed` messages wait for this tab's writes to land before they go out.
     unsent: tokio::sync::watch::Sender<usize>,
@@ -69,8 +73,10 @@ impl Tabs {
             None => (BroadcastChannel::new(&format!("sessionkit|{store_key}")).ok(), false, false),
         };
         let key = JsValue::from_str(store_key);
+        let starting = Arc::new(AtomicU8::new(if active { STARTING_ACTIVE } else { STARTING }));
         let channel = channel.map(|channel| {
             let ours = key.clone();
+            let starting = starting.clone();
             let on_message = OnMessage::new(move |message: MessageEvent| {
                 let field = |name: &str| js_sys::Reflect::get(&message.data(), &name.into()).ok();
                 if field("key").as_ref() != Some(&ours) {
@@ -87,21 +93,14 @@ impl Tabs {
                             let _ = inner.sync_shared().await;
                         });
                     }
-                    Some(ACTIVITY) => count_activity(inner.clone()),
+                    Some(ACTIVITY) if !kept_for_the_start(&starting) => count_activity(inner.clone()),
                     _ => {}
                 }
             });
             channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             (channel, on_message)
         });
-        Self {
-            channel,
-            key,
-            heard_since_read,
-            active_before_join: AtomicBool::new(active),
-            store,
-            unsent: tokio::sync::watch::Sender::new(0),
-        }
+        Self { channel, key, heard_since_read, starting, store, unsent: tokio::sync::watch::Sender::new(0) }
     }
 
     /// Whether this tab has heard every change another tab made to the session since the
@@ -110,11 +109,12 @@ impl Tabs {
         self.heard_since_read
     }
 
-    /// Whether another tab said its user was active after the store's first read and before
-    /// this session joined (seconds at most); once, for the start to count it after its
-    /// restore.
-    pub(crate) fn take_activity_before_join(&self) -> bool {
-        self.active_before_join.swap(false, Ordering::Relaxed)
+    /// Ends the start: whether another tab said its user was active while this one started
+    /// (heard since before the store's first read, seconds at most), for the start to count
+    /// once its session is restored. Activity
+    /// heard from now on is counted as it comes.
+    pub(crate) fn take_activity_heard_while_starting(&self) -> bool {
+        self.starting.swap(STARTED, Ordering::Relaxed) == STARTING_ACTIVE
     }
 
     fn post(&self, kind: &str) {
@@ -158,8 +158,14 @@ impl Tabs {
     }
 }
 
+/// Until the session is restored, another tab's activity is kept for the start to count
+/// (counted at once, it would go to a session not yet restored): true if it was kept.
+fn kept_for_the_start(starting: &AtomicU8) -> bool {
+    starting.compare_exchange(STARTING, STARTING_ACTIVE, Ordering::Relaxed, Ordering::Relaxed) != Err(STARTED)
+}
+
 /// Counts another tab's activity for the session `inner`, if it still exists when the task runs.
-fn count_activity(inner: Weak<Inner>) {
+pub(crate) fn count_activity(inner: Weak<Inner>) {
     wasm_bindgen_futures::spawn_local(async move {
         if let Some(inner) = inner.upgrade() {
             inner.note_activity().await;

@@ -2,10 +2,11 @@
 // dpop/web.rs): IndexedDB, WebCrypto AES-GCM and ECDSA, and Web Locks, each as one small
 // promise-returning function. What to store, under which key, and when, is decided in Rust. The
 // state kept between calls: the open database connections, a cache of DPoP CryptoKey objects
-// (handles, not key bytes), the page's one persistence request, the store's early first read
-// (`readEarly`, held for 5 s at most: it holds the records' plaintexts) with the count of writes
-// it is checked against, and the tabs' channels opened before a store's first read (`watchTabs`)
-// until a session takes one over.
+// (handles, not key bytes), each connection's database key (a handle, read once per connection),
+// the page's one persistence request, the store's early first read (`readEarly`, held for 5 s at
+// most: it holds the records' plaintexts) with the count of writes it is checked against, and the
+// tabs' channels opened before a store's first read (`watchTabs`) until a session takes one over
+// (5 s at most as well).
 
 const DB_VERSION = 1;
 const RECORDS = 'records';
@@ -352,16 +353,20 @@ async function counted(write) {
   }
 }
 
-async function readAll(name) {
+async function readAll(name, keyReadAgain = false) {
+  let db;
+  let known;
   const [slots, values, key] = await withDb(name, 'readonly', [RECORDS, KEYS], async (tx) => {
+    db = tx.db;
     const store = tx.objectStore(RECORDS);
     // The key as read before on this connection (it cannot change while the connection is open).
-    const known = databaseKeys.get(tx.db);
+    known = keyReadAgain ? undefined : databaseKeys.get(db);
     const read = await Promise.all([request(store.getAllKeys()), request(store.getAll()), known || getKey(tx)]);
-    if (read[2]) databaseKeys.set(tx.db, read[2]);
+    if (read[2]) databaseKeys.set(db, read[2]);
     return read;
   });
   const out = [];
+  let unopened = 0;
   for (let i = 0; i < slots.length; i += 1) {
     let plaintext = null;
     const value = values[i];
@@ -375,7 +380,14 @@ async function readAll(name) {
         plaintext = null;
       }
     }
+    if (plaintext === null) unopened += 1;
     out.push([String(slots[i]), plaintext]);
+  }
+  // A record that does not open under the key kept for this connection: once more with the key
+  // read in the same transaction as the records, should the kept one ever be out of date.
+  if (known && unopened > 0) {
+    databaseKeys.delete(db);
+    return readAll(name, true);
   }
   return out;
 }

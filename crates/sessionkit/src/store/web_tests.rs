@@ -45,6 +45,19 @@ export async function sayFromAnotherTab(db, kind, key) {
   probe.close();
   other.close();
 }
+// Replaces the database key behind the store's back (which the store never does: a key, once
+// made, stays for the database's life) and seals `plaintext` in `slot` under the new one.
+export async function replaceKeyAndSeal(db, slot, plaintext) {
+  const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const enc = new TextEncoder();
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: enc.encode(slot) }, key, enc.encode(plaintext)));
+  const value = new Uint8Array(12 + sealed.length);
+  value.set(iv, 0);
+  value.set(sealed, 12);
+  await withStore(db, 'keys', 'readwrite', (s) => req(s.put(key, 'aes-gcm-256')));
+  await withStore(db, 'records', 'readwrite', (s) => req(s.put(value, slot)));
+}
 export function uniqueName(prefix) { return prefix + '-' + crypto.randomUUID(); }
 export function pause(ms) { return new Promise((ok) => setTimeout(ok, ms)); }
 // Keeps the page busy (no timer can run meanwhile), as a throttled background tab's would be.
@@ -85,6 +98,8 @@ extern "C" {
     async fn delete_db(db: &str) -> JsValue;
     #[wasm_bindgen(js_name = sayFromAnotherTab)]
     async fn say_from_another_tab(db: &str, kind: &str, key: &str);
+    #[wasm_bindgen(js_name = replaceKeyAndSeal)]
+    async fn replace_key_and_seal(db: &str, slot: &str, plaintext: &str);
     #[wasm_bindgen(js_name = uniqueName)]
     fn unique_name(prefix: &str) -> String;
     #[wasm_bindgen(js_name = holdOpen)]
@@ -549,5 +564,15 @@ async fn a_channel_not_taken_within_its_age_is_closed_and_the_session_reads_agai
     // Past its age by the clock, before its timer could run (as in a throttled tab).
     busy_wait(400);
     assert_eq!(taken(&store, "alice"), (false, false), "a fresh channel, heard from now on only");
+    delete_db(&db).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_whose_kept_key_no_longer_opens_the_records_reads_the_key_again() {
+    let (db, store) = store_with_record().await;
+    // The store's connection keeps the key it read; the key changes behind its back.
+    replace_key_and_seal(&db, "session", "sealed-under-a-new-key").await;
+    store.reload().await.expect("reloads");
+    assert_eq!(store.load("session").expect("load").expect("opened").expose(), "sealed-under-a-new-key");
     delete_db(&db).await;
 }
