@@ -112,9 +112,10 @@ export class SessionKit {
   isRedirectCallback(url?: string): boolean;
   handleRedirectCallback(url?: string): Promise<void>;
   /**
-   * A fresh access token: at once from memory when it is fresh, otherwise after one refresh
-   * shared by every caller and tab. Await `logout()` before asking again: a token is still
-   * handed out until the sign-out has begun.
+   * A fresh access token: at once from memory when it is fresh; otherwise after reading what
+   * another tab changed, or after one refresh shared by every caller and tab. Rejects
+   * (`ReauthenticationRequiredError`) when signed out. Like `freshAccessToken()`, it still hands
+   * out a token until a `logout()` has begun: await `logout()` before asking again.
    */
   getAccessToken(): Promise<string>;
   /**
@@ -133,10 +134,12 @@ export class SessionKit {
   /** The headers for one API request by another HTTP client (`apiOrigins` only; one per request). */
   authHeaders(method: string, url: string | URL): Promise<AuthHeaders>;
   /**
-   * Signs out: the session is wiped here and in every tab, its refresh token revoked (later, if
-   * the provider cannot be reached). Resolves to the provider's end-session URL (null if it has
-   * none), where the page goes unless `redirect: false`. The session ends once this call has
-   * begun to run, just after it returns: await it before asking for a token again.
+   * Signs out: the session is wiped here and in every tab, its tokens revoked where the provider
+   * supports it (later, if it cannot be reached). Resolves to the provider's end-session URL,
+   * where the page goes unless `redirect: false` (null if it has none, or nobody was signed in).
+   * Rejects (`StorageUnavailableError`) if the store could not be wiped: signed out here anyway,
+   * the wipe retried. The session ends just after this call returns: await it before asking
+   * for a token again.
    */
   logout(options?: { redirect?: boolean }): Promise<string | null>;
   onEvent(listener: (event: SessionEvent) => void): () => void;

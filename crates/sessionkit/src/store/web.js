@@ -2,7 +2,8 @@
 // dpop/web.rs): IndexedDB, WebCrypto AES-GCM and ECDSA, and Web Locks, each as one small
 // promise-returning function. What to store, under which key, and when, is decided in Rust. The
 // state kept between calls: the open database connections, a cache of DPoP CryptoKey objects
-// (handles, not key bytes), each connection's database key (a handle, read once per connection),
+// (handles, not key bytes), each connection's database key (a handle, read once per connection,
+// and once more if a record does not open under it),
 // the page's one persistence request, the store's early first read (`readEarly`, held for 5 s at
 // most: it holds the records' plaintexts) with the count of writes it is checked against, and the
 // tabs' channels opened before a store's first read (`watchTabs`) until a session takes one over
@@ -67,6 +68,8 @@ const connections = new Map();
 // deletion closes this connection first (`versionchange`); a new connection reads it afresh.
 const forgetters = new WeakMap();
 const databaseKeys = new WeakMap();
+// Connections whose kept key was checked against a record that did not open (see `readAll`).
+const keyChecked = new WeakSet();
 
 function connection(name) {
   let pending = connections.get(name);
@@ -384,8 +387,10 @@ async function readAll(name, keyReadAgain = false) {
     out.push([String(slots[i]), plaintext]);
   }
   // A record that does not open under the key kept for this connection: once more with the key
-  // read in the same transaction as the records, should the kept one ever be out of date.
-  if (known && unopened > 0) {
+  // read in the same transaction as the records, should the kept one ever be out of date; once
+  // per connection (a record that never opens, altered say, does not cost every read twice).
+  if (known && unopened > 0 && !keyChecked.has(db)) {
+    keyChecked.add(db);
     databaseKeys.delete(db);
     return readAll(name, true);
   }
