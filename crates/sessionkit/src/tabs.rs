@@ -30,11 +30,12 @@ use crate::client::Inner;
 use crate::store::WebStore;
 
 const CHANGED: &str = "changed";
+const ACTIVITY: &str = "activity";
+
 /// The start states (`Tabs::starting`): starting, with activity heard meanwhile, started.
 const STARTING: u8 = 0;
 const STARTING_ACTIVE: u8 = 1;
 const STARTED: u8 = 2;
-const ACTIVITY: &str = "activity";
 
 /// The handler of the other tabs' messages, kept alive as long as the channel.
 type OnMessage = Closure<dyn FnMut(MessageEvent)>;
@@ -111,8 +112,7 @@ impl Tabs {
 
     /// Ends the start: whether another tab said its user was active while this one started
     /// (heard since before the store's first read, seconds at most), for the start to count
-    /// once its session is restored. Activity
-    /// heard from now on is counted as it comes.
+    /// once its session is restored. Activity heard from now on is counted as it comes.
     pub(crate) fn take_activity_heard_while_starting(&self) -> bool {
         self.starting.swap(STARTED, Ordering::Relaxed) == STARTING_ACTIVE
     }
