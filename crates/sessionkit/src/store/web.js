@@ -3,11 +3,10 @@
 // promise-returning function. What to store, under which key, and when, is decided in Rust. The
 // state kept between calls: the open database connections, a cache of DPoP CryptoKey objects
 // (handles, not key bytes), each connection's database key (a handle, read once per connection,
-// and once more if a record does not open under it),
-// the page's one persistence request, the store's early first read (`readEarly`, held for 5 s at
-// most: it holds the records' plaintexts) with the count of writes it is checked against, and the
-// tabs' channels opened before a store's first read (`watchTabs`) until a session takes one over
-// (5 s at most as well).
+// and once more if a record does not open under it), the page's one persistence request, the
+// store's early first read (`readEarly`, held for 5 s at most: it holds the records' plaintexts)
+// with the count of writes it is checked against, and the tabs' channels opened before a store's
+// first read (`watchTabs`) until a session takes one over (5 s at most as well).
 
 const DB_VERSION = 1;
 const RECORDS = 'records';
@@ -326,7 +325,8 @@ export function dropEarlyRead(name, read = earlyReads.get(name)) {
   dropWatcher(read.watcher);
 }
 
-// The early read of `name` with its channel, if it may serve (it is dropped either way).
+// The early read of `name` with its channel, if it may serve; taken out of the page's early
+// reads either way (one that may not serve is dropped, its channel closed).
 function takeEarlyRead(name) {
   const read = earlyReads.get(name);
   if (!read) return null;
