@@ -181,3 +181,7 @@ impl Drop for Tabs {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tabs_tests.rs"]
+mod tests;

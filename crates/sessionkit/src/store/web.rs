@@ -398,4 +398,4 @@ pub(crate) async fn take_web_lock(name: &str, timeout_ms: u32) -> Result<js_sys:
 
 #[cfg(test)]
 #[path = "web_tests.rs"]
-mod tests;
+pub(crate) mod tests;

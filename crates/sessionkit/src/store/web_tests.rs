@@ -95,9 +95,9 @@ extern "C" {
     #[wasm_bindgen(js_name = keyFacts)]
     async fn key_facts(db: &str) -> JsValue;
     #[wasm_bindgen(js_name = deleteDb)]
-    async fn delete_db(db: &str) -> JsValue;
+    pub(crate) async fn delete_db(db: &str) -> JsValue;
     #[wasm_bindgen(js_name = sayFromAnotherTab)]
-    async fn say_from_another_tab(db: &str, kind: &str, key: &str);
+    pub(crate) async fn say_from_another_tab(db: &str, kind: &str, key: &str);
     #[wasm_bindgen(js_name = replaceKeyAndSeal)]
     async fn replace_key_and_seal(db: &str, slot: &str, plaintext: &str);
     #[wasm_bindgen(js_name = uniqueName)]
@@ -150,7 +150,7 @@ async fn let_the_deletion_through(stuck: &JsValue, blocked: &JsValue) {
 
 const PLAINTEXT: &str = "refresh-token-7f3a9c-plaintext-marker";
 
-async fn store_with_record() -> (String, Arc<WebStore>) {
+pub(crate) async fn store_with_record() -> (String, Arc<WebStore>) {
     let db = unique_name("sessionkit-test");
     let store = WebStore::open(&db).await.expect("IndexedDB opens");
     store.save("session", &Secret::new(PLAINTEXT.to_owned())).expect("saved");
