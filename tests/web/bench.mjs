@@ -7,7 +7,9 @@
 //   - compiling the shipped module (what a page load pays besides the download): median of 11;
 //   - authHeaders() on a DPoP-bound session (a fresh proof signed by the non-extractable
 //     WebCrypto key each call): median time per call, 11 rounds of 200 calls;
-//   - the shipped size, from the package's size report.
+//   - the shipped size, from the package's size report;
+//   - the floor of any start from an encrypted IndexedDB store, without a library, alone and
+//     with the module compiling beside it (bench-pages/store-floor.js).
 // Then side by side with oidc-client-ts (the library web developers pick instead), each on a
 // minimal page of its own (bench-pages/) on the app's origin, signed in to the same provider in
 // the same Chromium: page load and script start to token with a stored session, requests to
@@ -140,6 +142,7 @@ try {
   const compared = await compare(browser, stack, 'loads');
   stack.cacheable = ['/bench/pkg/', '/bench/oidc-client-ts/'];
   const comparedCached = await compare(browser, stack, 'loads');
+  const floor = await storeFloor(browser, stack);
   stack.cacheable = [];
   refreshStack = await startStack({ mounts: benchServing.mounts, idp: { ...benchServing.idp, IDP_ACCESS_TTL: '2' } });
   const refreshed = await compare(browser, refreshStack, 'refresh');
@@ -152,6 +155,7 @@ try {
     'oidc-client-ts': execFileSync('gzip', ['-9c', local(oidcBundle)]).length,
   };
   printTable(compared, comparedCached, refreshed, refreshedNoDpop, shipped);
+  printFloor(floor);
 } finally {
   await browser.close();
   await stack.stop();
@@ -235,6 +239,47 @@ async function signedInPage(context, on, lib) {
     if (!result.signedIn) throw new Error(`${lib}: not signed in after the redirect`);
   }
   return page;
+}
+
+// The floor of any start from an encrypted IndexedDB store, without a library
+// (bench-pages/store-floor.js): script start to the records read and decrypted, 21 loads
+// alone and 21 with the shipped module compiling beside them, taking turns; run with the
+// module cacheable, as in the cacheable comparison.
+async function storeFloor(browser, on) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers: 'block' });
+  try {
+    const page = await context.newPage();
+    const load = async (query) => {
+      const ready = nextReady(page);
+      await page.goto(`${on.origin}/bench/store-floor.html${query}`, { waitUntil: 'commit' });
+      return benchResult(page, ready);
+    };
+    if (!(await load('')).written) throw new Error('store-floor: the first load found a database already there');
+    await load('?beside-module'); // once, not counted: the module's first fetch and compile
+    const results = { alone: [], besideModule: [], compiled: [] };
+    for (let round = 0; round < 21; round += 1) {
+      const alone = await load('');
+      results.alone.push(alone.readAt - alone.scriptStart);
+      const beside = await load('?beside-module');
+      results.besideModule.push(beside.readAt - beside.scriptStart);
+      results.compiled.push(beside.compiledAt - beside.scriptStart);
+    }
+    return results;
+  } finally {
+    await context.close();
+  }
+}
+
+function printFloor(floor) {
+  const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const spread = (xs) => `median ${mid(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
+  console.log(`
+The floor of a start from an encrypted IndexedDB store (bench-pages/store-floor.js: no library; open, one
+readonly transaction for the two records and the AES-GCM key, both records decrypted), script start to
+records in hand, 21 loads each:
+- alone: ${spread(floor.alone)}
+- with the shipped .wasm (cacheable) fetched and compiled beside it: ${spread(floor.besideModule)}; the
+  module compiled at ${spread(floor.compiled)}`);
 }
 
 // One reload with the stored session: the page's times, and the requests it sent to the
