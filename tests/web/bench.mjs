@@ -243,8 +243,9 @@ async function signedInPage(context, on, lib) {
 
 // The floor of any start from an encrypted IndexedDB store, without a library
 // (bench-pages/store-floor.js): script start to the records read and decrypted, 21 loads
-// alone and 21 with the shipped module compiling beside them, taking turns; run with the
-// module cacheable, as in the cacheable comparison.
+// alone and 21 with the shipped module compiling beside them, taking turns (which goes first
+// alternates by round); run with the module cacheable, as in the cacheable comparison. Not
+// interleaved with SessionKit's own loads: compare it with them in the same run only.
 async function storeFloor(browser, on) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, serviceWorkers: 'block' });
   try {
@@ -257,12 +258,19 @@ async function storeFloor(browser, on) {
     if (!(await load('')).written) throw new Error('store-floor: the first load found a database already there');
     await load('?beside-module'); // once, not counted: the module's first fetch and compile
     const results = { alone: [], besideModule: [], compiled: [] };
+    const measure = async (query) => {
+      const result = await load(query);
+      if (typeof result.readAt !== 'number') throw new Error(`store-floor: no read time (${JSON.stringify(result)})`);
+      if (query) {
+        results.besideModule.push(result.readAt - result.scriptStart);
+        results.compiled.push(result.compiledAt - result.scriptStart);
+      } else {
+        results.alone.push(result.readAt - result.scriptStart);
+      }
+    };
     for (let round = 0; round < 21; round += 1) {
-      const alone = await load('');
-      results.alone.push(alone.readAt - alone.scriptStart);
-      const beside = await load('?beside-module');
-      results.besideModule.push(beside.readAt - beside.scriptStart);
-      results.compiled.push(beside.compiledAt - beside.scriptStart);
+      const order = round % 2 === 0 ? ['', '?beside-module'] : ['?beside-module', ''];
+      for (const query of order) await measure(query);
     }
     return results;
   } finally {
@@ -276,7 +284,7 @@ function printFloor(floor) {
   console.log(`
 The floor of a start from an encrypted IndexedDB store (bench-pages/store-floor.js: no library; open, one
 readonly transaction for the two records and the AES-GCM key, both records decrypted), script start to
-records in hand, 21 loads each:
+records in hand, 21 loads each (compare with SessionKit's cacheable script start to token above):
 - alone: ${spread(floor.alone)}
 - with the shipped .wasm (cacheable) fetched and compiled beside it: ${spread(floor.besideModule)}; the
   module compiled at ${spread(floor.compiled)}`);
