@@ -260,7 +260,9 @@ async function storeFloor(browser, on) {
     const results = { alone: [], besideModule: [], compiled: [] };
     const measure = async (query) => {
       const result = await load(query);
-      if (typeof result.readAt !== 'number') throw new Error(`store-floor: no read time (${JSON.stringify(result)})`);
+      if (typeof result.readAt !== 'number' || (query && typeof result.compiledAt !== 'number')) {
+        throw new Error(`store-floor: no read or compile time (${JSON.stringify(result)})`);
+      }
       if (query) {
         results.besideModule.push(result.readAt - result.scriptStart);
         results.compiled.push(result.compiledAt - result.scriptStart);
